@@ -1,0 +1,152 @@
+"""The synthetic task family: determinism, disjoint splits, references that do what prompts say."""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from salv_trl.synthetic import SyntheticTask, generate_tasks, sft_dataset, tasks_dataset
+from salv_trl.synthetic.tasks import TOP
+
+requires_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+
+
+def test_same_seed_same_tasks_other_seed_other_tasks():
+    first = [t.row() for t in generate_tasks(20, split="train", seed=3)]
+    assert first == [t.row() for t in generate_tasks(20, split="train", seed=3)]
+    assert first != [t.row() for t in generate_tasks(20, split="train", seed=4)]
+
+
+def test_splits_never_share_a_task_across_seeds():
+    train = {t.canonical() for seed in range(3) for t in generate_tasks(150, split="train", seed=seed)}
+    test = {t.canonical() for seed in range(3) for t in generate_tasks(60, split="test", seed=seed)}
+    assert train and test and not train & test
+
+
+def test_output_order_does_not_change_the_task():
+    task = next(t for t in generate_tasks(50, split="train", seed=0) if len(set(t.outputs)) >= 3)
+    swapped = SyntheticTask(tuple(reversed(task.outputs)), task.reset)
+    assert swapped.canonical() == task.canonical() and swapped.split == task.split
+    assert swapped.task_id == task.task_id
+
+
+def test_tasks_are_distinct_and_cover_the_family():
+    tasks = generate_tasks(200, split="train", seed=0)
+    assert len({t.task_id for t in tasks}) == 200
+    assert {len(t.outputs) for t in tasks} == {2, 3, 4}
+    kinds = {o.kind for t in tasks for o in t.outputs}
+    assert kinds == {"comb", "load", "acc"}
+    resets = {(t.reset.active_low, t.reset.asynchronous) for t in tasks if t.reset}
+    assert resets == {(False, False), (False, True), (True, False), (True, True)}
+    assert any(t.reset is None for t in tasks)
+
+
+def test_prompt_describes_every_output_on_its_own_line():
+    for task in generate_tasks(50, split="test", seed=1):
+        lines = task.prompt.splitlines()
+        for name in task.output_names:
+            assert sum(line.startswith(f"- {name}[") or line.startswith(f"- {name}:") for line in lines) == 1
+        if task.reset:
+            level = "active-low" if task.reset.active_low else "active-high"
+            timing = "asynchronous" if task.reset.asynchronous else "synchronous"
+            assert f"{task.reset.name} is an {level} {timing} reset" in task.prompt
+
+
+def test_rows_and_sft_corpus():
+    tasks = generate_tasks(5, split="train", seed=0)
+    rows = tasks_dataset(tasks)
+    assert rows.column_names == ["task_id", "prompt", "reference", "testbench", "top"]
+    assert rows[0]["testbench"] is None and rows[0]["top"] == TOP
+    sft = sft_dataset(tasks)
+    completion = sft[0]["completion"]
+    assert completion.startswith("```verilog\nmodule top_module (") and completion.endswith("endmodule\n```")
+    assert completion[len("```verilog\n"):-len("```")] == tasks[0].reference
+
+
+def test_argument_errors():
+    with pytest.raises(ValueError, match="split"):
+        generate_tasks(1, split="dev", seed=0)
+    with pytest.raises(ValueError, match="min_outputs"):
+        generate_tasks(1, split="train", min_outputs=3, max_outputs=2)
+
+
+# ---- the reference implements the prompt: simulate it and compare with a Python model of the spec ----
+
+def _python_model(task: SyntheticTask, vectors: list[dict[str, int]]) -> list[dict[str, int]]:
+    """Output values after each rising clock edge (inputs applied before the edge), from the spec alone."""
+    mask = (1 << 4) - 1
+    binary = {"and": lambda x, y: x & y, "or": lambda x, y: x | y, "xor": lambda x, y: x ^ y,
+              "nand": lambda x, y: ~(x & y) & mask, "add": lambda x, y: (x + y) & mask,
+              "sub": lambda x, y: (x - y) & mask, "eq": lambda x, y: int(x == y),
+              "lt": lambda x, y: int(x < y)}
+
+    def value(expr, v):
+        if expr.op == "not":
+            return ~v[expr.operands[0]] & mask
+        if expr.op == "id":
+            return v[expr.operands[0]]
+        return binary[expr.op](*(v[x] for x in expr.operands))
+
+    state = {name: 0 for name in task.output_names}  # every vector sequence starts with a reset
+    results = []
+    for v in vectors:
+        in_reset = task.reset is not None and v["rst"] == (0 if task.reset.active_low else 1)
+        for name, out in task.named_outputs:
+            if out.kind == "comb":
+                continue
+            if in_reset:
+                state[name] = 0
+            elif out.kind == "load":
+                state[name] = value(out.expression, v)
+            else:
+                x = v[out.expression.operands[0]]
+                state[name] = (state[name] + x) & mask if out.accumulate == "add" else state[name] ^ x
+        results.append({name: value(out.expression, v) if out.kind == "comb" else state[name]
+                        for name, out in task.named_outputs})
+    return results
+
+
+def _testbench(task: SyntheticTask, vectors: list[dict[str, int]]) -> str:
+    rst = task.reset.name if task.reset else None
+    ports = ["a", "b", "c"] + (["clk", rst] if rst else [])
+    lines = ["module tb;", "  reg clk = 0;", *(f"  reg [3:0] {x};" for x in "abc")]
+    if rst:
+        lines.append(f"  reg {rst};")
+    lines += [f"  wire [{o.width - 1}:0] {n};" for n, o in task.named_outputs]
+    lines.append(f"  {TOP} dut (" + ", ".join(f".{p}({p})" for p in ports + task.output_names) + ");")
+    lines.append("  initial begin")
+    for v in vectors:
+        lines += [f"    {x} = {v[x]};" for x in "abc"]
+        if rst:
+            lines.append(f"    {rst} = {v['rst']};")
+        lines += ["    #1 clk = 1;", "    #1 clk = 0;",
+                  '    $display("' + " ".join("%0d" for _ in task.output_names) + '", '
+                  + ", ".join(task.output_names) + ");"]
+    lines += ["    $finish;", "  end", "endmodule"]
+    return "\n".join(lines) + "\n"
+
+
+@requires_iverilog
+def test_references_compile_and_implement_their_prompts(tmp_path):
+    rng = random.Random(0)
+    tasks = generate_tasks(40, split="train", seed=0) + generate_tasks(20, split="test", seed=0)
+    for i, task in enumerate(tasks):
+        active = 0 if task.reset and task.reset.active_low else 1
+        vectors = [{"a": rng.randrange(16), "b": rng.randrange(16), "c": rng.randrange(16),
+                    "rst": active if step == 0 else rng.choice([active, 1 - active, 1 - active, 1 - active])}
+                   for step in range(12)]
+        design, bench, binary = tmp_path / f"d{i}.v", tmp_path / f"tb{i}.v", tmp_path / f"sim{i}"
+        design.write_text(task.reference)
+        bench.write_text(_testbench(task, vectors))
+        compiled = subprocess.run(["iverilog", "-g2012", "-Wall", "-o", str(binary), str(design), str(bench)],
+                                  capture_output=True, text=True)
+        assert compiled.returncode == 0, compiled.stderr
+        assert not re.search(r"warning|error", compiled.stderr, re.I), compiled.stderr
+        run = subprocess.run(["vvp", "-n", str(binary)], capture_output=True, text=True, timeout=30)
+        printed = [list(map(int, line.split())) for line in run.stdout.splitlines() if line[:1].isdigit()]
+        expected = [[r[n] for n in task.output_names] for r in _python_model(task, vectors)]
+        assert printed == expected, f"{task.task_id}\n{task.prompt}\n{task.reference}"
