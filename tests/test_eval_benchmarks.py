@@ -1,0 +1,84 @@
+"""Benchmark loaders: counts, ids, tops and official prompt formats, read from ../shared/benchmarks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from salv_trl.evaluation.benchmarks import BENCHMARKS, load_benchmark
+
+COUNTS = {
+    "verilog-eval-v1-human": 156,
+    "verilog-eval-v1-machine": 143,
+    "verilog-eval-v2-spec-to-rtl": 156,
+    "verilog-eval-v2-code-complete": 156,
+    "rtllm-v1.1": 29,
+    "rtllm-v2.0": 50,
+}
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_counts_and_unique_ids(benchmarks_dir, name):
+    problems = load_benchmark(name, benchmarks_dir)
+    assert len(problems) == COUNTS[name]
+    assert len({p.task_id for p in problems}) == len(problems)
+    for problem in problems:
+        assert problem.prompt and problem.reference and problem.testbench and problem.top
+        assert problem.reference_top in problem.reference
+
+
+def test_v2_ids_and_prompts(benchmarks_dir):
+    spec = load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir)
+    assert spec[0].task_id == "Prob001_zero" and spec[0].top == "TopModule" and spec[0].reference_top == "RefModule"
+    assert spec[0].prompt.startswith("\nQuestion:\n") and spec[0].prompt.endswith("\nAnswer:\n")
+    assert "Enclose your code with [BEGIN] and [DONE]" in spec[0].prompt
+    assert spec[0].messages()[0]["role"] == "system"
+    explained = load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir, explain=True, rules=True)
+    assert "[BEGIN]" not in explained[0].prompt and "additional rules" in explained[0].prompt
+    complete = load_benchmark("verilog-eval-v2-code-complete", benchmarks_dir)
+    lines = complete[9].prompt.splitlines()
+    header = lines.index("module TopModule (")
+    assert all(line.startswith("//") for line in lines[1 : header - 1]) and complete[9].interface.strip()
+    with pytest.raises(FileNotFoundError, match="in-context examples"):
+        load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir, examples=1)
+
+
+def test_v1_prompt_is_description_then_header(benchmarks_dir):
+    problem = load_benchmark("verilog-eval-v1-human", benchmarks_dir)[0]
+    assert problem.task_id == "gatesv" and problem.top == "top_module"
+    assert problem.prompt.endswith(problem.interface) and problem.description in problem.prompt
+    assert problem.reference.startswith(problem.interface) and "endmodule" in problem.reference
+
+
+def test_rtllm_tops_renames_and_support_files(benchmarks_dir):
+    v11 = {p.task_id: p for p in load_benchmark("rtllm-v1.1", benchmarks_dir)}
+    assert v11["adder_8bit"].top == "adder_8bit" and v11["adder_8bit"].reference_top == "verified_adder_8bit"
+    assert v11["adder_pipe_64bit"].reference_top == "verified_adder_64bit"
+    assert set(v11["asyn_fifo"].support_files) == {"rempty.txt", "tdata.txt", "wfull.txt"}
+    assert v11["adder_8bit"].prompt.startswith("Please act as a professional verilog designer.")
+    v20 = {p.task_id: p for p in load_benchmark("rtllm-v2.0", benchmarks_dir / "RTLLM-v2.0")}
+    # the folder is misspelt; the testbench instantiates the description's module name
+    assert v20["fixed_point_substractor"].top == "fixed_point_subtractor"
+
+
+def test_custom_tasks_file(tmp_path):
+    rows = [{"task_id": "t0", "prompt": "p", "reference": "module m(input a, output y); assign y = a; endmodule"}]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    (problem,) = load_benchmark("custom", path)
+    assert problem.top == "m" and problem.testbench == "" and problem.benchmark == "custom"
+    path.write_text(json.dumps({"task_id": "t1", "prompt": "p"}))
+    with pytest.raises(ValueError, match="reference or testbench"):
+        load_benchmark("custom", path)
+
+
+def test_errors_are_clear(tmp_path, monkeypatch):
+    monkeypatch.delenv("SALV_TRL_BENCHMARKS", raising=False)
+    with pytest.raises(ValueError, match="data_dir"):
+        load_benchmark("rtllm-v1.1")
+    with pytest.raises(ValueError, match="unknown benchmark"):
+        load_benchmark("humaneval", tmp_path)
+    with pytest.raises(FileNotFoundError, match="no checkout"):
+        load_benchmark("rtllm-v1.1", tmp_path)
+    assert "custom" in BENCHMARKS
