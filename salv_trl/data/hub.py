@@ -1,0 +1,231 @@
+"""Dataset folders laid out like a Hub dataset repository, their dataset card, and the upload.
+
+A salv-trl dataset folder holds up to three configs, each one parquet file, exactly where `Dataset.push_to_hub`
+puts them in a repository, and a `README.md` card whose YAML lists the configs:
+
+```
+out/
+  README.md                              card generated from the data (+ `configs:` for load_dataset)
+  salv_trl_build.json                    how each stage was run (model, sampling, simulator, pair options, stats)
+  tasks/train-00000-of-00001.parquet
+  rollouts/train-00000-of-00001.parquet
+  pairs/train-00000-of-00001.parquet
+```
+
+so `datasets.load_dataset("out", "pairs", split="train")` and `load_dataset("user/repo", "pairs", split="train")`
+give the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from statistics import mean
+from typing import Any
+
+from datasets import Dataset, load_dataset
+from huggingface_hub import DatasetCard, DatasetCardData
+
+__all__ = [
+    "CONFIGS",
+    "build_info",
+    "config_file",
+    "load_config",
+    "push_to_hub",
+    "render_card",
+    "save_config",
+    "update_build_info",
+    "write_card",
+]
+
+#: The configs of a salv-trl dataset, in pipeline order.
+CONFIGS = ("tasks", "rollouts", "pairs")
+_BUILD_FILE = "salv_trl_build.json"
+_SPLIT = "train"
+
+
+def config_file(folder: str | os.PathLike, config: str) -> Path:
+    """Where `config`'s parquet file lives in a dataset folder (the path `push_to_hub` uses in a repository)."""
+    if config not in CONFIGS:
+        raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIGS)}")
+    return Path(folder) / config / f"{_SPLIT}-00000-of-00001.parquet"
+
+
+def load_config(source: str | os.PathLike, config: str, split: str = _SPLIT) -> Dataset:
+    """Load one config of a dataset folder or Hub dataset repository with `datasets.load_dataset`."""
+    if Path(source).is_dir() and not config_file(source, config).is_file():
+        raise ValueError(f"{source} has no {config!r} config yet (run the stage that builds it first)")
+    return load_dataset(str(source), config, split=split)
+
+
+def build_info(folder: str | os.PathLike) -> dict[str, Any]:
+    """The folder's record of how each stage was run (empty when none ran yet)."""
+    path = Path(folder) / _BUILD_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def update_build_info(folder: str | os.PathLike, stage: str, info: dict[str, Any]) -> None:
+    """Record how `stage` was run; the card is written from this record and the data."""
+    record = build_info(folder)
+    record[stage] = info
+    path = Path(folder) / _BUILD_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_config(dataset: Dataset, folder: str | os.PathLike, config: str) -> Path:
+    """Write `dataset` as `config` of the folder (atomically: a kill leaves the old file or the new one) and
+    regenerate the card."""
+    path = config_file(folder, config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    dataset.to_parquet(str(tmp))
+    os.replace(tmp, path)
+    write_card(folder)
+    return path
+
+
+def _size_category(rows: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+        if rows < limit:
+            return name
+    return "1M<n<10M"
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _settings(info: dict[str, Any]) -> str:
+    return "\n".join(f"- `{key}`: {json.dumps(value)}" for key, value in sorted(info.items()) if key != "stats")
+
+
+def _rollout_section(rollouts: Dataset) -> str:
+    statuses = Counter((v or {}).get("status", "unverified") for v in rollouts["verdict"])
+    verdicts = [s for v in rollouts["verdict"] if v for s in v["signals"]]
+    correct = sum(s["correct"] for s in verdicts)
+    text = "### Rollouts per status\n\n" + _table(("status", "rollouts"), sorted(statuses.items()))
+    if verdicts:
+        text += f"\n\nOutput signals judged: {len(verdicts)} ({correct} correct, {len(verdicts) - correct} wrong)."
+    return text
+
+
+def _pair_section(pairs: Dataset, stats: dict[str, Any]) -> str:
+    kinds = Counter(pairs["kind"]) if "kind" in pairs.column_names else Counter()
+    signals = [len(s) for s in pairs["signals"]]
+    text = f"### Pairs\n\n{len(pairs)} pairs from {len(set(pairs['task_id']))} tasks.\n\n"
+    text += _table(("kind", "pairs"), sorted(kinds.items()))
+    if signals:
+        per = Counter(signals)
+        text += f"\n\nContrast signals per pair: mean {mean(signals):.2f}, max {max(signals)}.\n\n"
+        text += _table(("signals in pair", "pairs"), sorted(per.items()))
+    share = stats.get("mask_share")
+    if share:
+        text += (
+            f"\n\nShare of completion {share['unit']} masked in (trained on): "
+            f"chosen {share['chosen']:.1%}, rejected {share['rejected']:.1%} (mean over pairs)."
+        )
+    return text
+
+
+def render_card(folder: str | os.PathLike, repo_id: str | None = None) -> DatasetCard:
+    """The dataset card of a folder, written from its data and its build record.
+
+    Args:
+        folder (`str` or `Path`): A salv-trl dataset folder.
+        repo_id (`str`, *optional*): Hub repository name to show in the usage snippet.
+
+    Returns:
+        `huggingface_hub.DatasetCard` with `configs` metadata for every config present.
+    """
+    folder = Path(folder)
+    info = build_info(folder)
+    present = [c for c in CONFIGS if config_file(folder, c).is_file()]
+    data = {c: load_dataset("parquet", data_files=str(config_file(folder, c)), split=_SPLIT) for c in present}
+    largest = max((len(d) for d in data.values()), default=0)
+    card_data = DatasetCardData(
+        pretty_name="Signal-aware Verilog preference data (salv-trl)",
+        task_categories=["text-generation"],
+        language=["en", "code"],
+        tags=["verilog", "hardware-description-language", "dpo", "preference", "salv-trl", "qimeng-salv"],
+        size_categories=[_size_category(largest)],
+        configs=[
+            {"config_name": c, "data_files": [{"split": _SPLIT, "path": f"{c}/{_SPLIT}-*"}]} for c in present
+        ],
+        license=info.get("license"),
+    )
+    name = repo_id or "<this repository>"
+    body = [
+        "# Signal-aware Verilog preference data",
+        "Built with [salv-trl](https://github.com/salv-trl/salv-trl), which implements *QiMeng-SALV: Signal-Aware "
+        "Learning for Verilog Code Generation* (arXiv 2510.19296): model samples for Verilog tasks are simulated "
+        "against each task's reference output signal by output signal; for two samples where an output is correct in "
+        "one and wrong in the other, the correct one is *chosen*, the other *rejected*, and `chosen_spans` / "
+        "`rejected_spans` give the `[start, end)` character offsets of that output's backward dependency slice in "
+        "each completion: the only tokens the signal-aware DPO loss counts.",
+        "## Configs\n\n"
+        + _table(("config", "rows", "columns"), [(c, len(d), ", ".join(d.column_names)) for c, d in data.items()]),
+        "## Usage\n\n```python\nfrom datasets import load_dataset\n\n"
+        f'pairs = load_dataset("{name}", "pairs", split="train")\n```',
+    ]
+    built = [f"### {stage}\n\n{_settings(info[stage])}" for stage in ("tasks", "sample", "verify", "pairs") if stage in info]
+    if built:
+        body.append("## How it was built\n\n" + "\n\n".join(built))
+    stats = []
+    if "rollouts" in data and "verdict" in data["rollouts"].column_names:
+        stats.append(_rollout_section(data["rollouts"]))
+    if "pairs" in data:
+        stats.append(_pair_section(data["pairs"], info.get("pairs", {}).get("stats", {})))
+    if stats:
+        body.append("## Statistics\n\n" + "\n\n".join(stats))
+    body.append(
+        "## Citation\n\n```bibtex\n@article{qimeng-salv,\n  title={QiMeng-SALV: Signal-Aware Learning for Verilog "
+        "Code Generation},\n  journal={arXiv preprint arXiv:2510.19296},\n  year={2025}\n}\n```"
+    )
+    return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(body) + "\n")
+
+
+def write_card(folder: str | os.PathLike, repo_id: str | None = None) -> Path:
+    """Regenerate the folder's `README.md` from its data."""
+    path = Path(folder) / "README.md"
+    _atomic_write_text(path, str(render_card(folder, repo_id)))
+    return path
+
+
+def push_to_hub(
+    folder: str | os.PathLike,
+    repo_id: str,
+    *,
+    configs: list[str] | None = None,
+    private: bool | None = None,
+    token: str | None = None,
+) -> None:
+    """Upload a dataset folder's configs with `Dataset.push_to_hub`, then its card.
+
+    Each config goes to `<config>/train-*.parquet` of the repository, as in the folder, so the repository loads
+    exactly as the folder does. The card is pushed last so its `configs` metadata lists every config uploaded.
+
+    Args:
+        folder (`str` or `Path`): A salv-trl dataset folder.
+        repo_id (`str`): Hub dataset repository, e.g. `"user/salv-verilog-pairs"`.
+        configs (`list[str]`, *optional*): Which configs to upload; all present by default.
+        private (`bool`, *optional*): Create the repository private.
+        token (`str`, *optional*): Hub token; the cached login by default.
+    """
+    present = [c for c in CONFIGS if config_file(folder, c).is_file()]
+    for config in configs or present:
+        if config not in present:
+            raise ValueError(f"{folder} has no {config!r} config to push")
+        dataset = load_dataset("parquet", data_files=str(config_file(folder, config)), split=_SPLIT)
+        dataset.push_to_hub(repo_id, config_name=config, split=_SPLIT, private=private, token=token)
+    render_card(folder, repo_id).push_to_hub(repo_id, repo_type="dataset", token=token)

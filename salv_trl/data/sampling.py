@@ -1,0 +1,193 @@
+"""Sampling N completions per prompt with transformers `generate` (or vLLM when installed), and the resumable
+rollout stage built on it.
+
+Defaults follow the paper's released pipeline: 5 samples per prompt, temperature 1.0, top_p 0.95, at most 2048 new
+tokens.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from .shards import ShardStore
+
+__all__ = [
+    "SamplingSettings",
+    "format_prompt",
+    "rollout_key",
+    "sample_completions",
+    "sample_completions_vllm",
+    "sample_rollouts",
+]
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How completions are sampled (recorded in the dataset card).
+
+    Args:
+        n (`int`, defaults to `5`): Completions per prompt.
+        temperature (`float`, defaults to `1.0`): Sampling temperature; `0` means greedy decoding.
+        top_p (`float`, defaults to `0.95`): Nucleus sampling mass.
+        max_new_tokens (`int`, defaults to `2048`): Longest completion, in tokens.
+        seed (`int`, defaults to `0`): Random seed set before sampling.
+        batch_size (`int`, defaults to `8`): Prompts per `generate` call (each yields `n` sequences).
+    """
+
+    n: int = 5
+    temperature: float = 1.0
+    top_p: float = 0.95
+    max_new_tokens: int = 2048
+    seed: int = 0
+    batch_size: int = 8
+
+    def __post_init__(self):
+        if self.n < 1 or self.batch_size < 1 or self.max_new_tokens < 1:
+            raise ValueError("n, batch_size and max_new_tokens must be positive")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ValueError("temperature must be >= 0 and top_p in (0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def format_prompt(tokenizer, prompt: str) -> str:
+    """The text the model is conditioned on: the prompt as a user turn of the chat template when the tokenizer has
+    one, else the prompt itself."""
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(
+            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
+        )
+    return prompt
+
+
+def sample_completions(
+    model,
+    tokenizer,
+    prompts: Sequence[str],
+    n: int = 5,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    max_new_tokens: int = 2048,
+    seed: int = 0,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> list[list[str]]:
+    """Sample `n` completions for each prompt with `model.generate`, batched, with left padding.
+
+    Args:
+        model (`transformers.PreTrainedModel`): A causal LM.
+        tokenizer (`transformers.PreTrainedTokenizerBase`): Its tokenizer; its chat template is applied when it has one.
+        prompts (`Sequence[str]`): User prompts.
+        n, temperature, top_p, max_new_tokens, seed, batch_size: see [`SamplingSettings`].
+        progress (`bool`, defaults to `True`): Show a progress bar over prompts.
+
+    Returns:
+        `list[list[str]]`: for each prompt, `n` decoded completions (new tokens only, special tokens removed).
+    """
+    import torch
+    from transformers import set_seed
+
+    settings = SamplingSettings(n, temperature, top_p, max_new_tokens, seed, batch_size)
+    set_seed(settings.seed)
+    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation continues the right end
+    pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    # Greedy decoding gives one answer per prompt: generate it once and repeat it n times.
+    per_call = n if temperature > 0 else 1
+    results: list[list[str]] = []
+    try:
+        bar = tqdm(total=len(prompts), desc="sampling", unit="prompt", disable=not progress)
+        for start in range(0, len(prompts), settings.batch_size):
+            texts = [format_prompt(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
+            # The chat template already holds any special tokens the model expects.
+            inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            with torch.no_grad():
+                output = model.generate(
+                    **inputs,
+                    max_new_tokens=max_new_tokens,
+                    num_return_sequences=per_call,
+                    pad_token_id=pad_token_id,
+                    **sampling,
+                )
+            new_tokens = output[:, inputs["input_ids"].shape[1] :]
+            decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+            results += [decoded[i * per_call : (i + 1) * per_call] * (n // per_call) for i in range(len(texts))]
+            bar.update(len(texts))
+        bar.close()
+    finally:
+        tokenizer.padding_side = padding_side
+    return results
+
+
+def sample_completions_vllm(
+    llm,
+    prompts: Sequence[str],
+    n: int = 5,
+    temperature: float = 1.0,
+    top_p: float = 0.95,
+    max_new_tokens: int = 2048,
+    seed: int = 0,
+) -> list[list[str]]:
+    """[`sample_completions`] with vLLM (extra `vllm`): same prompt formatting, same output.
+
+    Args:
+        llm (`vllm.LLM`): The engine, built once by the caller (e.g. `LLM(model=name, seed=seed)`).
+        prompts, n, temperature, top_p, max_new_tokens, seed: as in [`sample_completions`].
+    """
+    from vllm import SamplingParams
+
+    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+    tokenizer = llm.get_tokenizer()
+    outputs = llm.generate([format_prompt(tokenizer, p) for p in prompts], params, use_tqdm=False)
+    return [[choice.text for choice in output.outputs] for output in outputs]
+
+
+def rollout_key(row: dict) -> tuple[str, int]:
+    """Identity of a rollout row: its task and sample index."""
+    return row["task_id"], row["sample_index"]
+
+
+def sample_rollouts(
+    tasks: Sequence[dict],
+    generate: Callable[[list[str]], list[list[str]]],
+    store: ShardStore,
+    *,
+    n: int,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> int:
+    """Write `n` rollout rows per task to `store`, skipping tasks whose rollouts are already there.
+
+    Args:
+        tasks (`Sequence[dict]`): Task rows (`task_id`, `prompt`, ...).
+        generate (`Callable[[list[str]], list[list[str]]]`): Prompts to `n` completions each, e.g. a partial of
+            [`sample_completions`].
+        store ([`ShardStore`]): Where rows go; keyed by [`rollout_key`].
+        n (`int`): Completions per task.
+        batch_size (`int`, defaults to `8`): Tasks per call of `generate`; also the unit of work lost to a kill.
+        progress (`bool`, defaults to `True`): Show a progress bar over tasks.
+
+    Returns:
+        `int`: the number of tasks sampled by this call.
+    """
+    done = store.done()
+    todo = [t for t in tasks if any((t["task_id"], i) not in done for i in range(n))]
+    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="rollouts", unit="task", disable=not progress)
+    for b in range(math.ceil(len(todo) / batch_size)):
+        batch = todo[b * batch_size : (b + 1) * batch_size]
+        completions = generate([t["prompt"] for t in batch])
+        store.write(
+            {"task_id": t["task_id"], "prompt": t["prompt"], "completion": text, "sample_index": i}
+            for t, texts in zip(batch, completions)
+            for i, text in enumerate(texts)
+            if (t["task_id"], i) not in done
+        )
+        bar.update(len(batch))
+    bar.close()
+    return len(todo)

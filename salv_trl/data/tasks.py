@@ -1,0 +1,113 @@
+"""Task sets: `task_id, prompt, reference[, testbench, top]`, from files, the Hub, the authors' seed release, or a
+benchmark checkout in its original layout."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from datasets import Dataset, Features, Value, load_dataset
+
+from .hub import config_file, load_config
+
+__all__ = ["SEED_COLUMNS", "TASK_FEATURES", "load_tasks", "normalize_tasks"]
+
+TASK_FEATURES = Features(
+    {
+        "task_id": Value("string"),
+        "prompt": Value("string"),
+        "reference": Value("string"),
+        "testbench": Value("string"),
+        "top": Value("string"),
+    }
+)
+
+#: Column names of the QiMeng-SALV seed release, and the task columns they are.
+SEED_COLUMNS = {"problem_id": "task_id", "instruction": "prompt", "gold_code": "reference"}
+
+_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+def normalize_tasks(dataset: Dataset) -> Dataset:
+    """Task columns in the canonical schema: seed-format names renamed, optional columns filled with `None`,
+    others (e.g. the seed release's `port_names`) dropped.
+
+    Raises:
+        ValueError: a required column is missing or a task id repeats.
+    """
+    dataset = dataset.rename_columns({k: v for k, v in SEED_COLUMNS.items() if k in dataset.column_names})
+    missing = [c for c in ("task_id", "prompt", "reference") if c not in dataset.column_names]
+    if missing:
+        raise ValueError(
+            f"task set lacks column(s) {', '.join(missing)}; expected task_id, prompt, reference[, testbench, top] "
+            f"or the seed format problem_id, instruction, gold_code[, port_names, testbench] "
+            f"(columns found: {', '.join(dataset.column_names)})"
+        )
+    ids = [str(t) for t in dataset["task_id"]]
+    repeated = sorted({t for t in ids if ids.count(t) > 1}) if len(set(ids)) != len(ids) else []
+    if repeated:
+        raise ValueError(f"task ids must be unique; repeated: {', '.join(repeated[:5])}")
+    rows = {
+        "task_id": ids,
+        "prompt": dataset["prompt"],
+        "reference": dataset["reference"],
+        "testbench": dataset["testbench"] if "testbench" in dataset.column_names else [None] * len(dataset),
+        "top": dataset["top"] if "top" in dataset.column_names else [None] * len(dataset),
+    }
+    # Empty strings mean "absent" in csv/jsonl exports; the verifier expects None there.
+    for column in ("testbench", "top"):
+        rows[column] = [value or None for value in rows[column]]
+    return Dataset.from_dict(rows, features=TASK_FEATURES)
+
+
+def _benchmark_tasks(name: str, data_dir: str | os.PathLike) -> Dataset:
+    from ..evaluation.benchmarks import load_benchmark
+
+    problems = load_benchmark(name, data_dir)
+    return normalize_tasks(
+        Dataset.from_dict(
+            {
+                "task_id": [p.task_id for p in problems],
+                "prompt": [p.prompt for p in problems],
+                "reference": [p.reference for p in problems],
+                "testbench": [p.testbench for p in problems],
+                "top": [p.top for p in problems],
+            }
+        )
+    )
+
+
+def load_tasks(
+    source: str | os.PathLike, *, benchmark: str | None = None, split: str = "train", config: str | None = None
+) -> Dataset:
+    """Load a task set.
+
+    Args:
+        source (`str` or `Path`): One of
+            - a `.jsonl` / `.json` / `.parquet` / `.csv` file of tasks (canonical or seed-format columns),
+            - a salv-trl dataset folder (its `tasks` config),
+            - a benchmark checkout in its original layout, with `benchmark` naming it (see
+              `salv_trl.evaluation.benchmarks.load_benchmark`),
+            - a Hub dataset repository id.
+        benchmark (`str`, *optional*): Benchmark name when `source` is a benchmark folder.
+        split (`str`, defaults to `"train"`): Split to read from a Hub dataset.
+        config (`str`, *optional*): Config to read from a Hub dataset.
+
+    Returns:
+        `datasets.Dataset` with the columns of `TASK_FEATURES`.
+    """
+    path = Path(source)
+    if benchmark is not None:
+        return _benchmark_tasks(benchmark, path)
+    if path.is_file():
+        builder = _FILE_BUILDERS.get(path.suffix.lower())
+        if builder is None:
+            raise ValueError(f"unsupported task file {path} (use {', '.join(_FILE_BUILDERS)})")
+        return normalize_tasks(load_dataset(builder, data_files=str(path), split="train"))
+    if path.is_dir():
+        if config_file(path, "tasks").is_file():
+            return normalize_tasks(load_config(path, "tasks"))
+        raise ValueError(f"{path} is neither a salv-trl dataset folder nor given with --benchmark NAME")
+    if path.exists() or str(source).startswith((".", "/")) or str(source).count("/") > 1:
+        raise ValueError(f"task source {source} not found")
+    return normalize_tasks(load_dataset(str(source), config, split=split))

@@ -1,0 +1,90 @@
+"""Task loading (canonical and seed formats) and `salv-trl sample` with a tiny in-process model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from datasets import load_dataset
+
+from salv_trl.cli import main
+from salv_trl.data.hub import build_info, load_config
+from salv_trl.data.sampling import format_prompt, sample_completions
+from salv_trl.data.tasks import load_tasks
+
+REFERENCE = "module top(input a, input b, output y, output z);\n  assign y = a & b;\n  assign z = a | b;\nendmodule\n"
+
+
+def _write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def test_seed_format_imports_as_is(tmp_path):
+    seed = [
+        {"problem_id": 7, "instruction": "Write an AND.", "gold_code": REFERENCE, "port_names": ["a", "b", "y", "z"],
+         "testbench": "module tb; endmodule"},
+        {"problem_id": 8, "instruction": "Again.", "gold_code": REFERENCE, "port_names": ["a"], "testbench": ""},
+    ]
+    tasks = load_tasks(_write_jsonl(tmp_path / "seed.jsonl", seed))
+    assert tasks.column_names == ["task_id", "prompt", "reference", "testbench", "top"]
+    assert tasks[0] == {"task_id": "7", "prompt": "Write an AND.", "reference": REFERENCE,
+                        "testbench": "module tb; endmodule", "top": None}
+    assert tasks[1]["testbench"] is None
+
+
+def test_task_errors_are_clear(tmp_path):
+    with pytest.raises(ValueError, match="lacks column"):
+        load_tasks(_write_jsonl(tmp_path / "bad.jsonl", [{"task_id": "a", "prompt": "p"}]))
+    dup = [{"task_id": "a", "prompt": "p", "reference": REFERENCE}] * 2
+    with pytest.raises(ValueError, match="unique"):
+        load_tasks(_write_jsonl(tmp_path / "dup.jsonl", dup))
+    with pytest.raises(ValueError, match="not found"):
+        load_tasks(tmp_path / "missing.jsonl")
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory):
+    from salv_trl.tiny import tiny_qwen2, train_tokenizer
+
+    tokenizer = train_tokenizer([REFERENCE, "Write a Verilog module.", "```verilog\n" + REFERENCE + "```"] * 20, 400)
+    model = tiny_qwen2(tokenizer, hidden_size=32)
+    path = tmp_path_factory.mktemp("tiny")
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def test_sample_completions_shapes_and_chat_template(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir, padding_side="right")
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert format_prompt(tokenizer, "hi").startswith("<|im_start|>user\nhi")
+    prompts = ["Write an AND.", "Write an OR gate with two inputs, please."]
+    out = sample_completions(model, tokenizer, prompts, n=3, max_new_tokens=8, seed=1, batch_size=2, progress=False)
+    assert [len(c) for c in out] == [3, 3] and all(isinstance(t, str) for c in out for t in c)
+    assert tokenizer.padding_side == "right"  # restored after left-padded generation
+    again = sample_completions(model, tokenizer, prompts, n=3, max_new_tokens=8, seed=1, batch_size=2, progress=False)
+    assert out == again  # the seed makes sampling reproducible
+    greedy = sample_completions(model, tokenizer, prompts[:1], n=2, temperature=0, max_new_tokens=8, progress=False)
+    assert greedy[0][0] == greedy[0][1]
+
+
+def test_sample_cli_writes_tasks_and_rollouts(tmp_path, tiny_model_dir):
+    tasks = [{"task_id": f"t{i}", "prompt": f"Write module {i}.", "reference": REFERENCE} for i in range(3)]
+    out = tmp_path / "ds"
+    argv = ["sample", str(_write_jsonl(tmp_path / "tasks.jsonl", tasks)), "--model", str(tiny_model_dir),
+            "--output", str(out), "--n", "2", "--max-new-tokens", "6", "--batch-size", "2", "--no-progress"]
+    assert main(argv) == 0
+    rollouts = load_dataset(str(out), "rollouts", split="train")
+    assert rollouts.column_names == ["task_id", "prompt", "completion", "sample_index"]
+    assert [(r["task_id"], r["sample_index"]) for r in rollouts] == [(f"t{i}", j) for i in range(3) for j in range(2)]
+    assert load_config(out, "tasks")["task_id"] == ["t0", "t1", "t2"]
+    info = build_info(out)
+    assert info["sample"]["model"] == str(tiny_model_dir) and info["sample"]["n"] == 2
+    assert info["sample"]["top_p"] == 0.95 and info["sample"]["temperature"] == 1.0
+    assert not (out / ".work" / "sample").exists()  # shards compacted away
+    # A finished stage does nothing on a re-run: the rows stay exactly as they were.
+    assert main(argv) == 0
+    assert load_dataset(str(out), "rollouts", split="train").to_list() == rollouts.to_list()
