@@ -1,0 +1,149 @@
+"""Safe pyslang parsing of untrusted Verilog text, with Python character offsets.
+
+Facts measured on pyslang 12.1.0 that this module guards against:
+
+- source locations are UTF-8 *byte* offsets; everything salv-trl hands out is Python *character* offsets
+  into the caller's text, so every location goes through [`Source.char`];
+- `` `include "/dev/zero" `` hangs the preprocessor and `` `include "/etc/..." `` reads host files, so include
+  directives are blanked with spaces (offsets unchanged) before parsing, with a warning;
+- the default language is SystemVerilog, so Verilog-2001 code that names signals `logic`, `bit` or `int`
+  fails to parse: such text is parsed again under `` `begin_keywords "1364-2005" `` and the better parse wins;
+- nesting beyond ~1024 levels raises a bare `RuntimeError('')`, and NUL bytes or empty text are not Verilog:
+  all of these become a [`VerilogInputError`] with a clear message.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from dataclasses import dataclass, field
+
+import pyslang
+from pyslang import syntax as pysyntax
+
+__all__ = ["Source", "VerilogInputError", "load_source"]
+
+# `include followed by its file name (quoted, angled, or a macro), possibly split over continuation lines.
+_INCLUDE = re.compile(r"`include\b[ \t]*(?:\"[^\"\n]*\"?|<[^>\n]*>?|`\w+)?")
+_VERILOG_2005 = '`begin_keywords "1364-2005" '  # same line as the text: line numbers stay exact
+_MAX_CHARS = 2_000_000
+
+
+class VerilogInputError(ValueError):
+    """The text cannot be treated as Verilog at all (empty, binary, pathologically nested, no module...)."""
+
+
+@dataclass
+class Source:
+    """A parsed text: the pyslang tree plus the means to map its locations back to `text`.
+
+    Args:
+        text: the caller's text, unchanged; all offsets handed out index into it.
+        tree: the pyslang syntax tree of the sanitised text.
+        warnings: what was changed or assumed to parse it (blanked includes, Verilog-2005 keywords).
+    """
+
+    text: str
+    tree: pysyntax.SyntaxTree
+    warnings: list[str] = field(default_factory=list)
+    _shift: int = 0  # bytes of keyword prefix before the text
+    _byte_starts: list[int] | None = None  # byte offset of each character, when the text is not ASCII
+
+    @property
+    def source_manager(self) -> pyslang.SourceManager:
+        return self.tree.sourceManager
+
+    def char(self, byte_offset: int) -> int:
+        """Character offset into `text` of a byte offset into the parsed buffer."""
+        offset = max(0, byte_offset - self._shift)
+        if self._byte_starts is None:
+            return min(offset, len(self.text))
+        return bisect_right(self._byte_starts, offset) - 1
+
+    def file_location(self, location: pyslang.SourceLocation, end: bool = False) -> int:
+        """Character offset of a location; a location inside a macro expansion maps to the macro usage."""
+        manager = self.source_manager
+        while manager.isMacroLoc(location):
+            expansion = manager.getExpansionRange(location)
+            location = expansion.end if end else expansion.start
+        return self.char(location.offset)
+
+    def span(self, node: pysyntax.SyntaxNode | pyslang.parsing.Token) -> tuple[int, int]:
+        """`[start, end)` character span of a syntax node or token (macro expansions widen to the usage)."""
+        rng = node.range if isinstance(node, pyslang.parsing.Token) else node.sourceRange
+        return self.file_location(rng.start), self.file_location(rng.end, end=True)
+
+    def line_column(self, location: pyslang.SourceLocation) -> tuple[int, int]:
+        """1-based line and column (in characters) of a location."""
+        start = self.file_location(location)
+        line = self.text.count("\n", 0, start) + 1
+        return line, start - (self.text.rfind("\n", 0, start) + 1) + 1
+
+
+def _blank_includes(text: str) -> tuple[str, list[str]]:
+    warnings = []
+
+    def blank(match: re.Match) -> str:
+        line = text.count("\n", 0, match.start()) + 1
+        warnings.append(
+            f"line {line}: ignored `{match.group(0).strip()}` (include directives are not followed)"
+        )
+        return re.sub(r"[^\n]", " ", match.group(0))
+
+    return _INCLUDE.sub(blank, text), warnings
+
+
+def _error_count(tree: pysyntax.SyntaxTree) -> int:
+    return sum(1 for diagnostic in tree.diagnostics if diagnostic.isError())
+
+
+def load_source(text: str) -> Source:
+    """Parse untrusted Verilog text with pyslang, safely.
+
+    Args:
+        text: Verilog or SystemVerilog source.
+
+    Returns:
+        A [`Source`]; syntax errors stay in `tree.diagnostics` for the caller to report.
+
+    Raises:
+        VerilogInputError: empty text, NUL bytes, text that is not encodable as UTF-8, more than 2M
+            characters, or nesting too deep for the parser.
+    """
+    if not isinstance(text, str):
+        raise VerilogInputError(f"expected Verilog text as str, got {type(text).__name__}")
+    if not text.strip():
+        raise VerilogInputError("empty Verilog text")
+    if "\0" in text:
+        raise VerilogInputError(f"NUL byte at character {text.index(chr(0))}: not Verilog text")
+    if len(text) > _MAX_CHARS:
+        raise VerilogInputError(f"Verilog text too long ({len(text)} characters, limit {_MAX_CHARS})")
+    try:
+        encoded = text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise VerilogInputError(f"text is not valid Unicode at character {error.start}") from None
+    clean, warnings = _blank_includes(text) if "`include" in text else (text, [])
+    byte_starts = None
+    if len(encoded) != len(text):
+        byte_starts, position = [], 0
+        for character in text:
+            byte_starts.append(position)
+            position += len(character.encode("utf-8"))
+        byte_starts.append(position)
+    try:
+        tree = pysyntax.SyntaxTree.fromText(clean, pyslang.SourceManager())
+        shift = 0
+        if _error_count(tree) and re.search(
+            r"\b(logic|bit|int|byte|string|type|var|unique|priority)\b", clean
+        ):
+            fallback = pysyntax.SyntaxTree.fromText(_VERILOG_2005 + clean, pyslang.SourceManager())
+            if _error_count(fallback) < _error_count(tree):
+                tree, shift = fallback, len(_VERILOG_2005)
+                warnings.append(
+                    "parsed with Verilog-2005 keywords: the text uses SystemVerilog keywords as names"
+                )
+    except RuntimeError as error:  # pyslang's recursion guard raises a bare RuntimeError('')
+        raise VerilogInputError(
+            f"Verilog text is nested too deeply to parse {str(error) or ''}".strip()
+        ) from None
+    return Source(text=text, tree=tree, warnings=warnings, _shift=shift, _byte_starts=byte_starts)
