@@ -140,3 +140,59 @@ def tiny_qwen2(
     model.generation_config.eos_token_id = tokenizer.eos_token_id
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model.eval()
+
+
+def tiny_preference_rows(n: int = 32, seed: int = 0, conversational: bool = False) -> list[dict]:
+    """
+    A synthetic signal-aware preference set in the schema of salv-trl's pair datasets, for tests and CPU smoke runs.
+
+    Each row asks for a small module with two outputs; the chosen and the rejected completion differ in the
+    expression of one output (the contrast signal), and `chosen_spans` / `rejected_spans` cover that output's
+    `assign` statement. No simulation is involved: the rows only exercise the training machinery.
+
+    Args:
+        n (`int`, *optional*, defaults to `32`):
+            Number of rows.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the random choices.
+        conversational (`bool`, *optional*, defaults to `False`):
+            Whether prompt and completions are chat messages (`[{"role": ..., "content": ...}]`) instead of text.
+
+    Returns:
+        `list[dict]`: rows with `prompt`, `chosen`, `rejected`, `chosen_spans`, `rejected_spans`, `signals`,
+        `task_id`.
+    """
+    import random
+
+    rng = random.Random(seed)
+    operators = ["&", "|", "^", "+", "-"]
+    rows = []
+    for index in range(n):
+        width = rng.choice([1, 4, 8])
+        good, bad = rng.sample(operators, 2)
+        other = rng.choice(operators)
+        prompt = f"Write a Verilog module top_{index} with {width}-bit inputs a and b: y = a {good} b, z = a {other} b.\n"
+
+        def completion(op: str) -> tuple[str, list[list[int]]]:
+            head = f"```verilog\nmodule top_{index}(input [{width - 1}:0] a, b, output [{width - 1}:0] y, z);\n"
+            line = f"  assign y = a {op} b;\n"
+            tail = f"  assign z = a {other} b;\nendmodule\n```"
+            return head + line + tail, [[len(head), len(head) + len(line)]]
+
+        chosen, chosen_spans = completion(good)
+        rejected, rejected_spans = completion(bad)
+        row = {
+            "prompt": prompt,
+            "chosen": chosen,
+            "rejected": rejected,
+            "chosen_spans": chosen_spans,
+            "rejected_spans": rejected_spans,
+            "signals": ["y"],
+            "task_id": f"top_{index}",
+        }
+        if conversational:
+            row["prompt"] = [{"role": "user", "content": prompt}]
+            row["chosen"] = [{"role": "assistant", "content": chosen}]
+            row["rejected"] = [{"role": "assistant", "content": rejected}]
+        rows.append(row)
+    return rows

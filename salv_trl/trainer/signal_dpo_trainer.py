@@ -1,0 +1,448 @@
+"""Signal-aware DPO: trl's [`~trl.DPOTrainer`] with the loss restricted to the tokens of signal spans."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from datasets import Dataset, IterableDataset
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from trl import DPOTrainer
+from trl.data_utils import is_conversational
+from trl.trainer.dpo_trainer import DataCollatorForPreference
+from trl.trainer.utils import get_config_model_id, global_then_local_main_first
+
+from .signal_dpo_config import SignalAwareDPOConfig
+
+logger = logging.getLogger(__name__)
+
+CHOSEN_MASK = "chosen_signal_mask"
+REJECTED_MASK = "rejected_signal_mask"
+STATUS = "signal_status"
+# Batch key with the number of completion tokens before narrowing, for the token-share metric. It is removed before
+# any forward pass: extra batch keys would be handed to `model(**inputs)`.
+COMPLETION_TOKENS = "completion_tokens"
+
+
+@dataclass
+class DataCollatorForSignalAwarePreference(DataCollatorForPreference):
+    """
+    Data collator for signal-aware preference data: [`~trl.trainer.dpo_trainer.DataCollatorForPreference`] whose
+    `completion_mask` is narrowed to the signal tokens.
+
+    Besides `"prompt_ids"`, `"chosen_ids"` and `"rejected_ids"`, each example holds `"chosen_signal_mask"` and
+    `"rejected_signal_mask"`: one 0/1 flag per completion token (as written by
+    [`SignalAwareDPOTrainer`]'s dataset preparation). The returned `"completion_mask"` is the parent's mask times
+    these flags, truncated and padded the same way. [`~trl.DPOTrainer`] turns `completion_mask == 0` into label
+    `-100` for the policy, the reference model (a separate one, PEFT's adapter-disabled base, or the precomputed
+    reference log-probabilities alike), so narrowing it here restricts every log-probability of the loss at once.
+    `"completion_tokens"` holds each sequence's completion length before narrowing; the trainer removes it before the
+    forward pass.
+
+    Examples:
+    ```python
+    >>> from salv_trl.trainer import DataCollatorForSignalAwarePreference
+
+    >>> collator = DataCollatorForSignalAwarePreference(pad_token_id=0)
+    >>> examples = [
+    ...     {"prompt_ids": [1, 2], "chosen_ids": [4, 5, 6], "rejected_ids": [7, 8],
+    ...      "chosen_signal_mask": [0, 1, 0], "rejected_signal_mask": [1, 1]},
+    ... ]
+    >>> collator(examples)["completion_mask"]
+    tensor([[0, 0, 0, 1, 0],
+            [0, 0, 1, 1, 0]])
+    ```
+    """
+
+    def torch_call(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super().torch_call(examples)
+        flags = [[0] * len(ex["prompt_ids"]) + list(ex[CHOSEN_MASK]) for ex in examples]
+        flags += [[0] * len(ex["prompt_ids"]) + list(ex[REJECTED_MASK]) for ex in examples]
+        if self.max_length is not None:  # the parent validated `truncation_mode`
+            keep = slice(None, self.max_length) if self.truncation_mode == "keep_start" else slice(-self.max_length, None)
+            flags = [f[keep] for f in flags]
+        completion_mask = output["completion_mask"]
+        signal = torch.zeros_like(completion_mask)
+        for row, f in enumerate(flags):
+            signal[row, : len(f)] = torch.tensor(f, dtype=signal.dtype)
+        output[COMPLETION_TOKENS] = completion_mask.sum(dim=1)
+        output["completion_mask"] = completion_mask * signal
+        return output
+
+
+@dataclass
+class SignalSpanStats:
+    """How many rows of a dataset had usable signal spans, as counted by [`SignalAwareDPOTrainer`]."""
+
+    rows: int
+    empty: int  # chosen or rejected spans cover no completion token at all
+    truncated: int  # they do, but none of those tokens survives truncation to `max_length`
+    policy: str  # what happened to the `empty + truncated` rows: "drop" or "whole"
+
+    @property
+    def unmappable(self) -> int:
+        return self.empty + self.truncated
+
+
+def token_signal_mask(offsets: list[tuple[int, int]], spans: list[list[int]], shift: int) -> list[int]:
+    """
+    Flag the tokens whose character range overlaps a span.
+
+    Args:
+        offsets (`list[tuple[int, int]]`):
+            `[start, end)` character range of each completion token in the tokenized text.
+        spans (`list[list[int]]`):
+            `[start, end)` character spans, as offsets into the completion.
+        shift (`int`):
+            Position of the completion's first character in the tokenized text.
+
+    Returns:
+        `list[int]`: 1 for a token that shares at least one character with a span (a span edge inside a token counts
+        the whole token), else 0.
+    """
+    if not spans or not offsets:
+        return [0] * len(offsets)
+    tokens = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2) + shift
+    bounds = bounds[bounds[:, 0] < bounds[:, 1]]  # empty spans cover nothing
+    overlap = (tokens[:, :1] < bounds[None, :, 1]) & (tokens[:, 1:] > bounds[None, :, 0])
+    return overlap.any(axis=1).astype(np.int64).tolist()
+
+
+def _check_spans(spans: Any, length: int, column: str) -> list[list[int]]:
+    spans = [list(span) for span in spans or []]
+    for span in spans:
+        if len(span) != 2 or not 0 <= span[0] <= span[1] <= length:
+            raise ValueError(
+                f"`{column}` must hold [start, end) character offsets with 0 <= start <= end <= {length} (the "
+                f"completion's length), got {span}."
+            )
+    return spans
+
+
+def _tokenize_with_offsets(
+    tokenizer: PreTrainedTokenizerBase, example: dict[str, Any], side: str
+) -> tuple[list[int], list[tuple[int, int]], int, int]:
+    """Tokenize prompt + completion as trl does, with offsets; return ids, offsets, the completion's first character
+    and its length (the text the spans index)."""
+    prompt, completion = example["prompt"], example[side]
+    if not is_conversational(example):
+        encoding = tokenizer(text=prompt + completion, return_offsets_mapping=True)
+        return encoding["input_ids"], encoding["offset_mapping"], len(prompt), len(completion)
+    if len(completion) != 1:
+        raise ValueError(
+            f"Conversational `{side}` completions must be a single assistant message for their spans to index it, "
+            f"got {len(completion)} messages."
+        )
+    content = completion[0]["content"]
+    tools = example.get("tools")
+    text = tokenizer.apply_chat_template(
+        prompt + completion, tokenize=False, tools=tools, **example.get("chat_template_kwargs", {})
+    )
+    # The completion is the last message, so its content is the last occurrence of its text
+    start = text.rfind(content)
+    if start < 0:
+        raise ValueError(
+            "The chat template changes the text of the completion (e.g. strips it), so the character spans cannot be "
+            f"placed in the rendered conversation: {content[:80]!r}"
+        )
+    encoding = tokenizer(text=text, add_special_tokens=False, return_offsets_mapping=True)
+    return encoding["input_ids"], encoding["offset_mapping"], start, len(content)
+
+
+def _add_signal_masks(
+    example: dict[str, Any], tokenizer: PreTrainedTokenizerBase, args: SignalAwareDPOConfig
+) -> dict[str, Any]:
+    """Dataset `map` function: token flags of the signal spans for the chosen and rejected completions."""
+    n_prompt = len(example["prompt_ids"])
+    output, status = {}, "ok"
+    for side, column, key in (
+        ("chosen", args.chosen_spans_column, CHOSEN_MASK),
+        ("rejected", args.rejected_spans_column, REJECTED_MASK),
+    ):
+        ids, offsets, shift, length = _tokenize_with_offsets(tokenizer, example, side)
+        completion_ids = example[f"{side}_ids"]
+        # trl moves tokens that merge across the prompt/completion boundary into the completion; only the very same
+        # tokenization gives the right offsets
+        if ids != list(example["prompt_ids"]) + list(completion_ids):
+            raise ValueError(
+                f"Re-tokenizing the {side} completion with offsets did not reproduce trl's token ids; the signal mask "
+                "cannot be aligned with the tokens trained on."
+            )
+        spans = _check_spans(example[column], length, column)
+        flags = token_signal_mask(offsets[n_prompt:], spans, shift)
+        flags_visible = flags
+        if args.max_length is not None:  # the collator truncates prompt + completion to `max_length`
+            if args.truncation_mode == "keep_start":
+                flags_visible = flags[: max(0, args.max_length - n_prompt)]
+            else:
+                flags_visible = flags[max(0, len(flags) - args.max_length) :]
+        if not any(flags_visible) and status == "ok":
+            status = "empty" if not any(flags) else "truncated"
+        output[key] = flags
+    if args.signal_mask == "full" or (status != "ok" and args.unmappable_rows == "whole"):
+        output = {key: [1] * len(flags) for key, flags in output.items()}
+    output[STATUS] = status
+    return output
+
+
+class SignalAwareDPOTrainer(DPOTrainer):
+    """
+    Trainer for signal-aware Direct Preference Optimization, the training method of [QiMeng-SALV: Signal-Aware
+    Learning for Verilog Code Generation](https://huggingface.co/papers/2510.19296).
+
+    The DPO log-probabilities of the chosen and rejected completions are summed only over the tokens that overlap the
+    row's signal spans (`chosen_spans` / `rejected_spans`: `[start, end)` character offsets into the completions, e.g.
+    the backward slice of one output signal that is correct in the chosen module and wrong in the rejected one). The
+    trainer knows character spans, not Verilog: any preference dataset with span columns works.
+
+    How it works: dataset preparation tokenizes the rows exactly as [`~trl.DPOTrainer`] does, then re-tokenizes
+    prompt + completion with character offsets (plain text, or the conversation rendered by the chat template),
+    checks that the ids are identical, and stores one 0/1 flag per completion token (`chosen_signal_mask`,
+    `rejected_signal_mask`). [`DataCollatorForSignalAwarePreference`] narrows `completion_mask` with those flags, so
+    the policy, the reference model and the precomputed reference log-probabilities are all restricted the same way,
+    for every `loss_type`. Tokens added around the completion (the EOS of plain-text rows, the chat template's
+    end-of-turn) lie outside every span. Rows whose spans cover no token that survives truncation are dropped or
+    trained whole (`unmappable_rows`), and counted in `signal_span_stats`. The share of completion tokens kept is
+    logged as `signal/chosen_token_share` and `signal/rejected_token_share`.
+
+    Args:
+        model, ref_model, train_dataset, eval_dataset, processing_class, compute_metrics, callbacks, optimizers,
+        quantization_config, peft_config:
+            As in [`~trl.DPOTrainer`]. The datasets also need the span columns named in `args`. `processing_class`
+            must be a fast tokenizer (character offsets); processors of vision models are not supported.
+        args ([`SignalAwareDPOConfig`], *optional*):
+            Training configuration. Defaults to `SignalAwareDPOConfig("<model name>-SALV")`.
+        data_collator (`DataCollatorForSignalAwarePreference`, *optional*):
+            Defaults to one built from `args` and the tokenizer's padding token. Another collator is refused: it
+            would silently train on whole completions.
+
+    Example:
+
+    ```python
+    >>> from datasets import Dataset
+    >>> from salv_trl.tiny import train_tokenizer, tiny_qwen2
+    >>> from salv_trl.trainer import SignalAwareDPOConfig, SignalAwareDPOTrainer
+
+    >>> rows = {"prompt": ["Write a buffer.\\n"], "chosen": ["assign y = a;"], "rejected": ["assign y = ~a;"],
+    ...         "chosen_spans": [[[0, 13]]], "rejected_spans": [[[0, 14]]]}
+    >>> tokenizer = train_tokenizer(rows["prompt"] + rows["chosen"] + rows["rejected"], vocab_size=300)
+    >>> trainer = SignalAwareDPOTrainer(
+    ...     model=tiny_qwen2(tokenizer),
+    ...     args=SignalAwareDPOConfig("out", max_steps=1, report_to="none"),
+    ...     train_dataset=Dataset.from_dict(rows),
+    ...     processing_class=tokenizer,
+    ... )
+    >>> trainer.train()  # doctest: +SKIP
+    ```
+    """
+
+    _tag_names = ["trl", "dpo", "salv", "signal-aware-dpo"]
+    _name = "Signal-aware DPO"
+    _paper = {
+        "title": "QiMeng-SALV: Signal-Aware Learning for Verilog Code Generation",
+        "id": "2510.19296",
+        "citation": (
+            "@article{salv2025,\n    title   = {{QiMeng-SALV: Signal-Aware Learning for Verilog Code Generation}},\n"
+            "    journal = {arXiv preprint arXiv:2510.19296},\n    year    = {2025}\n}"
+        ),
+    }
+
+    def __init__(
+        self,
+        model,
+        ref_model=None,
+        args: SignalAwareDPOConfig | None = None,
+        data_collator: DataCollatorForSignalAwarePreference | None = None,
+        train_dataset: Dataset | IterableDataset | None = None,
+        eval_dataset=None,
+        processing_class: PreTrainedTokenizerBase | None = None,
+        compute_metrics=None,
+        callbacks=None,
+        optimizers=(None, None),
+        quantization_config=None,
+        peft_config=None,
+    ):
+        model_id = model if isinstance(model, str) else get_config_model_id(model.config)
+        if args is None:
+            args = SignalAwareDPOConfig(f"{model_id.split('/')[-1]}-SALV")
+        elif not isinstance(args, SignalAwareDPOConfig):
+            raise TypeError(f"`args` must be a `SignalAwareDPOConfig`, got `{type(args).__name__}`.")
+        if processing_class is None:
+            processing_class = AutoTokenizer.from_pretrained(
+                model_id,
+                revision=(args.model_init_kwargs or {}).get("revision"),
+                trust_remote_code=args.trust_remote_code,
+            )
+        if not isinstance(processing_class, PreTrainedTokenizerBase) or not processing_class.is_fast:
+            raise TypeError("`processing_class` must be a fast tokenizer: the spans are mapped with character offsets.")
+        if data_collator is None:
+            if args.pad_token is not None:
+                processing_class.pad_token = args.pad_token
+            elif processing_class.pad_token is None:
+                processing_class.pad_token = processing_class.eos_token
+            data_collator = DataCollatorForSignalAwarePreference(
+                pad_token_id=processing_class.pad_token_id,
+                max_length=args.max_length,
+                truncation_mode=args.truncation_mode,
+                pad_to_multiple_of=args.pad_to_multiple_of,
+            )
+        elif not isinstance(data_collator, DataCollatorForSignalAwarePreference):
+            raise TypeError(
+                "`data_collator` must be a `DataCollatorForSignalAwarePreference`; another collator would ignore the "
+                "signal masks and train on whole completions."
+            )
+        self.signal_span_stats: dict[str, SignalSpanStats] = {}
+        super().__init__(
+            model=model,
+            ref_model=ref_model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            quantization_config=quantization_config,
+            peft_config=peft_config,
+        )
+
+    def _prepare_dataset(
+        self,
+        dataset: Dataset | IterableDataset,
+        processing_class: PreTrainedTokenizerBase,
+        args: SignalAwareDPOConfig,
+        dataset_name: str,
+    ) -> Dataset | IterableDataset:
+        if CHOSEN_MASK in (dataset.column_names or ()):
+            return dataset  # already prepared (e.g. handed back to `evaluate`)
+        for column in (args.chosen_spans_column, args.rejected_spans_column):
+            if column not in (dataset.column_names or next(iter(dataset))):
+                raise ValueError(f"The {dataset_name} dataset has no `{column}` column of signal spans.")
+        dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        map_kwargs: dict[str, Any] = {}
+        if isinstance(dataset, Dataset):  # IterableDataset takes neither `num_proc` nor `desc`
+            map_kwargs = {"num_proc": args.dataset_num_proc, "desc": f"Mapping signal spans of {dataset_name} dataset"}
+        with global_then_local_main_first():
+            dataset = dataset.map(
+                _add_signal_masks, fn_kwargs={"tokenizer": processing_class, "args": args}, **map_kwargs
+            )
+            if isinstance(dataset, Dataset):
+                counts = Counter(dataset[STATUS])
+                stats = SignalSpanStats(len(dataset), counts["empty"], counts["truncated"], args.unmappable_rows)
+                self.signal_span_stats[dataset_name] = stats
+                (logger.warning if stats.unmappable else logger.info)(
+                    "Signal spans of the %s dataset: %s", dataset_name, asdict(stats)
+                )
+            if args.unmappable_rows == "drop":
+                if isinstance(dataset, Dataset):
+                    map_kwargs["desc"] = f"Dropping {dataset_name} rows without signal tokens"
+                dataset = dataset.filter(lambda example: example[STATUS] == "ok", **map_kwargs)
+        return dataset
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        # The collator needs the flags; without them `remove_unused_columns` would drop them before batching
+        for column in (CHOSEN_MASK, REJECTED_MASK):
+            if column not in self._signature_columns:
+                self._signature_columns.append(column)
+
+    def compute_ref_log_probs(self, model, inputs):
+        inputs = {key: value for key, value in inputs.items() if key != COMPLETION_TOKENS}
+        return super().compute_ref_log_probs(model, inputs)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        completion_tokens = inputs.pop(COMPLETION_TOKENS)
+        mode = "train" if self.model.training else "eval"
+        signal_tokens = inputs["completion_mask"].sum(dim=1)
+        counts = torch.stack([t.sum() for t in (*signal_tokens.chunk(2), *completion_tokens.chunk(2))])
+        signal_chosen, signal_rejected, total_chosen, total_rejected = (
+            self.accelerator.gather_for_metrics(counts.to(self.accelerator.device)).view(-1, 4).sum(dim=0).tolist()
+        )
+        self._metrics[mode]["signal/chosen_token_share"].append(signal_chosen / max(total_chosen, 1))
+        self._metrics[mode]["signal/rejected_token_share"].append(signal_rejected / max(total_rejected, 1))
+        return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    def create_model_card(
+        self,
+        model_name: str | None = None,
+        dataset_name: str | None = None,
+        tags: str | list[str] | None = None,
+    ):
+        """
+        Write `README.md` in `output_dir`: the salv-trl model card (top-level `model_card.md`), filled with the base
+        model, the dataset, the method and this run's hyperparameters. Called on every checkpoint, by `push_to_hub`,
+        and by the recipes after `save_model`.
+
+        Args:
+            model_name (`str`, *optional*):
+                Name of the trained model.
+            dataset_name (`str`, *optional*):
+                Name (Hub id or path) of the training dataset.
+            tags (`str` or `list[str]`, *optional*):
+                Extra tags for the card's metadata.
+        """
+        from ..model_card import render_model_card
+
+        if not self.is_world_process_zero():
+            return
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        base_model = get_config_model_id(self.model.config)
+        card = render_model_card(
+            model_name=model_name or self.hub_model_id or os.path.basename(os.path.normpath(self.args.output_dir)),
+            base_model=base_model if base_model and not os.path.isdir(base_model) else None,
+            datasets=[dataset_name] if dataset_name else None,
+            hyperparameters=training_hyperparameters(self.args, self.model),
+            tags=self._tag_names + tags,
+        )
+        card.save(os.path.join(self.args.output_dir, "README.md"))
+
+
+def training_hyperparameters(args: SignalAwareDPOConfig, model=None) -> dict[str, Any]:
+    """
+    The hyperparameters that define a signal-aware DPO run, for the model card.
+
+    Args:
+        args ([`SignalAwareDPOConfig`]):
+            The run's configuration.
+        model (*optional*):
+            The trained model; when it is a PEFT model, its LoRA rank, alpha and target modules are included.
+
+    Returns:
+        `dict[str, Any]`: name → value, in reading order.
+    """
+    hyperparameters = {
+        "signal_mask": args.signal_mask,
+        "unmappable_rows": args.unmappable_rows,
+        "loss_type": ", ".join(args.loss_type),
+        "beta": args.beta,
+        "learning_rate": args.learning_rate,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "warmup_steps": args.warmup_steps or None,  # a float below 1 is a share of the steps
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "num_processes": args.world_size,
+        "max_steps": args.max_steps if args.max_steps > 0 else None,
+        "num_train_epochs": args.num_train_epochs if args.max_steps <= 0 else None,
+        "max_length": args.max_length,
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "seed": args.seed,
+    }
+    peft_config = getattr(model, "peft_config", {}).get("default") if model is not None else None
+    if peft_config is not None:
+        targets = peft_config.target_modules
+        hyperparameters.update(
+            {
+                "lora_r": peft_config.r,
+                "lora_alpha": peft_config.lora_alpha,
+                "lora_target_modules": targets if isinstance(targets, str) else ", ".join(sorted(targets)),
+            }
+        )
+    return {key: value for key, value in hyperparameters.items() if value is not None}
