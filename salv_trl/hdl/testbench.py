@@ -1,0 +1,275 @@
+"""Testbenches: random-stimulus co-simulation generated from a reference alone, and parsers of given testbenches.
+
+**Random co-simulation** ([`random_testbench`]) instantiates the reference and any number of candidates side by
+side, drives every input with seeded random values at full width (signed and wide vectors included, parameters at
+their defaults) and counts, per candidate and per output, the samples where the candidate differs from the
+reference. Comparison is bitwise with `ref !== (ref ^ cand ^ ref)`: an X in the reference is a don't-care, an X/Z
+in the candidate where the reference is known is a mismatch (VerilogEval's rule).
+
+- Combinational designs (no input used in an edge event): apply a vector, let it settle, compare; `vectors` samples.
+- Sequential designs: clocks are the inputs used in edge events whose names look like clocks (else all edge-event
+  inputs that are not resets); resets are inputs named like resets (`rst`, `reset`, `areset`, `clr`, ...), active
+  low when named so (`rst_n`, `resetn`, `nrst`, ...) or used with `negedge`, asynchronous when used in an edge
+  event. Reset is held for the first two cycles and asserted again at random moments (about one cycle in 32). Each
+  cycle: falling edge at t, inputs change at t+2, compare at t+4, rising edge at t+5, compare at t+9 (the points
+  just before each clock edge, where VerilogEval's testbenches sample); `2 * vectors` samples.
+
+**Unforgeable verdict lines**: the harness's own lines start with a per-run random nonce that appears nowhere in
+the candidate, the testbench module and its instances are named with the nonce too (so no upward hierarchical
+reference can reach them), each `(candidate, output)` line must appear exactly once and the run must end with
+exactly one end line. Anything else makes [`parse_random_output`] fail.
+
+**Given testbenches** ([`parse_given_output`]): the original release's `<signal> error ctn: <N>` lines, and
+VerilogEval v2's `Hint: Output '<name>' has N mismatches.` / `has no mismatches.` with `Mismatches: N in M
+samples`. Each signal line and the summary line must appear exactly once (a candidate that prints a fake line
+duplicates the real one and fails).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+__all__ = [
+    "ResetSpec",
+    "StimulusPlan",
+    "plan_stimulus",
+    "random_testbench",
+    "parse_random_output",
+    "parse_given_output",
+    "TestbenchOutputError",
+]
+
+_CLOCK_NAME = re.compile(r"clk|clock|^ck$|_ck$", re.IGNORECASE)
+_RESET_NAME = re.compile(r"rst|reset|^clr|clear|^ar$", re.IGNORECASE)
+_ACTIVE_LOW = re.compile(r"(_n|_b|_l|n|b)$|^n_?(rst|reset)|^(rst|reset)n", re.IGNORECASE)
+_RESET_EVERY = 32  # a random reset pulse starts on about one cycle in this many
+
+
+class TestbenchOutputError(ValueError):
+    """The simulation output is not what the harness prints: missing, duplicated or forged verdict lines."""
+
+    __test__ = False  # not a pytest class
+
+
+@dataclass(frozen=True)
+class ResetSpec:
+    """An inferred reset input: its name, whether it is active low, whether it acts asynchronously."""
+
+    name: str
+    active_low: bool
+    asynchronous: bool
+
+    @property
+    def active(self) -> str:
+        return "1'b0" if self.active_low else "1'b1"
+
+    @property
+    def inactive(self) -> str:
+        return "1'b1" if self.active_low else "1'b0"
+
+
+@dataclass(frozen=True)
+class StimulusPlan:
+    """How each input of a design is driven: clocks, resets, and the random data inputs."""
+
+    clocks: tuple[str, ...]
+    resets: tuple[ResetSpec, ...]
+    data: tuple[str, ...]
+
+    @property
+    def sequential(self) -> bool:
+        return bool(self.clocks)
+
+
+def plan_stimulus(inputs: Sequence[str], edge_events: Mapping[str, Iterable[str]]) -> StimulusPlan:
+    """Classify input names into clocks, resets and data from names and their use in edge events.
+
+    Args:
+        inputs: the design's input port names.
+        edge_events: input name -> {"posedge", "negedge"} it is used with in event controls.
+
+    Example:
+    ```python
+    >>> plan_stimulus(["clk", "rst_n", "d"], {"clk": {"posedge"}, "rst_n": {"negedge"}})
+    StimulusPlan(clocks=('clk',), resets=(ResetSpec(name='rst_n', active_low=True, asynchronous=True),), data=('d',))
+    ```
+    """
+    edged = {name: set(edges) for name, edges in edge_events.items() if name in inputs and edges}
+    reset_names = [n for n in inputs if _RESET_NAME.search(n) and not _CLOCK_NAME.search(n)]
+    clocks = [n for n in inputs if n in edged and _CLOCK_NAME.search(n) and n not in reset_names]
+    if not clocks:  # an edge-triggered design whose clock is not named like one
+        clocks = [n for n in inputs if n in edged and n not in reset_names]
+    resets = []
+    if clocks:
+        for name in reset_names:
+            edges = edged.get(name, set())
+            active_low = edges == {"negedge"} or (edges != {"posedge"} and bool(_ACTIVE_LOW.search(name)))
+            resets.append(ResetSpec(name, active_low, bool(edges)))
+    driven = set(clocks) | {r.name for r in resets}
+    return StimulusPlan(tuple(clocks), tuple(resets), tuple(n for n in inputs if n not in driven))
+
+
+def _decl(kind: str, width: int, signed: bool, name: str) -> str:
+    vector = f" [{width - 1}:0]" if width > 1 else ""
+    return f"  {kind}{' signed' if signed else ''}{vector} {name};"
+
+
+def _random_value(width: int, seed_var: str) -> str:
+    words = max(1, (width + 31) // 32)
+    parts = ", ".join(f"$random({seed_var})" for _ in range(words))
+    return "{" + parts + "}"
+
+
+def random_testbench(
+    ports: Sequence,
+    plan: StimulusPlan,
+    reference_module: str,
+    candidate_modules: Sequence[str],
+    *,
+    nonce: str,
+    vectors: int = 1000,
+    seed: int = 0,
+) -> str:
+    """Verilog source of a co-simulation testbench (top module `salv_tb_<nonce>`).
+
+    Args:
+        ports: the reference's ports (objects with `name`, `direction`, `width`, `signed`).
+        plan: how inputs are driven ([`plan_stimulus`]).
+        reference_module: module name of the reference top.
+        candidate_modules: module names of the candidates' tops (already renamed to unique names).
+        nonce: per-run random hexadecimal string that prefixes the harness's lines and names.
+        vectors: input vectors (combinational) or clock cycles (sequential).
+        seed: seed of the stimulus; the same seed gives the same stimulus whatever the candidates.
+    """
+    if not re.fullmatch(r"[0-9a-f]{8,}", nonce):
+        raise ValueError("nonce must be at least 8 lowercase hexadecimal digits")
+    inputs = [p for p in ports if p.direction == "input"]
+    outputs = [p for p in ports if p.direction == "output"]
+    tag = f"SALV{nonce}"
+    lines = ["`timescale 1ns/1ps", f"module salv_tb_{nonce};", "  integer seed_var, cycle, samples;"]
+    lines += [_decl("reg", p.width, p.signed, f"in_{p.name}") for p in inputs]
+    for who in ["ref", *(f"c{k}" for k in range(len(candidate_modules)))]:
+        lines += [_decl("wire", p.width, p.signed, f"{who}_{p.name}") for p in outputs]
+    errors = [[f"err_{k}_{j}" for j in range(len(outputs))] for k in range(len(candidate_modules))]
+    if outputs and candidate_modules:
+        lines.append("  integer " + ", ".join(name for row in errors for name in row) + ";")
+
+    def instance(module: str, label: str, who: str) -> str:
+        conns = [f".{p.name}(in_{p.name})" for p in inputs] + [f".{p.name}({who}_{p.name})" for p in outputs]
+        return f"  {module} salv_{label}_{nonce} (" + ", ".join(conns) + ");"
+
+    lines.append(instance(reference_module, "ref", "ref"))
+    lines += [instance(m, f"c{k}", f"c{k}") for k, m in enumerate(candidate_modules)]
+
+    compare = ["samples = samples + 1;"]
+    for k in range(len(candidate_modules)):
+        for j, p in enumerate(outputs):
+            ref, cand = f"ref_{p.name}", f"c{k}_{p.name}"
+            compare.append(f"if ({ref} !== ({ref} ^ {cand} ^ {ref})) {errors[k][j]} = {errors[k][j]} + 1;")
+    data = [f"in_{name} = {_random_value(_width(inputs, name), 'seed_var')};" for name in plan.data]
+
+    body = [f"seed_var = {int(seed) & 0x7FFFFFFF};", "samples = 0;"]
+    body += [f"{name} = 0;" for row in errors for name in row]
+    if plan.sequential:
+        body += [f"in_{c} = 1'b0;" for c in plan.clocks]
+        body += [f"in_{r.name} = {r.active};" for r in plan.resets]
+        body += data
+        body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin", "  #2;"]
+        body += ["  " + d for d in data]
+        if plan.resets:
+            # Hold reset for two cycles, then pulse it at random moments; the draw happens every cycle so the
+            # stimulus does not depend on the reset outcome.
+            body.append(f"  if (cycle < 2 || ($random(seed_var) & {_RESET_EVERY - 1}) == 0) begin")
+            body += [f"    in_{r.name} = {r.active};" for r in plan.resets]
+            body.append("  end else begin")
+            body += [f"    in_{r.name} = {r.inactive};" for r in plan.resets]
+            body.append("  end")
+        body += ["  #2;"] + ["  " + c for c in compare]
+        body += ["  #1;"] + [f"  in_{c} = 1'b1;" for c in plan.clocks]
+        body += ["  #4;"] + ["  " + c for c in compare]
+        body += ["  #1;"] + [f"  in_{c} = 1'b0;" for c in plan.clocks]
+        body.append("end")
+    else:
+        body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin"]
+        body += ["  " + d for d in data] + ["  #5;"] + ["  " + c for c in compare] + ["  #5;", "end"]
+    for k in range(len(candidate_modules)):
+        for j in range(len(outputs)):
+            body.append(f'$display("{tag} %0d %0d %0d %0d", {k}, {j}, {errors[k][j]}, samples);')
+    body.append(f'$display("{tag} END");')
+    body.append("$finish;")
+    lines += ["  initial begin"] + ["    " + b for b in body] + ["  end", "endmodule", ""]
+    return "\n".join(lines)
+
+
+def _width(ports: Sequence, name: str) -> int:
+    return next(p.width for p in ports if p.name == name)
+
+
+def parse_random_output(
+    output: str, nonce: str, candidates: int, outputs: Sequence[str]
+) -> list[dict[str, tuple[int, int]]]:
+    """Per candidate, output name -> (mismatches, samples) from the output of a [`random_testbench`] run.
+
+    Raises:
+        TestbenchOutputError: when any expected line is missing or appears twice, or the end line is not there
+            exactly once (the run died early, or something printed lines it should not have).
+    """
+    tag = f"SALV{nonce}"
+    seen: dict[tuple[int, int], tuple[int, int]] = {}
+    ends = 0
+    pattern = re.compile(rf"^{tag} (\d+) (\d+) (\d+) (\d+)$")
+    for line in output.splitlines():
+        if not line.startswith(tag):
+            continue
+        if line == f"{tag} END":
+            ends += 1
+            continue
+        match = pattern.match(line)
+        if not match:
+            raise TestbenchOutputError(f"malformed harness line {line[:80]!r}")
+        k, j, errors, samples = map(int, match.groups())
+        if (k, j) in seen or k >= candidates or j >= len(outputs):
+            raise TestbenchOutputError(f"duplicate or unexpected harness line {line[:80]!r}")
+        seen[(k, j)] = (errors, samples)
+    if ends != 1:
+        raise TestbenchOutputError("the simulation did not finish" if ends == 0 else "duplicate end line")
+    if len(seen) != candidates * len(outputs):
+        raise TestbenchOutputError(f"{candidates * len(outputs) - len(seen)} verdict lines missing")
+    return [{name: seen[(k, j)] for j, name in enumerate(outputs)} for k in range(candidates)]
+
+
+_ERROR_CTN = re.compile(r"^\s*(\S+) error ctn: (\d+)\s*$")
+_HINT = re.compile(r"^Hint: Output '([^']*)' has (no|\d+) mismatch")
+_SUMMARY = re.compile(r"^Mismatches: (\d+) in (\d+) samples\s*$")
+
+
+def parse_given_output(output: str, outputs: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+    """Output name -> (mismatches, samples) from a given testbench's output (seed or VerilogEval v2 format).
+
+    Samples are taken from VerilogEval's `Mismatches: N in M samples` line; they are 0 where the testbench does not
+    report them (seed format). Lines about names outside `outputs` (when given) are ignored.
+
+    Raises:
+        TestbenchOutputError: no verdict line at all, or a signal line or the summary line appears twice.
+    """
+    counts: dict[str, int] = {}
+    summaries = []
+    for line in output.splitlines():
+        match = _ERROR_CTN.match(line) or _HINT.match(line)
+        if match:
+            name, value = match.groups()
+            if outputs is not None and name not in outputs:
+                continue
+            if name in counts:
+                raise TestbenchOutputError(f"verdict line for {name!r} appears twice")
+            counts[name] = 0 if value == "no" else int(value)
+        elif match := _SUMMARY.match(line):
+            summaries.append((int(match.group(1)), int(match.group(2))))
+    if len(summaries) > 1:
+        raise TestbenchOutputError("the summary line appears twice")
+    if not counts:
+        raise TestbenchOutputError("no per-signal verdict line in the testbench output")
+    samples = summaries[0][1] if summaries else 0
+    return {name: (count, samples) for name, count in counts.items()}

@@ -1,0 +1,396 @@
+"""Signal-level verification: judge a candidate module against a reference, output signal by output signal.
+
+```python
+>>> from salv_trl.hdl.verify import verify
+>>> ref = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a + b; assign c = a < b; endmodule"
+>>> cand = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a - b; assign c = a < b; endmodule"
+>>> verdict = verify(cand, ref, vectors=100)
+>>> verdict.status.value, {name: v.correct for name, v in verdict.signals.items()}
+('ok', {'s': False, 'c': True})
+```
+
+Route of a candidate:
+
+1. text checks: empty → `no_code`; not UTF-8 or NUL characters → `syntax_error`; [`screen`] refusal → `refused`;
+2. pyslang front end: no module, or the task's top missing → `syntax_error`; ports that differ from the reference
+   (names, directions, widths) → `interface_mismatch`;
+3. every module of the candidate is renamed to a unique name (`salv_c<k>_<nonce>_<name>`), so it can neither collide
+   with nor replace a reference module (a candidate module called `RefModule` is just another module);
+4. simulation in a [`Sandbox`]: with a given testbench (the candidate's top keeps the task's top name, which the
+   testbench instantiates) or with a random co-simulation testbench generated from the reference alone
+   ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax error") or
+   `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict lines →
+   `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output.
+
+[`verify_many`] judges many jobs over all cores. Candidates of the same reference and settings are simulated
+together, several per compile and run (the stimulus depends on the reference and the seed only, so a candidate's
+verdict does not depend on its batch); a batch that fails to compile, times out or prints bad lines is re-run one
+candidate at a time, so one hostile candidate never changes another's verdict.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from enum import Enum
+from typing import Any, Sequence
+
+from .parse import ParsedDesign, parse, rename_modules
+from .sandbox import SandboxLimits
+from .screen import screen
+from .simulators import Simulation, simulate
+from .source import VerilogInputError
+from .testbench import TestbenchOutputError, parse_given_output, parse_random_output, plan_stimulus, random_testbench
+
+__all__ = ["Status", "SignalVerdict", "ModuleVerdict", "VerifyJob", "verify", "verify_many"]
+
+GIVEN_TESTBENCH_FLAGS = ("-Wall", "-Winfloop", "-Wno-timescale")  # VerilogEval's official iverilog flags
+
+
+class Status(str, Enum):
+    """How far a candidate got: only `ok` carries per-signal verdicts."""
+
+    ok = "ok"
+    no_code = "no_code"
+    syntax_error = "syntax_error"
+    interface_mismatch = "interface_mismatch"
+    compile_error = "compile_error"
+    runtime_error = "runtime_error"
+    timeout = "timeout"
+    refused = "refused"
+
+
+@dataclass(frozen=True)
+class SignalVerdict:
+    """One output's result: `mismatches` among `samples` compared samples (0 samples: not reported)."""
+
+    mismatches: int
+    samples: int
+    correct: bool
+
+    @classmethod
+    def of(cls, mismatches: int, samples: int) -> SignalVerdict:
+        return cls(mismatches, samples, mismatches == 0)
+
+
+@dataclass
+class ModuleVerdict:
+    """A candidate's verdict: its status, per-output verdicts when simulated, and a human-readable detail."""
+
+    status: Status
+    signals: dict[str, SignalVerdict] = field(default_factory=dict)
+    detail: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Simulated, and every output correct."""
+        return self.status == Status.ok and bool(self.signals) and all(v.correct for v in self.signals.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (for dataset columns): `{"status", "signals": {name: {...}}, "detail"}`."""
+        return {
+            "status": self.status.value,
+            "signals": {name: asdict(verdict) for name, verdict in self.signals.items()},
+            "detail": self.detail,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModuleVerdict:
+        """Inverse of [`to_dict`]."""
+        signals = {name: SignalVerdict(**verdict) for name, verdict in (data.get("signals") or {}).items()}
+        return cls(Status(data["status"]), signals, data.get("detail", ""))
+
+
+@dataclass
+class VerifyJob:
+    """Arguments of one [`verify`] call, for [`verify_many`]."""
+
+    candidate: str | bytes
+    reference: str
+    testbench: str | None = None
+    top: str | None = None
+    vectors: int = 1000
+    seed: int = 0
+    simulator: str = "icarus"
+
+    def group_key(self) -> tuple:
+        return (self.reference, self.testbench, self.top, self.vectors, self.seed, self.simulator)
+
+
+def verify(
+    candidate: str | bytes,
+    reference: str,
+    *,
+    testbench: str | None = None,
+    top: str | None = None,
+    vectors: int = 1000,
+    seed: int = 0,
+    simulator: str = "icarus",
+    timeout: float = 10.0,
+) -> ModuleVerdict:
+    """Judge `candidate` against `reference`, output by output.
+
+    Args:
+        candidate: the candidate's Verilog text (untrusted).
+        reference: the reference module(s); its top module defines the interface and the outputs judged.
+        testbench: a testbench to use instead of random co-simulation. It instantiates the reference and the
+            candidate under the task's top name (`top`; VerilogEval v2: reference `RefModule`, candidate
+            `TopModule`) and prints per-output lines in the seed (`<signal> error ctn: <N>`) or VerilogEval v2
+            (`Hint: Output '<name>' has N mismatches.`) format.
+        top: the task's top module name: the candidate module judged. None: the reference's top module name if
+            the candidate defines it, else the candidate's own top.
+        vectors: random input vectors (combinational) or clock cycles (sequential).
+        seed: stimulus seed; verdicts are deterministic for a seed.
+        simulator: `"icarus"` (default) or `"verilator"`.
+        timeout: wall-clock seconds for each simulator step (compile, run).
+
+    Raises:
+        VerilogInputError: the reference itself cannot be parsed, or fails to compile and run on its own.
+    """
+    job = VerifyJob(candidate, reference, testbench, top, vectors, seed, simulator)
+    return _verify_group([job], batch_size=1, timeout=timeout)[0]
+
+
+def verify_many(
+    jobs: Sequence[VerifyJob],
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    batch_size: int = 16,
+    timeout: float = 10.0,
+) -> list[ModuleVerdict]:
+    """Judge many jobs in parallel; results in input order.
+
+    Args:
+        jobs: the verification jobs.
+        workers: worker processes (None: all cores; 1: in this process).
+        progress: show a tqdm progress bar.
+        batch_size: most candidates simulated in one compile + run (1: one simulation per candidate).
+        timeout: wall-clock seconds for each simulator step.
+
+    A job whose reference is unusable gets a `runtime_error` verdict whose detail starts with "harness:"; it
+    never affects the other jobs.
+    """
+    from tqdm.auto import tqdm
+
+    workers = workers or os.cpu_count() or 1
+    groups: dict[tuple, list[int]] = {}
+    for index, job in enumerate(jobs):
+        groups.setdefault(job.group_key(), []).append(index)
+    chunks = []
+    for indices in groups.values():
+        size = max(1, min(batch_size, -(-len(indices) // workers)))
+        chunks += [indices[i : i + size] for i in range(0, len(indices), size)]
+    results: list[ModuleVerdict | None] = [None] * len(jobs)
+    bar = tqdm(total=len(jobs), desc="verify", unit="cand", disable=not progress)
+
+    def store(chunk: list[int], verdicts: list[ModuleVerdict]) -> None:
+        for index, verdict in zip(chunk, verdicts):
+            results[index] = verdict
+        bar.update(len(chunk))
+
+    if workers == 1 or len(chunks) == 1:
+        for chunk in chunks:
+            store(chunk, _verify_chunk([jobs[i] for i in chunk], batch_size, timeout))
+    else:
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+            futures = {pool.submit(_verify_chunk, [jobs[i] for i in chunk], batch_size, timeout): tuple(chunk)
+                       for chunk in chunks}  # fmt: skip
+            for future, chunk in futures.items():
+                try:
+                    verdicts = future.result()
+                except Exception as error:  # a dead worker: only its own chunk is lost
+                    verdicts = [_harness_error(error)] * len(chunk)
+                store(list(chunk), verdicts)
+    bar.close()
+    return results  # type: ignore[return-value]
+
+
+def _harness_error(error: BaseException) -> ModuleVerdict:
+    return ModuleVerdict(Status.runtime_error, detail=f"harness: {type(error).__name__}: {error}")
+
+
+def _verify_chunk(jobs: list[VerifyJob], batch_size: int, timeout: float) -> list[ModuleVerdict]:
+    try:
+        return _verify_group(jobs, batch_size, timeout)
+    except (VerilogInputError, OSError) as error:
+        return [_harness_error(error)] * len(jobs)
+
+
+@dataclass
+class _Candidate:
+    """A candidate that passed the text and interface checks, with its modules renamed."""
+
+    text: str
+    module: str  # its top's name after renaming
+
+
+@dataclass
+class _Reference:
+    design: ParsedDesign
+    outputs: list[str]
+    testbench_top: str | None
+
+
+def _load_reference(job: VerifyJob) -> _Reference:
+    try:
+        design = parse(job.reference, job.top if job.top and job.testbench is None else None)
+    except VerilogInputError:
+        if job.top is None or job.testbench is not None:
+            raise
+        design = parse(job.reference)  # the task's top may be the candidate's name only (e.g. TopModule)
+    outputs = [p.name for p in design.interface.outputs]
+    if not outputs:
+        raise VerilogInputError(f"reference module {design.top!r} has no outputs to judge")
+    testbench_top = None
+    if job.testbench is not None:
+        testbench_top = parse(job.testbench).top
+    return _Reference(design, outputs, testbench_top)
+
+
+def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> list[ModuleVerdict]:
+    """Verdicts of jobs that share reference and settings: shared front-end work, batched simulation."""
+    first = jobs[0]
+    reference = _load_reference(first)
+    nonce = secrets.token_hex(8)
+    verdicts: list[ModuleVerdict | None] = [None] * len(jobs)
+    ready: list[tuple[int, _Candidate]] = []
+    for index, job in enumerate(jobs):
+        prepared = _prepare(job.candidate, reference, first, index, nonce)
+        if isinstance(prepared, ModuleVerdict):
+            verdicts[index] = prepared
+        else:
+            ready.append((index, prepared))
+    if first.testbench is not None:
+        for index, candidate in ready:
+            verdicts[index] = _run_given(candidate, reference, first, timeout)
+        return verdicts  # type: ignore[return-value]
+    for start in range(0, len(ready), batch_size):
+        batch = ready[start : start + batch_size]
+        outcome = _run_random([c for _, c in batch], reference, first, nonce, timeout)
+        if isinstance(outcome, ModuleVerdict) and len(batch) > 1:  # isolate the culprit(s)
+            outcome = [_run_random([c], reference, first, nonce, timeout) for _, c in batch]
+            outcome = [o if isinstance(o, ModuleVerdict) else o[0] for o in outcome]
+        elif isinstance(outcome, ModuleVerdict):
+            _check_reference_alone(outcome, reference, first, nonce, timeout)
+            outcome = [outcome]
+        for (index, _), verdict in zip(batch, outcome):
+            verdicts[index] = verdict
+    return verdicts  # type: ignore[return-value]
+
+
+def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int, nonce: str):
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            return ModuleVerdict(Status.syntax_error, detail=f"not UTF-8 text: {error}")
+    if not raw or not raw.strip():
+        return ModuleVerdict(Status.no_code, detail="empty candidate")
+    if "\0" in raw:
+        return ModuleVerdict(Status.syntax_error, detail="NUL character in the candidate")
+    reason = screen(raw)
+    if reason:
+        return ModuleVerdict(Status.refused, detail=reason)
+    wanted = job.top or reference.design.top
+    try:
+        design = parse(raw)
+        if wanted in design.modules and design.top != wanted:
+            design = parse(raw, wanted)
+    except VerilogInputError as error:
+        return ModuleVerdict(Status.syntax_error, detail=str(error))
+    mismatch = _interface_mismatch(design, reference.design)
+    if mismatch:
+        return ModuleVerdict(Status.interface_mismatch, detail=mismatch)
+    if job.testbench is not None:  # the testbench instantiates the candidate by the task's name
+        mapping = {m: f"salv_c{index}_{nonce}_{m}" for m in design.modules if m != design.top}
+        mapping[design.top] = job.top or design.top
+    else:
+        mapping = {m: f"salv_c{index}_{nonce}_{m}" for m in design.modules}
+    try:
+        text = rename_modules(raw, mapping)
+    except VerilogInputError as error:
+        return ModuleVerdict(Status.syntax_error, detail=str(error))
+    return _Candidate(text, mapping[design.top])
+
+
+def _interface_mismatch(candidate: ParsedDesign, reference: ParsedDesign) -> str | None:
+    want = {p.name: p for p in reference.interface.ports}
+    have = {p.name: p for p in candidate.interface.ports}
+    missing = sorted(set(want) - set(have))
+    extra = sorted(set(have) - set(want))
+    if missing or extra:
+        return f"ports of {candidate.top!r} differ from the reference: missing {missing}, unexpected {extra}"
+    for name, port in want.items():
+        other = have[name]
+        if (other.direction, other.width) != (port.direction, port.width):
+            return (
+                f"port {name!r} is {other.direction} [{other.width}] in the candidate, "
+                f"{port.direction} [{port.width}] in the reference"
+            )
+    return None
+
+
+def _failure(sim: Simulation, limits: SandboxLimits) -> ModuleVerdict | None:
+    """The verdict of a simulation that did not produce an output to parse, else None."""
+    step = sim.compile if sim.run is None else sim.run
+    message = (step.stderr + step.stdout).strip()
+    if step.timed_out:
+        return ModuleVerdict(Status.timeout, detail=f"{'compile' if sim.run is None else 'simulation'} timed out")
+    if step.output_exceeded:
+        return ModuleVerdict(Status.runtime_error, detail=f"output exceeded {limits.output_bytes} bytes")
+    if sim.run is None:
+        status = Status.syntax_error if re.search(r"syntax error", message, re.I) else Status.compile_error
+        return ModuleVerdict(status, detail=message[-2000:])
+    if step.returncode != 0:
+        return ModuleVerdict(Status.runtime_error, detail=f"simulator exited with {step.returncode}: {message[-2000:]}")
+    return None
+
+
+def _run_random(candidates: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float):
+    """Verdicts of candidates simulated together, or one verdict that stands for the whole batch's failure."""
+    interface = reference.design.interface
+    plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
+    modules = [c.module for c in candidates]
+    tb = random_testbench(interface.ports, plan, reference.design.top, modules, nonce=nonce, vectors=job.vectors,
+                          seed=job.seed)  # fmt: skip
+    sources = {"ref.v": job.reference, "tb.v": tb}
+    sources.update({f"cand{k}.v": c.text for k, c in enumerate(candidates)})
+    limits = SandboxLimits()
+    sim = simulate(sources, top=f"salv_tb_{nonce}", simulator=job.simulator, compile_timeout=max(timeout, 30),
+                   run_timeout=timeout, limits=limits)  # fmt: skip
+    failed = _failure(sim, limits)
+    if failed:
+        return failed
+    try:
+        counts = parse_random_output(sim.run.stdout, nonce, len(candidates), reference.outputs)
+    except TestbenchOutputError as error:
+        return ModuleVerdict(Status.runtime_error, detail=str(error))
+    return [ModuleVerdict(Status.ok, {n: SignalVerdict.of(*c[n]) for n in reference.outputs}) for c in counts]
+
+
+def _check_reference_alone(failure: ModuleVerdict, reference: _Reference, job: VerifyJob, nonce, timeout) -> None:
+    """Raise when a failure is the reference's own (it does not simulate even without any candidate)."""
+    if failure.status in (Status.compile_error, Status.syntax_error, Status.runtime_error):
+        alone = _run_random([], reference, job, nonce, timeout)
+        if isinstance(alone, ModuleVerdict):
+            raise VerilogInputError(f"the reference does not simulate on its own: {alone.detail[:500]}")
+
+
+def _run_given(candidate: _Candidate, reference: _Reference, job: VerifyJob, timeout: float) -> ModuleVerdict:
+    sources = {"tb.sv": job.testbench, "ref.sv": job.reference, "cand.sv": candidate.text}
+    flags = GIVEN_TESTBENCH_FLAGS if job.simulator == "icarus" else ()
+    limits = SandboxLimits()
+    sim = simulate(sources, top=reference.testbench_top, simulator=job.simulator, flags=flags,
+                   compile_timeout=max(timeout, 30), run_timeout=max(timeout, 30), limits=limits)  # fmt: skip
+    failed = _failure(sim, limits)
+    if failed:
+        return failed
+    try:
+        counts = parse_given_output(sim.run.stdout, reference.outputs)
+    except TestbenchOutputError as error:
+        return ModuleVerdict(Status.runtime_error, detail=str(error))
+    return ModuleVerdict(Status.ok, {name: SignalVerdict.of(*value) for name, value in counts.items()})
