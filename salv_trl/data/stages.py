@@ -15,12 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from datasets import Dataset, Features, List, Value
+from tqdm.auto import tqdm
 
 from .hub import config_file, load_config, save_config, update_build_info
+from .pairs import PAIR_FEATURES, PairOptions, build_pairs, mask_share
 from .sampling import rollout_key, sample_rollouts
 from .shards import ShardStore
 
-__all__ = ["ROLLOUT_FEATURES", "VERIFIED_ROLLOUT_FEATURES", "compact", "sample_stage", "save_tasks"]
+__all__ = ["ROLLOUT_FEATURES", "VERIFIED_ROLLOUT_FEATURES", "compact", "pairs_stage", "sample_stage", "save_tasks"]
 
 ROLLOUT_FEATURES = Features(
     {
@@ -119,3 +121,34 @@ def sample_stage(
         sample_rollouts(tasks, generate, store, n=n, batch_size=batch_size, progress=progress)
     update_build_info(folder, "sample", info)
     return compact(store, order, ROLLOUT_FEATURES, folder, "rollouts")
+
+
+def pairs_stage(
+    folder: str | os.PathLike,
+    options: PairOptions,
+    *,
+    tokenizer=None,
+    tokenizer_name: str | None = None,
+    progress: bool = True,
+) -> Dataset:
+    """Build the `pairs` config from the folder's verified `rollouts` config (a pure function of the rollouts, so
+    an interrupted run is simply redone; the config file is replaced atomically).
+
+    Args:
+        folder (`str` or `Path`): Dataset folder with verified rollouts.
+        options ([`PairOptions`]): Pair construction switches.
+        tokenizer (*optional*): Fast tokenizer to count the masked-in share in tokens (characters otherwise).
+        tokenizer_name (`str`, *optional*): Its name, for the card.
+        progress (`bool`, defaults to `True`): Show a progress bar.
+    """
+    rollouts = load_config(folder, "rollouts")
+    if "verdict" not in rollouts.column_names:
+        raise ValueError(f"the rollouts of {folder} are not verified yet: run `salv-trl verify --dataset {folder}`")
+    pairs = build_pairs(tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options)
+    dataset = Dataset.from_list(pairs, features=PAIR_FEATURES)
+    share = mask_share(pairs, tokenizer)
+    if tokenizer_name:
+        share["unit"] = f"tokens ({tokenizer_name})"
+    update_build_info(folder, "pairs", {**options.to_dict(), "stats": {"pairs": len(pairs), "mask_share": share}})
+    save_config(dataset, folder, "pairs")
+    return dataset
