@@ -3,10 +3,12 @@
 **Random co-simulation** ([`random_testbench`]) instantiates the reference and any number of candidates side by
 side, drives every input with seeded random values at full width (signed and wide vectors included, parameters at
 their defaults) and counts, per candidate and per output, the samples where the candidate differs from the
-reference. Comparison is bitwise with `ref !== (ref ^ cand ^ ref)`: an X in the reference is a don't-care, an X/Z
-in the candidate where the reference is known is a mismatch (VerilogEval's rule).
+reference. Comparison is bitwise with `(ref ^ ref ^ ref) !== (ref ^ cand ^ ref)`: an X or Z in the reference is a
+don't-care (VerilogEval's rule, extended to Z: an undriven reference output constrains nothing), an X/Z in the
+candidate where the reference is known is a mismatch.
 
-- Combinational designs (no input used in an edge event): apply a vector, let it settle, compare; `vectors` samples.
+- Combinational designs (no input used in an edge event): apply a vector, compare 7 time units later; `vectors`
+  samples.
 - Sequential designs: clocks are the inputs used in edge events whose names look like clocks (else all edge-event
   inputs that are not resets); resets are inputs named like resets (`rst`, `reset`, `areset`, `clr`, ...), active
   low when named so (`rst_n`, `resetn`, `nrst`, ...) or used with `negedge`, asynchronous when used in an edge
@@ -167,7 +169,7 @@ def random_testbench(
     for k in range(len(candidate_modules)):
         for j, p in enumerate(outputs):
             ref, cand = f"ref_{p.name}", f"c{k}_{p.name}"
-            compare.append(f"if ({ref} !== ({ref} ^ {cand} ^ {ref})) {errors[k][j]} = {errors[k][j]} + 1;")
+            compare.append(f"if (({ref} ^ {ref} ^ {ref}) !== ({ref} ^ {cand} ^ {ref})) {errors[k][j]} = {errors[k][j]} + 1;")
     data = [f"in_{name} = {_random_value(_width(inputs, name), 'seed_var')};" for name in plan.data]
 
     body = [f"seed_var = {int(seed) & 0x7FFFFFFF};", "samples = 0;"]
@@ -193,7 +195,8 @@ def random_testbench(
         body.append("end")
     else:
         body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin"]
-        body += ["  " + d for d in data] + ["  #5;"] + ["  " + c for c in compare] + ["  #5;", "end"]
+        # Compare 7 units after the change: off the multiples of 5 where free-running generators toggle.
+        body += ["  " + d for d in data] + ["  #7;"] + ["  " + c for c in compare] + ["  #3;", "end"]
     for k in range(len(candidate_modules)):
         for j in range(len(outputs)):
             body.append(f'$display("{tag} %0d %0d %0d %0d", {k}, {j}, {errors[k][j]}, samples);')

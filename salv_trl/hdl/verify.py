@@ -232,7 +232,6 @@ class _Candidate:
 class _Reference:
     design: ParsedDesign
     outputs: list[str]
-    testbench_top: str | None
 
 
 def _load_reference(job: VerifyJob) -> _Reference:
@@ -245,10 +244,7 @@ def _load_reference(job: VerifyJob) -> _Reference:
     outputs = [p.name for p in design.interface.outputs]
     if not outputs:
         raise VerilogInputError(f"reference module {design.top!r} has no outputs to judge")
-    testbench_top = None
-    if job.testbench is not None:
-        testbench_top = parse(job.testbench).top
-    return _Reference(design, outputs, testbench_top)
+    return _Reference(design, outputs)
 
 
 def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> list[ModuleVerdict]:
@@ -350,6 +346,19 @@ def _failure(sim: Simulation, limits: SandboxLimits) -> ModuleVerdict | None:
     return None
 
 
+_DEFINE = re.compile(r"`define\s+([A-Za-z_][A-Za-z0-9_$]*)")
+
+
+def _separator(previous: list[str]) -> str:
+    """Directives that undo what earlier files set (timescale, default_nettype, macros) before the next file.
+
+    Icarus compiles all files as one stream and does not support `` `undefineall ``, so one candidate's
+    `` `timescale `` or `` `define `` would otherwise change how the next candidate of its batch compiles.
+    """
+    macros = sorted({name for text in previous for name in _DEFINE.findall(text)})
+    return "`resetall\n`timescale 1ns/1ps\n" + "".join(f"`undef {name}\n" for name in macros)
+
+
 def _run_random(candidates: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float):
     """Verdicts of candidates simulated together, or one verdict that stands for the whole batch's failure."""
     interface = reference.design.interface
@@ -357,8 +366,10 @@ def _run_random(candidates: list[_Candidate], reference: _Reference, job: Verify
     modules = [c.module for c in candidates]
     tb = random_testbench(interface.ports, plan, reference.design.top, modules, nonce=nonce, vectors=job.vectors,
                           seed=job.seed)  # fmt: skip
-    sources = {"ref.v": job.reference, "tb.v": tb}
-    sources.update({f"cand{k}.v": c.text for k, c in enumerate(candidates)})
+    sources = {"tb.v": tb, "sep_ref.v": _separator([tb]), "ref.v": job.reference}
+    for k, candidate in enumerate(candidates):  # each file starts from the same compiler-directive state
+        sources[f"sep{k}.v"] = _separator([job.reference] + [c.text for c in candidates[:k]])
+        sources[f"cand{k}.v"] = candidate.text
     limits = SandboxLimits()
     sim = simulate(sources, top=f"salv_tb_{nonce}", simulator=job.simulator, compile_timeout=max(timeout, 30),
                    run_timeout=timeout, limits=limits)  # fmt: skip
@@ -381,10 +392,12 @@ def _check_reference_alone(failure: ModuleVerdict, reference: _Reference, job: V
 
 
 def _run_given(candidate: _Candidate, reference: _Reference, job: VerifyJob, timeout: float) -> ModuleVerdict:
-    sources = {"tb.sv": job.testbench, "ref.sv": job.reference, "cand.sv": candidate.text}
+    # VerilogEval's order: the candidate first, then the testbench and the reference.
+    sources = {"cand.sv": candidate.text, "tb.sv": job.testbench, "ref.sv": job.reference}
     flags = GIVEN_TESTBENCH_FLAGS if job.simulator == "icarus" else ()
     limits = SandboxLimits()
-    sim = simulate(sources, top=reference.testbench_top, simulator=job.simulator, flags=flags,
+    # No `-s`: the simulator elaborates every root, which is the testbench whatever it is called.
+    sim = simulate(sources, simulator=job.simulator, flags=flags,
                    compile_timeout=max(timeout, 30), run_timeout=max(timeout, 30), limits=limits)  # fmt: skip
     failed = _failure(sim, limits)
     if failed:
