@@ -121,19 +121,20 @@ def _rollout_section(rollouts: Dataset) -> str:
 
 
 def _pair_section(pairs: Dataset, stats: dict[str, Any]) -> str:
-    kinds = Counter(pairs["kind"]) if "kind" in pairs.column_names else Counter()
-    signals = [len(s) for s in pairs["signals"]]
+    kind = pairs["kind"] if "kind" in pairs.column_names else ["signal"] * len(pairs)
+    kinds = Counter(kind)
+    signals = [len(s) for s, k in zip(pairs["signals"], kind) if k == "signal"]
     text = f"### Pairs\n\n{len(pairs)} pairs from {len(set(pairs['task_id']))} tasks.\n\n"
     text += _table(("kind", "pairs"), sorted(kinds.items()))
     if signals:
         per = Counter(signals)
-        text += f"\n\nContrast signals per pair: mean {mean(signals):.2f}, max {max(signals)}.\n\n"
-        text += _table(("signals in pair", "pairs"), sorted(per.items()))
+        text += f"\n\nContrast signals per signal pair: mean {mean(signals):.2f}, max {max(signals)}.\n\n"
+        text += _table(("contrast signals", "signal pairs"), sorted(per.items()))
     share = stats.get("mask_share")
     if share:
         text += (
             f"\n\nShare of completion {share['unit']} masked in (trained on): "
-            f"chosen {share['chosen']:.1%}, rejected {share['rejected']:.1%} (mean over pairs)."
+            f"chosen {share['chosen']:.1%}, rejected {share['rejected']:.1%} (mean over {share.get('over', 'pairs')})."
         )
     return text
 

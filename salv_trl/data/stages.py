@@ -14,48 +14,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features
 from tqdm.auto import tqdm
 
 from .hub import config_file, load_config, save_config, update_build_info
 from .pairs import PAIR_FEATURES, PairOptions, build_pairs, mask_share
+from .rollouts import ROLLOUT_FEATURES, VERIFIED_ROLLOUT_FEATURES, VerifySettings, judge_rollouts, judge_rollouts_ray
 from .sampling import rollout_key, sample_rollouts
 from .shards import ShardStore
 
-__all__ = ["ROLLOUT_FEATURES", "VERIFIED_ROLLOUT_FEATURES", "compact", "pairs_stage", "sample_stage", "save_tasks"]
-
-ROLLOUT_FEATURES = Features(
-    {
-        "task_id": Value("string"),
-        "prompt": Value("string"),
-        "completion": Value("string"),
-        "sample_index": Value("int32"),
-    }
-)
-_SPANS = List(List(Value("int64")))
-VERIFIED_ROLLOUT_FEATURES = Features(
-    {
-        **ROLLOUT_FEATURES,
-        "verdict": {
-            "status": Value("string"),
-            "detail": Value("string"),
-            "signals": List(
-                {
-                    "name": Value("string"),
-                    "mismatches": Value("int64"),
-                    "samples": Value("int64"),
-                    "correct": Value("bool"),
-                }
-            ),
-        },
-        # Character offset of the extracted code in the completion; None when the completion has no code.
-        "code_offset": Value("int64"),
-        # Per-output slices of the extracted code, shifted to offsets into the completion.
-        "slices": List({"signal": Value("string"), "spans": _SPANS, "core_spans": _SPANS}),
-        "slice_error": Value("string"),
-    }
-)
-
+__all__ = ["compact", "pairs_stage", "sample_stage", "save_tasks", "verify_stage", "work_store"]
 
 def work_store(folder: str | os.PathLike, stage: str, key: Callable[[dict], tuple]) -> ShardStore:
     """The shard store of `stage` in a dataset folder."""
@@ -123,6 +91,55 @@ def sample_stage(
     return compact(store, order, ROLLOUT_FEATURES, folder, "rollouts")
 
 
+def verify_stage(
+    folder: str | os.PathLike,
+    settings: VerifySettings | None = None,
+    *,
+    workers: int | None = None,
+    chunk_size: int = 256,
+    use_ray: bool = False,
+    progress: bool = True,
+) -> Dataset:
+    """Verify and slice the folder's `rollouts` config in place (verdict, code offset, per-output slices).
+
+    Rows are judged in chunks; each finished chunk is stored at once, so an interrupted run loses at most the chunks
+    in flight and a re-run judges only the rest.
+
+    Args:
+        folder (`str` or `Path`): Dataset folder with `tasks` and `rollouts` configs.
+        settings ([`VerifySettings`], *optional*): Simulation settings.
+        workers (`int`, *optional*): Local verification processes (all cores by default); ignored with Ray.
+        chunk_size (`int`, defaults to `256`): Rollouts per stored chunk (and per Ray task).
+        use_ray (`bool`, defaults to `False`): Judge the chunks as Ray tasks on the cluster `ray.init` connected to.
+        progress (`bool`, defaults to `True`): Show a progress bar.
+    """
+    settings = settings or VerifySettings()
+    rollouts = load_config(folder, "rollouts")
+    if "verdict" in rollouts.column_names and None not in rollouts["verdict"]:
+        return rollouts  # already verified
+    rows = rollouts.select_columns(list(ROLLOUT_FEATURES)).to_list()
+    tasks = {t["task_id"]: t for t in load_config(folder, "tasks").to_list()}
+    order = [rollout_key(r) for r in rows]
+    store = work_store(folder, "verify", rollout_key)
+    done = store.done()
+    todo = [r for r in rows if rollout_key(r) not in done]
+    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="verify", unit="rollout", disable=not progress)
+    with store:
+        if use_ray:
+            chunks = judge_rollouts_ray(todo, tasks, settings, chunk_size=chunk_size)
+        else:
+            chunks = (
+                judge_rollouts(todo[i : i + chunk_size], tasks, settings, workers=workers, progress=False)
+                for i in range(0, len(todo), chunk_size)
+            )
+        for chunk in chunks:
+            store.write(chunk)
+            bar.update(len(chunk))
+    bar.close()
+    update_build_info(folder, "verify", {**settings.to_dict(), "backend": "ray" if use_ray else "local"})
+    return compact(store, order, VERIFIED_ROLLOUT_FEATURES, folder, "rollouts")
+
+
 def pairs_stage(
     folder: str | os.PathLike,
     options: PairOptions,
@@ -146,7 +163,9 @@ def pairs_stage(
         raise ValueError(f"the rollouts of {folder} are not verified yet: run `salv-trl verify --dataset {folder}`")
     pairs = build_pairs(tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options)
     dataset = Dataset.from_list(pairs, features=PAIR_FEATURES)
-    share = mask_share(pairs, tokenizer)
+    # Whole-sequence pairs are trivially 100% masked in; the share that says something is that of signal pairs.
+    signal_pairs = [p for p in pairs if p["kind"] == "signal"]
+    share = {**mask_share(signal_pairs or pairs, tokenizer), "over": "signal pairs" if signal_pairs else "all pairs"}
     if tokenizer_name:
         share["unit"] = f"tokens ({tokenizer_name})"
     update_build_info(folder, "pairs", {**options.to_dict(), "stats": {"pairs": len(pairs), "mask_share": share}})

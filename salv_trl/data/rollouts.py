@@ -1,0 +1,219 @@
+"""Verification and slicing of rollouts: code extracted from each completion, judged output by output against the
+task's reference, and each output's slice mapped to `[start, end)` character offsets into the completion.
+
+Runs over all local cores ([`salv_trl.hdl.verify.verify_many`]) or, with [`judge_rollouts_ray`], as Ray tasks across a
+cluster (extra `ray`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from datasets import Features, List, Value
+
+from ..hdl.extract import extract_code
+from ..hdl.parse import parse
+from ..hdl.source import VerilogInputError
+from ..hdl.verify import ModuleVerdict, Status, VerifyJob, verify_many
+
+__all__ = [
+    "ROLLOUT_FEATURES",
+    "VERIFIED_ROLLOUT_FEATURES",
+    "VerifySettings",
+    "judge_rollouts",
+    "judge_rollouts_ray",
+    "verdict_from_row",
+]
+
+ROLLOUT_FEATURES = Features(
+    {
+        "task_id": Value("string"),
+        "prompt": Value("string"),
+        "completion": Value("string"),
+        "sample_index": Value("int32"),
+    }
+)
+_SPANS = List(List(Value("int64")))
+VERIFIED_ROLLOUT_FEATURES = Features(
+    {
+        **ROLLOUT_FEATURES,
+        # ModuleVerdict.to_dict() with the per-signal dict as a list, so every row has the same Arrow type.
+        "verdict": {
+            "status": Value("string"),
+            "detail": Value("string"),
+            "signals": List(
+                {"name": Value("string"), "mismatches": Value("int64"), "samples": Value("int64"), "correct": Value("bool")}
+            ),
+        },
+        # Character offset of the extracted code in the completion; None when the completion has no code.
+        "code_offset": Value("int64"),
+        # Per-output slices of the judged module, as offsets into the completion (simulated rollouts only).
+        "slices": List({"signal": Value("string"), "spans": _SPANS, "core_spans": _SPANS}),
+        "slice_error": Value("string"),
+    }
+)
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    """How rollouts are judged (recorded in the dataset card); see [`salv_trl.hdl.verify.verify`].
+
+    Args:
+        vectors (`int`, defaults to `1000`): Random input vectors (or clock cycles) per candidate, as in the paper.
+        seed (`int`, defaults to `0`): Stimulus seed.
+        simulator (`str`, defaults to `"icarus"`): `"icarus"` or `"verilator"`.
+        timeout (`float`, defaults to `10.0`): Wall-clock seconds per simulator step.
+    """
+
+    vectors: int = 1000
+    seed: int = 0
+    simulator: str = "icarus"
+    timeout: float = 10.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _verdict_row(verdict: ModuleVerdict) -> dict[str, Any]:
+    data = verdict.to_dict()
+    return {
+        "status": data["status"],
+        "detail": data["detail"],
+        "signals": [{"name": name, **result} for name, result in data["signals"].items()],
+    }
+
+
+def verdict_from_row(row: dict[str, Any]) -> ModuleVerdict:
+    """The [`ModuleVerdict`] of a verified rollout row's `verdict` column."""
+    verdict = row["verdict"]
+    signals = {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in verdict["signals"]}
+    return ModuleVerdict.from_dict({"status": verdict["status"], "detail": verdict["detail"], "signals": signals})
+
+
+def _slices(code: str, offset: int, top: str | None) -> tuple[list[dict], str | None]:
+    """Slices of the judged module (the task's top when the code defines it, else the code's own top)."""
+    from ..hdl.slicing import slice_signals
+
+    try:
+        try:
+            slices = slice_signals(code, top=top)
+        except VerilogInputError:
+            if top is None:
+                raise
+            slices = slice_signals(code)
+    except (VerilogInputError, RecursionError) as error:
+        return [], f"{type(error).__name__}: {error}"
+    shift = lambda spans: [[offset + start, offset + end] for start, end in spans]  # noqa: E731
+    rows = [
+        {"signal": name, "spans": shift(s.spans), "core_spans": shift(s.core_spans)} for name, s in slices.items()
+    ]
+    return rows, None
+
+
+def _check_tasks(rollouts: Sequence[dict], tasks: dict[str, dict]) -> None:
+    missing = sorted({r["task_id"] for r in rollouts} - set(tasks))
+    if missing:
+        raise ValueError(f"rollouts of unknown task(s): {', '.join(missing[:5])}")
+
+
+def _reference_tops(tasks: dict[str, dict]) -> dict[str, str | None]:
+    tops = {}
+    for task_id, task in tasks.items():
+        try:
+            tops[task_id] = task.get("top") or parse(task["reference"]).top
+        except VerilogInputError:
+            tops[task_id] = None  # verify reports the unusable reference in the verdict
+    return tops
+
+
+def judge_rollouts(
+    rollouts: Sequence[dict],
+    tasks: dict[str, dict],
+    settings: VerifySettings | None = None,
+    *,
+    workers: int | None = None,
+    progress: bool = True,
+) -> list[dict]:
+    """Verify and slice rollouts; returns the rows with `verdict`, `code_offset`, `slices`, `slice_error` added.
+
+    Args:
+        rollouts (`Sequence[dict]`): Rollout rows (`task_id`, `prompt`, `completion`, `sample_index`).
+        tasks (`dict[str, dict]`): Task rows by `task_id` (`reference`, `testbench`, `top`).
+        settings ([`VerifySettings`], *optional*): Simulation settings.
+        workers (`int`, *optional*): Verification processes (all cores by default).
+        progress (`bool`, defaults to `True`): Show a progress bar.
+
+    Returns:
+        `list[dict]`: verified rows, in input order. Completions without code get status `no_code`; slices are
+        computed for simulated (`ok`) rollouts only, the only ones that give signal pairs.
+    """
+    settings = settings or VerifySettings()
+    _check_tasks(rollouts, tasks)
+    tops = _reference_tops({r["task_id"]: tasks[r["task_id"]] for r in rollouts})
+    extracted = [extract_code(r["completion"]) for r in rollouts]
+    jobs, job_rows = [], []
+    for index, (row, code) in enumerate(zip(rollouts, extracted)):
+        if code is not None:
+            task = tasks[row["task_id"]]
+            jobs.append(
+                VerifyJob(code.code, task["reference"], task.get("testbench"), task.get("top"), settings.vectors,
+                          settings.seed, settings.simulator)  # fmt: skip
+            )
+            job_rows.append(index)
+    verdicts: list[ModuleVerdict] = [ModuleVerdict(Status.no_code, detail="no code in the completion")] * len(rollouts)
+    judged = verify_many(jobs, workers=workers, progress=progress, timeout=settings.timeout) if jobs else []
+    for index, verdict in zip(job_rows, judged):
+        verdicts[index] = verdict
+    results = []
+    for row, code, verdict in zip(rollouts, extracted, verdicts):
+        slices, error = [], None
+        if verdict.status == Status.ok:
+            slices, error = _slices(code.code, code.offset, tops[row["task_id"]])
+        results.append(
+            {
+                **row,
+                "verdict": _verdict_row(verdict),
+                "code_offset": None if code is None else code.offset,
+                "slices": slices,
+                "slice_error": error,
+            }
+        )
+    return results
+
+
+def judge_rollouts_ray(
+    rollouts: Sequence[dict],
+    tasks: dict[str, dict],
+    settings: VerifySettings | None = None,
+    *,
+    chunk_size: int = 64,
+    num_cpus: float = 1,
+) -> Iterator[list[dict]]:
+    """[`judge_rollouts`] as Ray tasks (one per chunk, one core each) on the connected Ray cluster.
+
+    Call `ray.init(address=...)` first (or let Ray start a local instance). Each worker node needs salv-trl and the
+    simulator installed. Yields each chunk's verified rows as soon as it finishes (in completion order), so the
+    caller can store them and a re-run does not redo them.
+    """
+    try:
+        import ray
+    except ImportError as error:
+        raise ValueError("the Ray route needs Ray: pip install 'salv-trl[ray]'") from error
+
+    settings = settings or VerifySettings()
+    _check_tasks(rollouts, tasks)
+    remote = ray.remote(num_cpus=num_cpus)(_judge_chunk)
+    pending = []
+    for start in range(0, len(rollouts), chunk_size):
+        chunk = list(rollouts[start : start + chunk_size])
+        chunk_tasks = {r["task_id"]: tasks[r["task_id"]] for r in chunk}
+        pending.append(remote.remote(chunk, chunk_tasks, settings))
+    while pending:
+        finished, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(finished[0])
+
+
+def _judge_chunk(rollouts: list[dict], tasks: dict[str, dict], settings: VerifySettings) -> list[dict]:
+    return judge_rollouts(rollouts, tasks, settings, workers=1, progress=False)
