@@ -347,6 +347,13 @@ class _Module:
         initialised = [d.name.valueText for d in declarators if getattr(d, "initializer", None) is not None]
         if kind == Kind.ParameterDeclarationStatement:
             initialised = []  # parameters are constants: declaring them is enough
+            if (
+                node.parameter.keyword.kind == TokenKind.ParameterKeyword
+            ):  # overridable: part of the interface
+                unit = _Unit(
+                    start, end, declares=frozenset(declared), names=frozenset(declared) | uses, always=True
+                )
+                return self._add(_Element(start, end, drop, unit, core=False))
         unit = _Unit(
             start,
             end,
@@ -548,7 +555,10 @@ class _Module:
                     if name not in needed:
                         needed.add(name)
                         to_reference.append(name)
-                        for unit, uses in self.drivers.get(name, ()):
+                        # an input port's value comes from outside, whatever seems to write it inside
+                        for unit, uses in (
+                            () if self.ports.get(name) == "input" else self.drivers.get(name, ())
+                        ):
                             to_keep.append(unit)
                             to_need += uses
                 else:
