@@ -41,12 +41,16 @@ __all__ = [
     "parse_random_output",
     "parse_given_output",
     "TestbenchOutputError",
+    "reference_constants",
 ]
 
 _CLOCK_NAME = re.compile(r"clk|clock|^ck$|_ck$", re.IGNORECASE)
 _RESET_NAME = re.compile(r"rst|reset|^clr|clear|^ar$", re.IGNORECASE)
 _ACTIVE_LOW = re.compile(r"(_n|_b|_l|n|b)$|^n_?(rst|reset)|^(rst|reset)n", re.IGNORECASE)
-_RESET_EVERY = 32  # a random reset pulse starts on about one cycle in this many
+_RESET_EVERY = 64  # a random reset pulse starts on about one cycle in this many
+_CONSTANT_EVERY = 4  # a data input takes one of the reference's constants on about one vector in this many
+_LITERAL = re.compile(r"\b(\d+)?\s*'[sS]?([bBoOdDhH])\s*([0-9a-fA-F_]+)\b|(?<![\w'$.])(\d+)\b")
+_RADIX = {"b": 2, "o": 8, "d": 10, "h": 16}
 
 
 class TestbenchOutputError(ValueError):
@@ -113,6 +117,27 @@ def plan_stimulus(inputs: Sequence[str], edge_events: Mapping[str, Iterable[str]
     return StimulusPlan(tuple(clocks), tuple(resets), tuple(n for n in inputs if n not in driven))
 
 
+def reference_constants(text: str, limit: int = 64) -> tuple[int, ...]:
+    """Distinct integer literals of a reference (first `limit`), used as directed stimulus.
+
+    Random full-width vectors almost never hit the exact values a design compares against (a 16-bit scan code, a
+    terminal count); driving them now and then reaches those branches.
+    """
+    found: dict[int, None] = {}
+    for match in _LITERAL.finditer(text):
+        _, radix, digits, decimal = match.groups()
+        try:
+            value = int(decimal) if decimal else int(digits.replace("_", ""), _RADIX[radix.lower()])
+        except ValueError:
+            continue
+        for near in (value, value - 1, value + 1):
+            if near >= 0:
+                found.setdefault(near, None)
+        if len(found) >= limit:
+            break
+    return tuple(found)[:limit]
+
+
 def _decl(kind: str, width: int, signed: bool, name: str) -> str:
     vector = f" [{width - 1}:0]" if width > 1 else ""
     return f"  {kind}{' signed' if signed else ''}{vector} {name};"
@@ -133,6 +158,7 @@ def random_testbench(
     nonce: str,
     vectors: int = 1000,
     seed: int = 0,
+    constants: Sequence[int] = (),
 ) -> str:
     """Verilog source of a co-simulation testbench (top module `salv_tb_<nonce>`).
 
@@ -144,6 +170,7 @@ def random_testbench(
         nonce: per-run random hexadecimal string that prefixes the harness's lines and names.
         vectors: input vectors (combinational) or clock cycles (sequential).
         seed: seed of the stimulus; the same seed gives the same stimulus whatever the candidates.
+        constants: values (e.g. [`reference_constants`]) that data inputs take on about one vector in four.
     """
     if not re.fullmatch(r"[0-9a-f]{8,}", nonce):
         raise ValueError("nonce must be at least 8 lowercase hexadecimal digits")
@@ -170,7 +197,7 @@ def random_testbench(
         for j, p in enumerate(outputs):
             ref, cand = f"ref_{p.name}", f"c{k}_{p.name}"
             compare.append(f"if (({ref} ^ {ref} ^ {ref}) !== ({ref} ^ {cand} ^ {ref})) {errors[k][j]} = {errors[k][j]} + 1;")
-    data = [f"in_{name} = {_random_value(_width(inputs, name), 'seed_var')};" for name in plan.data]
+    data = [_drive(name, _width(inputs, name), constants) for name in plan.data]
 
     body = [f"seed_var = {int(seed) & 0x7FFFFFFF};", "samples = 0;"]
     body += [f"{name} = 0;" for row in errors for name in row]
@@ -204,6 +231,17 @@ def random_testbench(
     body.append("$finish;")
     lines += ["  initial begin"] + ["    " + b for b in body] + ["  end", "endmodule", ""]
     return "\n".join(lines)
+
+
+def _drive(name: str, width: int, constants: Sequence[int]) -> str:
+    """A statement giving input `name` a random value, or now and then one of `constants` that fits its width."""
+    random_value = f"in_{name} = {_random_value(width, 'seed_var')};"
+    fitting = [c for c in constants if c < (1 << width)]
+    if not fitting:
+        return random_value
+    cases = " ".join(f"{i}: in_{name} = {width}'d{c};" for i, c in enumerate(fitting))
+    pick = f"$unsigned($random(seed_var)) % {len(fitting) * _CONSTANT_EVERY}"
+    return f"case ({pick}) {cases} default: {random_value} endcase"
 
 
 def _width(ports: Sequence, name: str) -> int:

@@ -43,7 +43,14 @@ from .sandbox import SandboxLimits
 from .screen import screen
 from .simulators import Simulation, simulate
 from .source import VerilogInputError
-from .testbench import TestbenchOutputError, parse_given_output, parse_random_output, plan_stimulus, random_testbench
+from .testbench import (
+    TestbenchOutputError,
+    parse_given_output,
+    parse_random_output,
+    plan_stimulus,
+    random_testbench,
+    reference_constants,
+)
 
 __all__ = ["Status", "SignalVerdict", "ModuleVerdict", "VerifyJob", "verify", "verify_many"]
 
@@ -365,7 +372,7 @@ def _run_random(candidates: list[_Candidate], reference: _Reference, job: Verify
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
     modules = [c.module for c in candidates]
     tb = random_testbench(interface.ports, plan, reference.design.top, modules, nonce=nonce, vectors=job.vectors,
-                          seed=job.seed)  # fmt: skip
+                          seed=job.seed, constants=reference_constants(job.reference))  # fmt: skip
     sources = {"tb.v": tb, "sep_ref.v": _separator([tb]), "ref.v": job.reference}
     for k, candidate in enumerate(candidates):  # each file starts from the same compiler-directive state
         sources[f"sep{k}.v"] = _separator([job.reference] + [c.text for c in candidates[:k]])
