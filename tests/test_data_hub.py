@@ -9,7 +9,7 @@ import pytest
 from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from salv_trl.data.hub import CONFIGS, config_file, push_to_hub, render_card, save_config, update_build_info
+from salv_trl.data.hub import CONFIGS, config_file, load_config, push_to_hub, render_card, save_config, update_build_info
 from salv_trl.data.pairs import PAIR_FEATURES, PairOptions, build_pairs
 from salv_trl.data.rollouts import VERIFIED_ROLLOUT_FEATURES
 from salv_trl.data.tasks import TASK_FEATURES
@@ -59,15 +59,20 @@ def folder(tmp_path) -> Path:
     return tmp_path
 
 
-def test_round_trip_of_all_configs(folder):
+def _load(path, config, tmp_path):
+    # A private cache: datasets keys local folders by name, and the test must read what is on disk now.
+    return load_dataset(str(path), config, split="train", cache_dir=str(tmp_path / "hf-cache"))
+
+
+def test_round_trip_of_all_configs(folder, tmp_path):
     for config in CONFIGS:
-        written = load_dataset("parquet", data_files=str(config_file(folder, config)), split="train")
-        loaded = load_dataset(str(folder), config, split="train")
+        written = load_config(folder, config)
+        loaded = _load(folder, config, tmp_path)
         assert loaded.features == written.features
         assert loaded.to_list() == written.to_list() and len(loaded) > 0
-    rollouts = load_dataset(str(folder), "rollouts", split="train")
+    rollouts = _load(folder, "rollouts", tmp_path)
     assert rollouts[3]["code_offset"] is None and rollouts[0]["slices"][1]["core_spans"] == [[78, 93]]
-    pairs = load_dataset(str(folder), "pairs", split="train")
+    pairs = _load(folder, "pairs", tmp_path)
     assert sorted(pairs["kind"]) == ["no_code", "signal"] and pairs.features == PAIR_FEATURES
 
 
@@ -110,7 +115,7 @@ def test_push_to_hub_uploads_configs_then_card(folder, tmp_path, monkeypatch):
     card = DatasetCard.load(repo / "README.md")
     assert 'load_dataset("someone/salv-data", "pairs", split="train")' in card.text
     for config in CONFIGS:  # the repository loads exactly as the folder does
-        assert load_dataset(str(repo), config, split="train").to_list() == load_dataset(str(folder), config, split="train").to_list()
+        assert _load(repo, config, tmp_path).to_list() == _load(folder, config, tmp_path).to_list()
     with pytest.raises(ValueError, match="no 'pairs'"):
         config_file(folder, "pairs").unlink()
         push_to_hub(folder, "someone/salv-data", configs=["pairs"])

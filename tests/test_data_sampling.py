@@ -43,7 +43,7 @@ def test_task_errors_are_clear(tmp_path):
         load_tasks(tmp_path / "missing.jsonl")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     from salv_trl.tiny import tiny_qwen2, train_tokenizer
 
@@ -77,7 +77,7 @@ def test_sample_cli_writes_tasks_and_rollouts(tmp_path, tiny_model_dir):
     argv = ["sample", str(_write_jsonl(tmp_path / "tasks.jsonl", tasks)), "--model", str(tiny_model_dir),
             "--output", str(out), "--n", "2", "--max-new-tokens", "6", "--batch-size", "2", "--no-progress"]
     assert main(argv) == 0
-    rollouts = load_dataset(str(out), "rollouts", split="train")
+    rollouts = load_dataset(str(out), "rollouts", split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert rollouts.column_names == ["task_id", "prompt", "completion", "sample_index"]
     assert [(r["task_id"], r["sample_index"]) for r in rollouts] == [(f"t{i}", j) for i in range(3) for j in range(2)]
     assert load_config(out, "tasks")["task_id"] == ["t0", "t1", "t2"]
@@ -87,4 +87,4 @@ def test_sample_cli_writes_tasks_and_rollouts(tmp_path, tiny_model_dir):
     assert not (out / ".work" / "sample").exists()  # shards compacted away
     # A finished stage does nothing on a re-run: the rows stay exactly as they were.
     assert main(argv) == 0
-    assert load_dataset(str(out), "rollouts", split="train").to_list() == rollouts.to_list()
+    assert load_config(out, "rollouts").to_list() == rollouts.to_list()

@@ -25,6 +25,7 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
+import pyarrow.parquet as pq
 from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -54,10 +55,15 @@ def config_file(folder: str | os.PathLike, config: str) -> Path:
 
 
 def load_config(source: str | os.PathLike, config: str, split: str = _SPLIT) -> Dataset:
-    """Load one config of a dataset folder or Hub dataset repository with `datasets.load_dataset`."""
-    if Path(source).is_dir() and not config_file(source, config).is_file():
+    """Load one config of a dataset folder (read as is, in memory) or of a Hub dataset repository
+    (`datasets.load_dataset`)."""
+    if not Path(source).is_dir():
+        return load_dataset(str(source), config, split=split)
+    path = config_file(source, config)
+    if not path.is_file():
         raise ValueError(f"{source} has no {config!r} config yet (run the stage that builds it first)")
-    return load_dataset(str(source), config, split=split)
+    # Not load_dataset: its cache keys a local folder by name, so a rewritten config could be read stale.
+    return Dataset(pq.read_table(path))
 
 
 def build_info(folder: str | os.PathLike) -> dict[str, Any]:
@@ -152,7 +158,7 @@ def render_card(folder: str | os.PathLike, repo_id: str | None = None) -> Datase
     folder = Path(folder)
     info = build_info(folder)
     present = [c for c in CONFIGS if config_file(folder, c).is_file()]
-    data = {c: load_dataset("parquet", data_files=str(config_file(folder, c)), split=_SPLIT) for c in present}
+    data = {c: load_config(folder, c) for c in present}
     largest = max((len(d) for d in data.values()), default=0)
     card_data = DatasetCardData(
         pretty_name="Signal-aware Verilog preference data (salv-trl)",
@@ -227,6 +233,5 @@ def push_to_hub(
     for config in configs or present:
         if config not in present:
             raise ValueError(f"{folder} has no {config!r} config to push")
-        dataset = load_dataset("parquet", data_files=str(config_file(folder, config)), split=_SPLIT)
-        dataset.push_to_hub(repo_id, config_name=config, split=_SPLIT, private=private, token=token)
+        load_config(folder, config).push_to_hub(repo_id, config_name=config, split=_SPLIT, private=private, token=token)
     render_card(folder, repo_id).push_to_hub(repo_id, repo_type="dataset", token=token)
