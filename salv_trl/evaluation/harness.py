@@ -1,0 +1,630 @@
+"""Pass/fail of candidate modules, faithful to each benchmark's official harness, run through the hdl sandbox.
+
+Official flows reproduced (one compile and one run per sample, in a fresh [`salv_trl.hdl.sandbox.Sandbox`]):
+
+- **VerilogEval v2** (`scripts/sv-iv-test` rules of its `Makefile.in`, verdicts of `scripts/sv-iv-analyze`):
+  `iverilog -Wall -Winfloop -Wno-timescale -g2012 -s tb -o <bin> sample.sv test.sv ref.sv`, then the binary
+  under a 30 s timeout (`TIMEOUT` appended to the log when it fires). The log passes when it has the line
+  `Mismatches: 0 in N samples` and no line with `error`; otherwise the analyser's failure code is kept
+  (`S` syntax, `C` compile, `e` cast, `0` zero-width constant, `n` no sensitivities, `w` declared as wire,
+  `m` unknown module, `p` / `c` unbound port, `T` timeout, `r` async reset, `R` runtime mismatch).
+- **VerilogEval v1** (`verilog_eval/execution.py`): one file `test + "\\n" + prompt + "\\n" + completion`, compiled
+  with the same flags and run with `vvp -n`; passes when stderr is empty, has no `syntax error`, and stdout has
+  `Mismatches: 0 in N samples`. A 30 s limit covers compile and run.
+- **RTLLM** (`auto_run.py`): the candidate as `<design>.v` beside `testbench.v` (and the testbench's data files),
+  compiled with `iverilog -g2012` (the official script uses VCS; compiling is its "syntax success"), run under an
+  8 s timeout; passes when the output contains `Pass` or `pass`. The reference's top module (`verified_<x>`) is
+  renamed to the design name the testbench instantiates before it is checked.
+
+Fixes to known harness weaknesses (documented in the metric card): the testbench's own `$display` / `$write`
+strings are tagged with a random nonce per run and only tagged lines can pass a candidate, so a candidate cannot
+print a forged `Mismatches: 0` or `Pass` line; every candidate is screened ([`salv_trl.hdl.screen.screen`]) before
+it is simulated (a candidate that redeclares a harness module such as `RefModule` fails to compile, as it does
+in the official flows).
+
+[`score`] adds a faster route with identical verdicts: for VerilogEval, up to `batch_size` candidates of one
+problem are compiled and simulated together, each with its own renamed copy of the testbench and reference
+(random streams kept per copy by giving every `$random` / `$urandom` call the copy's own seed variable, which
+Icarus starts from the same value as its global seed). Any candidate whose batched result could differ from its
+own run (compiler messages, directives, untagged output, hang, missing summary line) is scored by the per-sample
+flow instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from ..hdl.extract import extract_code
+from ..hdl.parse import module_spans, rename_modules
+from ..hdl.sandbox import Sandbox, SandboxResult
+from ..hdl.screen import screen
+from ..hdl.source import VerilogInputError
+from .benchmarks import Problem
+
+__all__ = [
+    "OPT_IN_ENV",
+    "SampleResult",
+    "check_references",
+    "harness_of",
+    "require_opt_in",
+    "score",
+    "score_sample",
+]
+
+#: Environment variable that must be `"1"` before any model-written code is executed (as `HF_ALLOW_CODE_EVAL`).
+OPT_IN_ENV = "SALV_TRL_ALLOW_CODE_EXECUTION"
+
+IVERILOG_FLAGS = ("-Wall", "-Winfloop", "-Wno-timescale", "-g2012")
+V2_TIMEOUT = 30.0  # Makefile.in: `timeout 30 ./<sample>`
+V1_TIMEOUT = 30.0  # evaluate_functional_correctness default
+RTLLM_TIMEOUT = 8.0  # auto_run.py: exec_shell(..., timeout=8)
+COMPILE_TIMEOUT = 60.0  # the official flows set none; a hostile candidate must not hold the compiler forever
+
+_DISPLAY = re.compile(r"(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*\")")
+_MISMATCHES = re.compile(r"^Mismatches: (\d+) in (\d+) samples$")
+_HINT = re.compile(r"^Hint: Output '([^']*)' has (no|\d+) mismatch")
+_MODULE_DECL = re.compile(r"\b(?:macro)?module\s+([A-Za-z_][\w$]*)")
+
+
+def require_opt_in() -> None:
+    """Raise unless the user opted in to executing model-written code (`SALV_TRL_ALLOW_CODE_EXECUTION=1`)."""
+    if os.environ.get(OPT_IN_ENV) != "1":
+        raise PermissionError(
+            "This metric compiles and simulates model-written Verilog. It runs in a sandbox (temporary directory, "
+            "resource limits, no network where the host allows it, hostile system tasks refused), but you should "
+            f"still read the metric card before enabling it. Set {OPT_IN_ENV}=1 to allow it, e.g. "
+            f'os.environ["{OPT_IN_ENV}"] = "1" or `export {OPT_IN_ENV}=1`.'
+        )
+
+
+@dataclass
+class SampleResult:
+    """Verdict for one completion under the benchmark's official harness.
+
+    Args:
+        passed (`bool`): The official pass criterion holds.
+        status (`str`): The verification engine's vocabulary: `ok` (simulated; `passed` tells the outcome),
+            `no_code`, `syntax_error`, `interface_mismatch`, `compile_error`, `runtime_error`, `timeout`, `refused`.
+        compiled (`bool`): The official syntax criterion (compiled without errors): syntax pass@k counts these.
+        detail (`str`): The reason, in the harness's words (VerilogEval v2 failure code, mismatch count, compiler
+            message, refusal reason, ...).
+        signals (`dict[str, dict]`): Per output, where the testbench reports it: `mismatches`, `samples`, `correct`.
+    """
+
+    passed: bool
+    status: str
+    compiled: bool
+    detail: str = ""
+    signals: dict[str, dict] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SampleResult:
+        return cls(**data)
+
+
+def harness_of(problem: Problem) -> str:
+    """The official harness family of a problem: `verilog-eval-v1`, `verilog-eval-v2`, `rtllm` or `custom`."""
+    if problem.benchmark.startswith("verilog-eval-v1"):
+        return "verilog-eval-v1"
+    if problem.benchmark.startswith("verilog-eval-v2"):
+        return "verilog-eval-v2"
+    if problem.benchmark.startswith("rtllm"):
+        return "rtllm"
+    return "custom"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Candidate code
+
+
+def candidate_code(problem: Problem, completion: str) -> str | None:
+    """The code the official flow would simulate for `completion` (raw model text), or None when there is none.
+
+    Code is taken with [`salv_trl.hdl.extract.extract_code`] (as for training). For completion-style problems
+    (VerilogEval v1, v2 code-complete) an answer that does not declare the top module is a module body: the
+    problem's header is put in front of it, as the official flows do.
+    """
+    if not completion.strip():
+        return None
+    found = extract_code(completion)
+    code = found.code if found else None
+    if problem.interface and (code is None or problem.top not in _MODULE_DECL.findall(code)):
+        return problem.interface + "\n" + (code if code is not None else completion)
+    return code
+
+
+def reference_code(problem: Problem) -> str:
+    """The reference as a candidate: its top module renamed to the name the testbench instantiates."""
+    if problem.reference_top == problem.top:
+        return problem.reference
+    return rename_modules(problem.reference, {problem.reference_top: problem.top})
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Official per-sample flows
+
+
+def _tag(text: str, tag: str) -> str:
+    """Prefix every display string of a testbench with `tag`, so its lines can be told from a candidate's."""
+    return _DISPLAY.sub(lambda m: m.group(1) + tag, text)
+
+
+def _split_output(output: str, tag: str) -> tuple[list[str], list[str]]:
+    """(lines printed by the testbench, with the tag removed; other lines)."""
+    ours, others = [], []
+    for line in output.splitlines():
+        (ours if tag in line else others).append(line.replace(tag, ""))
+    return ours, others
+
+
+def _signals(lines: Iterable[str]) -> dict[str, dict]:
+    samples = 0
+    counts = {}
+    for line in lines:
+        if match := _HINT.match(line):
+            counts[match.group(1)] = 0 if match.group(2) == "no" else int(match.group(2))
+        elif match := _MISMATCHES.match(line):
+            samples = int(match.group(2))
+    return {name: {"mismatches": n, "samples": samples, "correct": n == 0} for name, n in counts.items()}
+
+
+_V2_CODES = (  # (substring, code) in sv-iv-analyze's order; the first line that matches decides
+    ("syntax error", "S"),
+    ("error: This assignment requires an explicit cast", "e"),
+    ("error: Sized numeric constant must have a size greater than zero", "0"),
+    ("warning: always_comb process has no sensitivities", "n"),
+    ("found no sensitivities so it will never trigger", "n"),
+    ("is declared here as wire", "w"),
+    ("Unknown module type", "m"),
+    ("Unable to bind wire/reg/memory `clk'", "c"),
+    ("TIMEOUT", "T"),
+)
+_CODE_STATUS = {
+    "S": "syntax_error",
+    "C": "compile_error",
+    "e": "compile_error",
+    "0": "compile_error",
+    "n": "compile_error",
+    "w": "compile_error",
+    "m": "interface_mismatch",
+    "p": "interface_mismatch",
+    "c": "interface_mismatch",
+    "T": "timeout",
+    "r": "ok",
+    "R": "ok",
+    ".": "ok",
+}
+
+
+def _v2_code(log: list[str], candidate: str) -> tuple[str, int]:
+    """VerilogEval v2's failure code for a log (sv-iv-analyze), and the mismatch count it read."""
+    error_c = error_p = no_mismatch = False
+    mismatches = 0
+    for line in log:
+        for needle, code in _V2_CODES:
+            if needle in line:
+                return code, mismatches
+        error_c = error_c or "error" in line
+        error_p = error_p or "Unable to bind wire/reg" in line
+        if match := _MISMATCHES.match(line):
+            mismatches = int(match.group(1))
+            no_mismatch = no_mismatch or mismatches == 0
+    if error_p:
+        return "p", mismatches
+    if error_c:
+        return "C", mismatches
+    if no_mismatch:
+        return ".", 0
+    if re.search(r"posedge reset|negedge reset|posedge r\)", candidate):
+        return "r", mismatches
+    return "R", mismatches
+
+
+def _judge_v2(candidate: str, built: SandboxResult, ran: SandboxResult | None, tag: str) -> SampleResult:
+    log = (built.stdout + built.stderr).splitlines()
+    tb_lines: list[str] = []
+    if ran is not None:
+        tb_lines, other = _split_output(ran.stdout + ran.stderr, tag)
+        summary = [line for line in tb_lines if _MISMATCHES.match(line)]
+        # The testbench's own simulated-time guard prints TIMEOUT and ends the run; with a summary line it is not a
+        # failure of the candidate (it fires on the references of Prob082 and Prob141, whose stimulus is longer).
+        rest = [line for line in tb_lines if not _MISMATCHES.match(line) and not (summary and line == "TIMEOUT")]
+        # only the testbench's own lines may carry the summary; the candidate's may still carry errors
+        log += other + rest + summary + (["TIMEOUT"] if ran.timed_out else [])
+    summary = [line for line in tb_lines if _MISMATCHES.match(line)]
+    code, mismatches = _v2_code([line for line in log if line in summary or not _MISMATCHES.match(line)], candidate)
+    if ran is not None and ran.output_exceeded:
+        code = "R"
+    status = _CODE_STATUS[code]
+    if code in "rR" and not summary:
+        status = "runtime_error"
+    if code == ".":
+        detail = ".: pass"
+    elif code in "rR" and summary:
+        detail = f"{code}: {mismatches} mismatches"
+    else:
+        detail = f"{code}: {_first_message(log)}"
+    return SampleResult(code == ".", status, built.ok, detail, _signals(tb_lines) if summary else {})
+
+
+def _first_message(log: list[str]) -> str:
+    for line in log:
+        if "error" in line or "TIMEOUT" in line or "warning" in line or "sorry" in line:
+            return line.strip()[:300]
+    return (log[0].strip()[:300] if log else "no summary line")
+
+
+def _judge_v1(built: SandboxResult, ran: SandboxResult | None, tag: str) -> SampleResult:
+    stderr = built.stderr + (ran.stderr if ran is not None else "")
+    tb_lines = _split_output(ran.stdout, tag)[0] if ran is not None else []
+    summary = next((m for m in map(_MISMATCHES.match, tb_lines) if m), None)
+    if ran is not None and ran.timed_out or built.timed_out:
+        return SampleResult(False, "timeout", built.ok, "timed out")
+    if "syntax error" in stderr:
+        return SampleResult(False, "syntax_error", False, "failed: syntax error. " + _first_message(stderr.splitlines()))
+    if stderr:
+        status = "compile_error" if not built.ok or ran is None else "runtime_error"
+        if "Unknown module type" in stderr or "is not a port of" in stderr or "Unable to bind" in stderr:
+            status = "interface_mismatch"
+        return SampleResult(False, status, built.ok, "failed: compile error. " + _first_message(stderr.splitlines()))
+    if summary is None:
+        return SampleResult(False, "runtime_error", True, "failed: info string not matched.")
+    errors, total = int(summary.group(1)), int(summary.group(2))
+    detail = "passed" if errors == 0 else f"failed: {errors} out of {total} samples."
+    return SampleResult(errors == 0, "ok", True, detail, _signals(tb_lines))
+
+
+def _judge_rtllm(built: SandboxResult, ran: SandboxResult | None, tag: str) -> SampleResult:
+    if not built.ok:
+        log = (built.stdout + built.stderr).splitlines()
+        status = "syntax_error" if any("syntax error" in line for line in log) else "compile_error"
+        if any("Unknown module type" in line or "is not a port of" in line for line in log):
+            status = "interface_mismatch"
+        if built.timed_out:
+            status = "timeout"
+        return SampleResult(False, status, False, _first_message(log))
+    assert ran is not None
+    if ran.timed_out:
+        return SampleResult(False, "timeout", True, f"simulation still running after {RTLLM_TIMEOUT:g} s")
+    tb_lines, _ = _split_output(ran.stdout + ran.stderr, tag)
+    passed = any("Pass" in line or "pass" in line for line in tb_lines)
+    last = next((line.strip() for line in reversed(tb_lines) if line.strip()), "no testbench output")
+    return SampleResult(passed, "ok" if tb_lines else "runtime_error", True, last[:300])
+
+
+def _official_files(problem: Problem, code: str, tag: str) -> tuple[dict[str, str], list[str], list[str], float]:
+    """Sandbox files, compile argv, run argv and run timeout of the official flow for one candidate."""
+    family = harness_of(problem)
+    if family == "verilog-eval-v2":
+        files = {"sample.sv": code, "test.sv": _tag(problem.testbench, tag), "ref.sv": problem.reference}
+        compile_argv = ["iverilog", *IVERILOG_FLAGS, "-s", "tb", "-o", "sim", "sample.sv", "test.sv", "ref.sv"]
+        return files, compile_argv, ["vvp", "-n", "sim"], V2_TIMEOUT
+    if family == "verilog-eval-v1":
+        files = {"test.sv": _tag(problem.testbench, tag) + "\n" + code}
+        compile_argv = ["iverilog", *IVERILOG_FLAGS, "-s", "tb", "-o", "test.vvp", "test.sv"]
+        return files, compile_argv, ["vvp", "-n", "test.vvp"], V1_TIMEOUT
+    files = dict(problem.support_files)
+    files.update({f"{problem.top}.v": code, "testbench.v": _tag(problem.testbench, tag)})
+    compile_argv = ["iverilog", "-g2012", "-o", "sim", f"{problem.top}.v", "testbench.v"]
+    return files, compile_argv, ["vvp", "-n", "sim"], RTLLM_TIMEOUT
+
+
+def _run_official(problem: Problem, code: str) -> SampleResult:
+    tag = f"@{secrets.token_hex(6)}@"
+    files, compile_argv, run_argv, timeout = _official_files(problem, code, tag)
+    with Sandbox(files) as box:
+        built = box.run(compile_argv, COMPILE_TIMEOUT)
+        compiled = built.ok and (box.path / compile_argv[compile_argv.index("-o") + 1]).is_file()
+        ran = box.run(run_argv, timeout) if compiled else None
+    family = harness_of(problem)
+    if family == "verilog-eval-v2":
+        return _judge_v2(code, built, ran, tag)
+    if family == "verilog-eval-v1":
+        return _judge_v1(built, ran, tag)
+    return _judge_rtllm(built, ran, tag)
+
+
+def _precheck(problem: Problem, completion: str) -> tuple[str | None, SampleResult | None]:
+    code = candidate_code(problem, completion)
+    if code is None:
+        return None, SampleResult(False, "no_code", False, "no Verilog code in the completion")
+    reason = screen(code)
+    if reason:
+        return None, SampleResult(False, "refused", False, reason)
+    return code, None
+
+
+def score_sample(problem: Problem, completion: str) -> SampleResult:
+    """Score one completion with the official per-sample flow (one compile + one run in a fresh sandbox).
+
+    Needs the `SALV_TRL_ALLOW_CODE_EXECUTION=1` opt-in.
+    """
+    require_opt_in()
+    if harness_of(problem) == "custom":
+        return _score_custom([(problem, completion)])[0]
+    code, early = _precheck(problem, completion)
+    return early if early is not None else _run_official(problem, code)
+
+
+def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
+    """Custom tasks go through the verification engine (reference co-simulation and/or the given testbench)."""
+    from ..hdl.verify import VerifyJob, verify_many
+
+    results: list[SampleResult | None] = [None] * len(items)
+    jobs, where = [], []
+    for index, (problem, completion) in enumerate(items):
+        code, early = _precheck(problem, completion)
+        if early is not None:
+            results[index] = early
+            continue
+        jobs.append(
+            VerifyJob(candidate=code, reference=problem.reference, testbench=problem.testbench or None, top=problem.top)
+        )
+        where.append(index)
+    for index, verdict in zip(where, verify_many(jobs, progress=False)):
+        signals = {name: {"mismatches": s.mismatches, "samples": s.samples, "correct": s.correct}
+                   for name, s in verdict.signals.items()}  # fmt: skip
+        status = str(getattr(verdict.status, "value", verdict.status))
+        passed = status == "ok" and bool(signals) and all(s["correct"] for s in signals.values())
+        compiled = status not in {"syntax_error", "compile_error", "interface_mismatch", "no_code", "refused"}
+        results[index] = SampleResult(passed, status, compiled, verdict.detail, signals)
+    return results  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Batched route (VerilogEval): many candidates of one problem in one compile and one run
+
+
+_SEEDED = re.compile(r"\$(random|urandom)\b(?!\s*\()")
+_DUMP = re.compile(r"\$dump\w*\s*(\([^;]*\))?\s*;")
+
+
+_SLOT, _NONCE = "SALVSLOT", "SALVNONCE"  # placeholders filled in per copy
+
+
+@lru_cache(maxsize=1024)
+def _batch_template(testbench: str, reference: str, top: str) -> str | None:
+    """The harness text of one copy with `SALVSLOT` / `SALVNONCE` placeholders, or None when the problem cannot be
+    batched exactly.
+
+    In a copy every module is suffixed `__s<slot>` (the candidate's top name included, as the testbench instantiates
+    it), the testbench's display strings are tagged, its dump calls are dropped (copies would share one file), and
+    each `$random` / `$urandom` call draws from the copy's own seed variable: Icarus starts its global seeds at 0,
+    and so do these. Not batchable: `$urandom_range` (no per-copy seed form), and stimulus that reads the
+    comparison result (`tb_match`), whose timing could then depend on the candidate.
+    """
+    text = testbench + reference
+    if "$urandom_range" in text or _SLOT in text or _NONCE in text:
+        return None
+    try:
+        spans = module_spans(testbench)
+        stimulus = spans.get("stimulus_gen")
+        if stimulus is not None and testbench[stimulus[0] : stimulus[1]].count("tb_match") > 1:
+            return None
+        names = set(_MODULE_DECL.findall(testbench)) | set(_MODULE_DECL.findall(reference)) | {top}
+        mapping = {name: f"{name}__s{_SLOT}" for name in names}
+        tb = _tag(rename_modules(_DUMP.sub("", testbench), mapping), f"@{_NONCE}:{_SLOT}@")
+        ref = rename_modules(reference, mapping) if reference.strip() else ""
+    except VerilogInputError:
+        return None
+    seeds = f"salv_seeds__s{_SLOT}"
+    seeds_module = f"module {seeds};\n  integer r = 0;\n  integer u = 0;\nendmodule\n"
+    seeded = _SEEDED.sub(lambda m: f"${m.group(1)}({seeds}.{m.group(1)[0]})", tb + "\n" + ref)
+    return seeded + "\n" + seeds_module
+
+
+def _batch(problem: Problem, codes: list[str]) -> list[SampleResult | None]:
+    """Score `codes` (screened candidates of one VerilogEval problem) together; None where a code needs its own run."""
+    template = _batch_template(problem.testbench, problem.reference if harness_of(problem) == "verilog-eval-v2" else "",
+                               problem.top)  # fmt: skip
+    results: list[SampleResult | None] = [None] * len(codes)
+    if template is None:
+        return results
+    v2 = harness_of(problem) == "verilog-eval-v2"
+    nonce = secrets.token_hex(6)
+    files: dict[int, str] = {}
+    slots: dict[int, tuple[int, str, str]] = {}  # slot -> (index in codes, tag, code)
+    for index, code in enumerate(codes):
+        if "`" in code:  # directives or macros could leak between copies
+            continue
+        slot = len(files)
+        own = {name: name + f"__s{slot}" for name in set(_MODULE_DECL.findall(code)) | {problem.top}}
+        try:
+            renamed = rename_modules(code, own)
+        except VerilogInputError:
+            continue
+        tag = f"@{nonce}:{slot}@"
+        harness = template.replace(_NONCE, nonce).replace(_SLOT, str(slot))
+        # official order: v2 compiles sample, test, ref; v1 writes the test before the completion.
+        # `resetall gives every copy the default directives (timescale, nettype) the official run starts from.
+        files[slot] = "`resetall\n" + (renamed + "\n" + harness if v2 else harness + "\n" + renamed)
+        slots[slot] = (index, tag, code)
+    for _ in range(2):  # a second try without the copies the compiler spoke about
+        if len(slots) < 2:
+            return results
+        sources = {f"s{slot}.sv": files[slot] for slot in slots}
+        roots = [arg for slot in slots for arg in ("-s", f"tb__s{slot}", "-s", f"salv_seeds__s{slot}")]
+        with Sandbox(sources) as box:
+            built = box.run(["iverilog", *IVERILOG_FLAGS, *roots, "-o", "sim", *sources], COMPILE_TIMEOUT)
+            messages = (built.stdout + built.stderr).splitlines()
+            quiet = built.ok and not messages
+            ran = box.run(["vvp", "-n", "sim"], V2_TIMEOUT if v2 else V1_TIMEOUT) if quiet else None
+        noisy = {int(m.group(1)) for line in messages if (m := re.match(r"s(\d+)\.sv:", line))}
+        if messages:
+            if not noisy:
+                return results
+            slots = {slot: value for slot, value in slots.items() if slot not in noisy}
+            continue
+        if ran is None or not ran.ok:
+            return results
+        output = ran.stdout + ran.stderr
+        if any(line.strip() and f"@{nonce}:" not in line for line in output.splitlines()):
+            return results  # something besides the testbenches spoke: every copy runs alone
+        empty = SandboxResult(0, "", "")
+        for index, tag, code in slots.values():
+            lines = "\n".join(_split_output(output, tag)[0])
+            if not re.search(r"^Mismatches: \d+ in \d+ samples$", lines, re.MULTILINE):
+                continue  # no summary line: let the official flow say why
+            run = SandboxResult(0, lines, "")
+            results[index] = _judge_v2(code, empty, run, "") if v2 else _judge_v1(empty, run, "")
+        return results
+    return results
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Scoring many completions
+
+
+def score(
+    problems: Sequence[Problem],
+    predictions: Sequence[Sequence[str]],
+    *,
+    workers: int | None = None,
+    batch_size: int = 32,
+    progress: bool = True,
+) -> list[list[SampleResult]]:
+    """Score every completion of every problem under the problem's official harness.
+
+    Identical candidate codes of a problem are simulated once. VerilogEval candidates are simulated `batch_size`
+    at a time (see the module docstring); `batch_size=1` runs the official per-sample flow for every candidate.
+
+    Args:
+        problems (`Sequence[Problem]`): The problems, one per entry of `predictions`.
+        predictions (`Sequence[Sequence[str]]`): Raw completions for each problem.
+        workers (`int`, *optional*): Parallel sandboxes (default: the CPU count).
+        batch_size (`int`, *optional*, defaults to `32`): Candidates per batched simulation.
+        progress (`bool`, *optional*, defaults to `True`): Show a progress bar.
+
+    Returns:
+        `list[list[SampleResult]]`: Results in the shape of `predictions`.
+    """
+    require_opt_in()
+    if len(problems) != len(predictions):
+        raise ValueError(f"{len(predictions)} prediction lists for {len(problems)} problems")
+    results: list[list[SampleResult | None]] = [[None] * len(p) for p in predictions]
+    custom = [(i, j) for i, problem in enumerate(problems) if harness_of(problem) == "custom"
+              for j in range(len(predictions[i]))]  # fmt: skip
+    if custom:
+        for (i, j), result in zip(custom, _score_custom([(problems[i], predictions[i][j]) for i, j in custom])):
+            results[i][j] = result
+    # distinct screened codes per problem
+    units: list[tuple[int, list[str], list[list[int]]]] = []
+    for i, problem in enumerate(problems):
+        if harness_of(problem) == "custom":
+            continue
+        distinct: dict[str, list[int]] = {}
+        for j, completion in enumerate(predictions[i]):
+            code, early = _precheck(problem, completion)
+            if early is not None:
+                results[i][j] = early
+            else:
+                distinct.setdefault(code, []).append(j)
+        codes = list(distinct)
+        size = batch_size if harness_of(problem) != "rtllm" else 1
+        for start in range(0, len(codes), max(1, size)):
+            chunk = codes[start : start + max(1, size)]
+            units.append((i, chunk, [distinct[c] for c in chunk]))
+
+    def work(unit: tuple[int, list[str], list[list[int]]]) -> list[SampleResult]:
+        i, codes, _ = unit
+        batched = _batch(problems[i], codes) if len(codes) > 1 else [None]
+        return [found or _run_official(problems[i], code) for code, found in zip(codes, batched)]
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        outcomes = pool.map(work, units)
+        if progress:
+            from tqdm.auto import tqdm
+
+            outcomes = tqdm(outcomes, total=len(units), desc="simulating", unit="batch")
+        for (i, _, positions), verdicts in zip(units, outcomes):
+            for where, verdict in zip(positions, verdicts):
+                for j in where:
+                    results[i][j] = verdict
+    return results  # type: ignore[return-value]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Reference self-check
+
+
+def _simulator_version() -> str:
+    try:
+        return subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "unknown"
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SALV_TRL_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "salv_trl"
+    )
+    return Path(root) / "reference_checks"
+
+
+def _problem_key(problem: Problem, version: str) -> str:
+    payload = json.dumps(
+        [harness_of(problem), version, problem.reference, problem.testbench, problem.top, problem.reference_top,
+         sorted(problem.support_files.items())]  # fmt: skip
+    )
+    return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def check_references(
+    problems: Sequence[Problem],
+    *,
+    workers: int | None = None,
+    cache: bool = True,
+    progress: bool = True,
+    scorer: Callable[..., list[list[SampleResult]]] = score,
+) -> dict[str, SampleResult]:
+    """Score each problem's own reference under its harness: the problems whose reference fails are unscorable.
+
+    Results are cached on disk (`$SALV_TRL_CACHE` or `~/.cache/salv_trl/reference_checks`), keyed by the
+    problem's files, the harness and the simulator version, so they are not recomputed on every evaluation.
+
+    Returns:
+        `dict[str, SampleResult]`: task id -> the reference's result.
+    """
+    version = _simulator_version()
+    directory = _cache_dir()
+    results: dict[str, SampleResult] = {}
+    todo = []
+    for problem in problems:
+        path = directory / f"{_problem_key(problem, version)}.json"
+        if cache and path.is_file():
+            try:
+                results[problem.task_id] = SampleResult.from_dict(json.loads(path.read_text()))
+                continue
+            except (OSError, ValueError, TypeError):
+                pass
+        todo.append((problem, path))
+    if todo:
+        wrapped = [f"```verilog\n{reference_code(problem)}\n```" for problem, _ in todo]
+        scored = scorer([p for p, _ in todo], [[w] for w in wrapped], workers=workers, progress=progress)
+        for (problem, path), (result,) in zip(todo, scored):
+            results[problem.task_id] = result
+            if cache:
+                directory.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(result.to_dict()))
+                tmp.replace(path)
+    return results
+
+
+def simulator_available() -> bool:
+    """Whether Icarus Verilog (`iverilog`, `vvp`) is on PATH."""
+    return bool(shutil.which("iverilog") and shutil.which("vvp"))
