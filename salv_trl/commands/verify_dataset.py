@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.ray is not None:
         import ray
 
-        ray.init(address=None if args.ray == "auto" else args.ray)
+        ray.init(address=None if args.ray == "auto" else args.ray, ignore_reinit_error=True)
     rollouts = verify_stage(
         args.dataset, settings, workers=getattr(args, "workers", None), chunk_size=args.chunk_size,
         use_ray=args.ray is not None, progress=not args.no_progress,
