@@ -337,10 +337,19 @@ def _interface_mismatch(candidate: ParsedDesign, reference: ParsedDesign) -> str
     return None
 
 
+_HARNESS_NAME = re.compile(r"salv_(tb|ref|c\d+)_[0-9a-f]{16}(_?)")
+
+
+def _scrub(message: str) -> str:
+    """Simulator messages with the harness's nonce names put back as the user wrote them."""
+    return _HARNESS_NAME.sub(lambda m: "" if m.group(2) else {"tb": "tb", "ref": "reference"}.get(m.group(1),
+                             "candidate"), message)  # fmt: skip
+
+
 def _failure(sim: Simulation, limits: SandboxLimits) -> ModuleVerdict | None:
     """The verdict of a simulation that did not produce an output to parse, else None."""
     step = sim.compile if sim.run is None else sim.run
-    message = (step.stderr + step.stdout).strip()
+    message = _scrub((step.stderr + step.stdout).strip())
     if step.timed_out:
         return ModuleVerdict(Status.timeout, detail=f"{'compile' if sim.run is None else 'simulation'} timed out")
     if step.output_exceeded:
