@@ -1,0 +1,88 @@
+"""Helpers shared by the recipes: loading a dataset from anywhere, and the download-free tiny assets."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from datasets import DatasetDict, load_dataset, load_from_disk
+from trl import ScriptArguments
+
+DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class RecipeArguments(ScriptArguments):
+    """
+    [`~trl.ScriptArguments`] plus the tiny, download-free set-up.
+
+    Args:
+        make_tiny (`bool`, *optional*, defaults to `False`):
+            When `model_name_or_path` or `dataset_name` does not exist yet, create it: a synthetic signal-aware
+            preference set ([`salv_trl.tiny.tiny_preference_rows`], as `train.jsonl` in `dataset_name`) and a tiny
+            Qwen2 with a tokenizer trained on it ([`salv_trl.tiny`]) saved at `model_name_or_path`.
+        tiny_rows (`int`, *optional*, defaults to `64`):
+            Number of synthetic rows made by `make_tiny`.
+    """
+
+    make_tiny: bool = field(default=False, metadata={"help": "Create a tiny model and dataset where they are missing."})
+    tiny_rows: int = field(default=64, metadata={"help": "Number of synthetic rows made by make_tiny."})
+
+
+def load_any_dataset(name: str, config: str | None = None, streaming: bool = False) -> DatasetDict:
+    """
+    Load a dataset by Hub id, from a local folder of data files, a single data file (`.jsonl`, `.json`, `.parquet`,
+    `.csv`, as the `train` split), or a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`.
+
+    Args:
+        name (`str`):
+            Hub id or local path.
+        config (`str`, *optional*):
+            Dataset configuration (Hub datasets).
+        streaming (`bool`, *optional*, defaults to `False`):
+            Stream instead of downloading (Hub ids and data files).
+
+    Returns:
+        [`~datasets.DatasetDict`]: splits by name.
+    """
+    path = Path(name)
+    if path.is_dir() and any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json")):
+        dataset = load_from_disk(str(path))
+        return dataset if isinstance(dataset, DatasetDict) else DatasetDict(train=dataset)
+    if path.is_file():
+        builder = DATA_FILE_BUILDERS.get(path.suffix)
+        if builder is None:
+            raise ValueError(f"{name}: unknown data file type (expected one of {sorted(DATA_FILE_BUILDERS)})")
+        return load_dataset(builder, data_files={"train": str(path)}, streaming=streaming)
+    return load_dataset(name, name=config, streaming=streaming)
+
+
+def make_tiny_assets(model_dir: str, dataset_dir: str, rows: int, seed: int = 0) -> None:
+    """
+    Write a synthetic preference set to `dataset_dir/train.jsonl` and a tiny Qwen2 with its tokenizer to
+    `model_dir`, skipping whichever already exists. Call it on the main process only.
+
+    Args:
+        model_dir (`str`):
+            Where the model and tokenizer are saved.
+        dataset_dir (`str`):
+            Where `train.jsonl` is written.
+        rows (`int`):
+            Number of synthetic rows.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the rows and of the model's initialisation.
+    """
+    from salv_trl.tiny import tiny_preference_rows, tiny_qwen2, train_tokenizer
+
+    data = tiny_preference_rows(rows, seed=seed)
+    if not os.path.exists(dataset_dir):
+        os.makedirs(dataset_dir)
+        with open(os.path.join(dataset_dir, "train.jsonl"), "w") as handle:
+            handle.writelines(json.dumps(row) + "\n" for row in data)
+    if not os.path.exists(model_dir):
+        tokenizer = train_tokenizer([r["prompt"] + r["chosen"] + r["rejected"] for r in data], vocab_size=512)
+        model = tiny_qwen2(tokenizer, seed=seed)
+        model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
