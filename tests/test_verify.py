@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -208,3 +209,15 @@ def test_given_output_parsers():
         parse_given_output(ve2 + "Mismatches: 0 in 20 samples\n")
     with pytest.raises(TestbenchOutputError):
         parse_given_output("nothing here")
+
+
+def test_cli_table_and_json(tmp_path, capsys):
+    from salv_trl.cli import main
+
+    (tmp_path / "ref.v").write_text(ADDER)
+    (tmp_path / "bad.v").write_text(WRONG_S)
+    assert main(["verify", str(tmp_path / "ref.v"), "-r", str(tmp_path / "ref.v"), "--vectors", "20"]) == 0
+    assert "all outputs correct" in capsys.readouterr().out
+    assert main(["verify", str(tmp_path / "bad.v"), "-r", str(tmp_path / "ref.v"), "--vectors", "20", "--json"]) == 1
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["status"] == "ok" and not rows[0]["signals"]["s"]["correct"] and rows[0]["signals"]["c"]["correct"]
