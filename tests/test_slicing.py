@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 
 import pytest
@@ -252,6 +253,54 @@ endmodule""",
             "p": (["t = a & b;", "p <= t;"], ["q <="]),
         },
     ),
+    "systemverilog_fsm": (
+        """module TopModule(input clk, input reset, input in, output logic out, output logic [1:0] st);
+  typedef enum logic [1:0] {A, B, C} state_t;
+  state_t state, next;
+  always_comb begin
+    next = state;
+    unique case (state)
+      A: if (in) next = B;
+      B: if (in) next = C; else next = A;
+      default: next = A;
+    endcase
+  end
+  always_ff @(posedge clk) begin
+    if (reset) state <= A;
+    else state <= next;
+  end
+  assign out = (state == C);
+  assign st = in ? 2'd1 : 2'd2;
+endmodule""",
+        None,
+        {
+            "out": (
+                ["typedef enum", "state_t state, next;", "unique case (state)", "state <= next;"],
+                ["assign st"],
+            ),
+            "st": (["assign st"], ["typedef enum", "always_comb", "always_ff"]),
+        },
+    ),
+    "block_locals_and_foreach": (
+        """module TopModule(input [7:0] a, output logic [3:0] cnt, output logic par);
+  always_comb begin
+    int i;
+    cnt = 0;
+    for (i = 0; i < 8; i++) cnt = cnt + a[i];
+  end
+  always_comb begin : p
+    logic t;
+    t = 0;
+    foreach (a[k]) t ^= a[k];
+    par = t;
+  end
+endmodule""",
+        None,
+        {
+            "cnt": (["int i;", "for (i = 0; i < 8; i++) cnt = cnt + a[i];"], ["logic t", "par = t"]),
+            "par": (["logic t;", "foreach (a[k]) t ^= a[k];", "par = t;"], ["int i", "cnt = 0"]),
+        },
+    ),
 }
 
 
@@ -365,3 +414,72 @@ def test_construct_renders_simulate_like_the_original():
         if verdict.status.value != "ok" or not verdict.signals[key[1]].correct
     ]
     assert not failures, failures
+
+
+@pytest.mark.parametrize("kind", ["else_if_chain", "nested_blocks", "nested_generate"])
+def test_deep_nesting_never_crashes(kind):
+    depth = 1000
+    if kind == "else_if_chain":
+        body = "if (a) y = 0; " + "else if (a) y = 1; " * depth
+        text = f"module m(input a, output reg y); always @* begin {body} end endmodule"
+    elif kind == "nested_blocks":
+        text = "module m(input a, output reg y); always @* " + "begin " * depth + "y = a; " + "end " * depth
+        text += "endmodule"
+    else:
+        text = "module m(input a, output y); " + "if (1) begin " * depth + "assign y = a; " + "end " * depth
+        text += "endmodule"
+    try:
+        rendered = slice_signals(text)["y"].render()
+    except VerilogInputError as error:
+        assert "nested too deeply" in str(error)
+    else:
+        assert rendered.count("y = ") >= 1
+
+
+def test_mutated_text_never_crashes():
+    rng = random.Random(0)
+    fragments = [
+        "begin",
+        "end",
+        "if (",
+        "else",
+        "case (a)",
+        "endcase",
+        "assign",
+        ";",
+        "(",
+        ")",
+        "{",
+        "}",
+        ",",
+        "`define X",
+        "`X",
+        "generate",
+        "module",
+        "endmodule",
+        "function",
+        ".a(",
+        "#(",
+        "input",
+        "output",
+        "wire",
+        "reg",
+        "genvar",
+        "sub u1",
+        ".*",
+        "@(posedge",
+    ]
+    texts = [text for text, _, _ in CASES.values()]
+    for _ in range(300):
+        text = rng.choice(texts)
+        for _ in range(rng.randint(1, 4)):
+            position = rng.randrange(len(text))
+            if rng.random() < 0.5:
+                text = text[:position] + rng.choice(fragments) + " " + text[position:]
+            else:
+                text = text[:position] + text[position + rng.randint(1, 20) :]
+        try:
+            for piece in slice_signals(text).values():
+                piece.render()
+        except VerilogInputError:
+            pass

@@ -24,7 +24,7 @@ from pyslang import ast as pyast
 from pyslang import syntax as pysyntax
 from pyslang.parsing import Token, TokenKind
 
-from .source import Source, VerilogInputError, load_source
+from .source import Source, VerilogInputError, deep_recursion, load_source
 
 __all__ = [
     "Diagnostic",
@@ -190,7 +190,8 @@ def _header_ports(module: pysyntax.ModuleDeclarationSyntax) -> list[tuple[str, s
     declared: dict[str, str] = {}
     for member in module.members:
         if member.kind == Kind.PortDeclaration:
-            direction = _DIRECTIONS.get(member.header.direction.kind, "inout")
+            keyword = getattr(member.header, "direction", None)  # interface ports have none
+            direction = _DIRECTIONS.get(keyword.kind, "inout") if keyword is not None else "inout"
             for declarator in syntax_nodes(member.declarators):
                 declared[declarator.name.valueText] = direction
     ports, direction = [], "inout"  # SystemVerilog: a first port without a direction is inout
@@ -366,7 +367,8 @@ def parse(text: str, top: str | None = None) -> ParsedDesign:
         diagnostics = _diagnostics(source, compilation.getAllDiagnostics())
         if not instances:
             raise VerilogInputError(f"module {chosen.name!r} could not be elaborated")
-        interface = _interface(source, instances[0].body, modules, chosen)
+        with deep_recursion():
+            interface = _interface(source, instances[0].body, modules, chosen)
     except RuntimeError as error:
         raise VerilogInputError(f"Verilog text too deeply nested to elaborate {error}".strip()) from None
     return ParsedDesign(

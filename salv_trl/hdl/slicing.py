@@ -40,7 +40,7 @@ from pyslang import syntax as pysyntax
 from pyslang.parsing import Token, TokenKind
 
 from .parse import ModuleSyntax, choose_top, find_nodes, module_syntax, syntax_nodes
-from .source import Source, load_source
+from .source import Source, deep_recursion, load_source
 
 __all__ = ["SignalSlice", "slice_signals"]
 
@@ -340,8 +340,10 @@ class _Module:
             name_tokens = [
                 (self.source.span(i)[0], i.identifier.valueText) for i in syntax_nodes(node.identifiers)
             ]
-        else:  # typedefs
+        elif getattr(node, "name", None) is not None:  # typedefs
             name_tokens = [(self.source.span(node.name)[0], node.name.valueText)]
+        else:  # error recovery: a declaration without names
+            name_tokens = []
         declared = [name for _, name in name_tokens]
         uses = self._uses_without(start, end, name_tokens) | context
         initialised = [d.name.valueText for d in declarators if getattr(d, "initializer", None) is not None]
@@ -465,7 +467,9 @@ class _Module:
         warning = None
         for instance in syntax_nodes(node.instances):
             connections: dict[str, tuple[list[str], frozenset[str]]] = {}  # port -> (written bases, names)
-            dimension_ids = frozenset(self.ids_of(instance.decl)) - {instance.decl.name.valueText}
+            dimension_ids = frozenset(self.ids_of(instance.decl)) - (
+                {instance.decl.name.valueText} if instance.decl is not None else set()
+            )
             child_ports = list(child.ports) if child is not None else []
             for index, connection in enumerate(syntax_nodes(instance.connections)):
                 if connection.kind == Kind.WildcardPortConnection:
@@ -479,7 +483,7 @@ class _Module:
                         continue
                 else:
                     port = child_ports[index] if index < len(child_ports) else f"#{index}"
-                    expression = connection.expr
+                    expression = getattr(connection, "expr", None)  # `u(a, , b)`: an empty connection
                 if expression is not None:
                     connections[port] = (self._lvalue(expression)[0], frozenset(self.ids_of(expression)))
             every_name = frozenset().union(*(ids for _, ids in connections.values()))
@@ -517,7 +521,9 @@ class _Module:
         names: set[str] = set()
         for instance in syntax_nodes(node.instances):
             terminals = [
-                self.ids_of(c.expr) for c in syntax_nodes(instance.connections) if c.expr is not None
+                self.ids_of(c.expr)
+                for c in syntax_nodes(instance.connections)
+                if getattr(c, "expr", None) is not None
             ]
             if gate in _SINGLE_OUTPUT_GATES:
                 outputs = terminals[:1]
@@ -574,7 +580,10 @@ class _Module:
     def _kept(self, element: _Element, kept: set[_Unit]) -> bool:
         if element.unit is not None:
             return element.unit in kept
-        return any(self._kept(child, kept) for child in element.children)
+        for child in element.children:
+            if self._kept(child, kept):
+                return True
+        return False
 
     def edits(self, kept: set[_Unit]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
         """Edits that drop what is not kept, and the spans of the kept core elements (before edits)."""
@@ -690,6 +699,12 @@ def slice_signals(text: str, top: str | None = None) -> dict[str, SignalSlice]:
         VerilogInputError: the text is not usable Verilog (see [`salv_trl.hdl.source.load_source`]).
     """
     source = load_source(text)
+    with deep_recursion():
+        return _slice_all(source, top)
+
+
+def _slice_all(source: Source, top: str | None) -> dict[str, SignalSlice]:
+    text = source.text
     slicer = _Slicer(source)
     chosen = choose_top(list(slicer.syntax.values()), top)
     module = slicer.module(chosen.name)

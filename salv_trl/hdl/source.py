@@ -15,13 +15,15 @@ Facts measured on pyslang 12.1.0 that this module guards against:
 from __future__ import annotations
 
 import re
+import sys
 from bisect import bisect_right
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import pyslang
 from pyslang import syntax as pysyntax
 
-__all__ = ["Source", "VerilogInputError", "load_source"]
+__all__ = ["Source", "VerilogInputError", "deep_recursion", "load_source"]
 
 # `include followed by its file name (quoted, angled, or a macro), possibly split over continuation lines.
 _INCLUDE = re.compile(r"`include\b[ \t]*(?:\"[^\"\n]*\"?|<[^>\n]*>?|`\w+)?")
@@ -147,3 +149,20 @@ def load_source(text: str) -> Source:
             f"Verilog text is nested too deeply to parse {str(error) or ''}".strip()
         ) from None
     return Source(text=text, tree=tree, warnings=warnings, _shift=shift, _byte_starts=byte_starts)
+
+
+@contextmanager
+def deep_recursion(limit: int = 20_000):
+    """Let recursive walks follow the deepest nesting pyslang accepts (~1024 levels, a few frames each).
+
+    Raises the interpreter's recursion limit for the duration (never lowers it), and turns a RecursionError
+    into a [`VerilogInputError`], so no input can crash the caller.
+    """
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, limit))
+    try:
+        yield
+    except RecursionError:
+        raise VerilogInputError("Verilog text is nested too deeply to analyse") from None
+    finally:
+        sys.setrecursionlimit(previous)
