@@ -335,7 +335,7 @@ def test_spans_are_sorted_disjoint_and_cover_core(case):
         for start, end in piece.core_spans:
             assert any(s <= start and end <= e for s, e in piece.spans), (start, end)
         covered = "".join(text[s:e] for s, e in piece.spans)
-        assert text[piece.spans[0][0] :].startswith("module") and covered.endswith("endmodule")
+        assert text[piece.spans[0][0] :].startswith(("module", "`define")) and covered.endswith("endmodule")
         assert output not in piece.depends_on
 
 
@@ -483,3 +483,17 @@ def test_mutated_text_never_crashes():
                 piece.render()
         except VerilogInputError:
             pass
+
+
+def test_spans_include_the_define_directives_the_slice_uses():
+    text = (
+        "`define ADD(x, y) ((x) + \\\n   (y))\n`define W 4\n`define UNUSED 1\n`define TWO (`W/2)\n"
+        "module m(input [`W-1:0] a, b, output [3:0] y, output [3:0] z);\n"
+        "  assign y = `ADD(a, b) + `TWO;\n  assign z = a;\nendmodule\n"
+    )
+    slices = slice_signals(text)
+    covered_y = "\n".join(text[s:e] for s, e in slices["y"].spans)
+    covered_z = "\n".join(text[s:e] for s, e in slices["z"].spans)
+    assert "`define ADD(x, y) ((x) + \\\n   (y))" in covered_y and "`define TWO" in covered_y
+    assert "`define W 4" in covered_y and "`define W 4" in covered_z  # through `TWO, and the port list
+    assert "UNUSED" not in covered_y and "`define ADD" not in covered_z and "`define TWO" not in covered_z

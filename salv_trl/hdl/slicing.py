@@ -726,10 +726,11 @@ def _slice_all(source: Source, top: str | None) -> dict[str, SignalSlice]:
                 module_edits.append(_remove_text(text, start, end))
         child_spans = [source.span(slicer.syntax[name].node) for name in children]
         all_edits = sorted(edits + module_edits)
+        kept_spans = _subtract([(module.start, module.end)] + child_spans, edits, text)
         slices[output] = SignalSlice(
             output=output,
             core_spans=_subtract(core + child_spans, edits, text),
-            spans=_subtract([(module.start, module.end)] + child_spans, edits, text),
+            spans=_subtract(kept_spans + _used_macros(text, kept_spans), [], text),
             depends_on=tuple(sorted((needed - {output}) & module.declared)),
             warnings=common_warnings
             + module.warnings(kept)
@@ -738,6 +739,28 @@ def _slice_all(source: Source, top: str | None) -> dict[str, SignalSlice]:
             edits=tuple(all_edits),
         )
     return slices
+
+
+_DEFINE = re.compile(r"^[ \t]*(`define[ \t]+(\w+)(?:\\\n|[^\n])*)", re.MULTILINE)
+
+
+def _used_macros(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Spans of the `` `define `` directives whose macros the text in `spans` uses, directly or through other
+    macros."""
+    if "`define" not in text:
+        return []
+    defines = [(match.group(2), match.span(1)) for match in _DEFINE.finditer(text)]
+    used = " ".join(text[start:end] for start, end in spans)
+    found: list[tuple[int, int]] = []
+    grew = True
+    while grew:
+        grew = False
+        for name, span in defines:
+            if span not in found and re.search(rf"`{re.escape(name)}\b", used):
+                found.append(span)
+                used += " " + text[span[0] : span[1]]
+                grew = True
+    return found
 
 
 def _needed_modules(slicer: _Slicer, kept: set[_Unit]) -> set[str]:
