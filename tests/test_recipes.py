@@ -1,0 +1,94 @@
+"""`accelerate launch recipes/dpo.py` on CPU: tiny assets, LoRA adapter, model card, kill -9 and resume, 2 processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+TINY_CONFIG = ROOT / "recipes" / "tiny-qwen2" / "dpo" / "config_cpu.yaml"
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def dpo_command(tmp_path: Path, output: str, *extra: str, processes: int = 1) -> list[str]:
+    return [
+        *ACCELERATE, "--cpu", "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
+        "--dynamo_backend", "no", "--main_process_port", str(29500 + os.getpid() % 1000 + processes),
+        str(ROOT / "recipes" / "dpo.py"), "--config", str(TINY_CONFIG),
+        "--model_name_or_path", str(tmp_path / "model"), "--dataset_name", str(tmp_path / "pairs"),
+        "--tiny_rows", "16", "--output_dir", str(tmp_path / output), "--max_steps", "6", "--save_steps", "2",
+        "--logging_steps", "2", "--disable_tqdm", "true", *extra,
+    ]  # fmt: skip
+
+
+def run(command: list[str]) -> None:
+    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def adapter(path: Path) -> dict:
+    return load_file(path / "adapter_model.safetensors")
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("recipe")
+    run(dpo_command(tmp_path, "full"))
+    return tmp_path
+
+
+def test_tiny_config_builds_assets_trains_a_lora_adapter_and_renders_the_card(uninterrupted):
+    config = yaml.safe_load(TINY_CONFIG.read_text())
+    assert config["make_tiny"] and config["use_peft"] and config["use_cpu"]
+    out = uninterrupted / "full"
+    assert (uninterrupted / "model" / "config.json").is_file()
+    assert (uninterrupted / "pairs" / "train.jsonl").is_file()
+    weights = adapter(out)
+    assert weights and all("lora_" in name for name in weights)
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "peft" and "salv" in card.data.tags
+    assert "2510.19296" in card.text and "| signal_mask | signal |" in card.text and "| lora_r | 8 |" in card.text
+
+
+def test_kill_9_then_resume_ends_with_the_same_adapter(uninterrupted):
+    tmp_path = uninterrupted
+    checkpoint = tmp_path / "killed" / "checkpoint-2"
+    process = subprocess.Popen(
+        dpo_command(tmp_path, "killed"),
+        cwd=ROOT,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not ((checkpoint / "trainer_state.json").is_file() and (checkpoint / "rng_state.pth").is_file()):
+            assert process.poll() is None, "the run ended before its first checkpoint"
+            assert time.monotonic() < deadline, "no checkpoint after 300 s"
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert not (tmp_path / "killed" / "adapter_model.safetensors").exists(), "killed after the end of training"
+
+    run(dpo_command(tmp_path, "killed", "--resume_from_checkpoint", str(checkpoint)))
+    resumed, full = adapter(tmp_path / "killed"), adapter(tmp_path / "full")
+    assert resumed.keys() == full.keys()
+    for name in full:
+        assert (resumed[name] == full[name]).all(), name
+
+
+def test_two_processes(uninterrupted):
+    run(dpo_command(uninterrupted, "ddp", "--max_steps", "2", "--save_strategy", "no", processes=2))
+    assert adapter(uninterrupted / "ddp")
