@@ -1,5 +1,5 @@
-"""Dataset folders: save → load round trip of all three configs, the generated card, and the upload (mocked at the
-Hub boundary, never the network)."""
+"""Dataset folders: save → load round trip of all three configs, the generated card, and the upload (mocked at
+the Hub boundary, never the network)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import pytest
 from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from salv_trl.data.hub import CONFIGS, config_file, load_config, push_to_hub, render_card, save_config, update_build_info
+from salv_trl.data.hub import (
+    CONFIGS,
+    config_file,
+    load_config,
+    push_to_hub,
+    render_card,
+    save_config,
+    update_build_info,
+)
 from salv_trl.data.pairs import PAIR_FEATURES, PairOptions, build_pairs
 from salv_trl.data.rollouts import VERIFIED_ROLLOUT_FEATURES
 from salv_trl.data.tasks import TASK_FEATURES
@@ -27,11 +35,18 @@ def _rollout(index, status, correct=None, completion=None):
         "verdict": {
             "status": status,
             "detail": "",
-            "signals": [{"name": n, "mismatches": 0 if ok else 2, "samples": 8, "correct": ok} for n, ok in (correct or {}).items()],
+            "signals": [
+                {"name": n, "mismatches": 0 if ok else 2, "samples": 8, "correct": ok}
+                for n, ok in (correct or {}).items()
+            ],
         },
         "code_offset": 21 if status != "no_code" else None,
-        "slices": [{"signal": "y", "spans": [[21, 50], [60, 75]], "core_spans": [[60, 75]]},
-                   {"signal": "z", "spans": [[21, 50], [78, 93]], "core_spans": [[78, 93]]}] if status == "ok" else [],
+        "slices": [
+            {"signal": "y", "spans": [[21, 50], [60, 75]], "core_spans": [[60, 75]]},
+            {"signal": "z", "spans": [[21, 50], [78, 93]], "core_spans": [[78, 93]]},
+        ]
+        if status == "ok"
+        else [],
         "slice_error": None,
     }
 
@@ -51,8 +66,14 @@ def folder(tmp_path) -> Path:
     pairs = build_pairs(rollouts, PairOptions())
     update_build_info(tmp_path, "sample", {"model": "tiny/model", "n": 4, "temperature": 1.0, "top_p": 0.95})
     update_build_info(tmp_path, "verify", {"simulator": "icarus", "vectors": 1000, "seed": 0})
-    update_build_info(tmp_path, "pairs", {**PairOptions().to_dict(),
-                                          "stats": {"mask_share": {"unit": "characters", "chosen": 0.25, "rejected": 0.5}}})
+    update_build_info(
+        tmp_path,
+        "pairs",
+        {
+            **PairOptions().to_dict(),
+            "stats": {"mask_share": {"unit": "characters", "chosen": 0.25, "rejected": 0.5}},
+        },
+    )
     save_config(tasks, tmp_path, "tasks")
     save_config(Dataset.from_list(rollouts, features=VERIFIED_ROLLOUT_FEATURES), tmp_path, "rollouts")
     save_config(Dataset.from_list(pairs, features=PAIR_FEATURES), tmp_path, "pairs")
@@ -86,7 +107,7 @@ def test_card_is_generated_from_the_data_and_validates(folder):
     # The YAML round-trips through huggingface_hub's card classes unchanged.
     assert DatasetCard(str(card)).data.to_dict() == data
     text = card.text
-    assert "tiny/model" in text and '`simulator`: "icarus"' in text and '`vectors`: 1000' in text
+    assert "tiny/model" in text and '`simulator`: "icarus"' in text and "`vectors`: 1000" in text
     for status, count in (("ok", 2), ("compile_error", 1), ("no_code", 1)):
         assert f"| {status} | {count} |" in text
     assert "| signal | 1 |" in text and "| no_code | 1 |" in text
@@ -95,11 +116,13 @@ def test_card_is_generated_from_the_data_and_validates(folder):
 
 
 def test_push_to_hub_uploads_configs_then_card(folder, tmp_path, monkeypatch):
-    """The upload is mocked where the network starts: a fake repository folder receives what would be uploaded."""
+    """The upload is mocked where the network starts: a fake repository folder receives the uploads."""
     repo = tmp_path / "fake-hub-repo"
     calls = []
 
-    def fake_dataset_push(self, repo_id, config_name="default", split=None, private=None, token=None, **kwargs):
+    def fake_dataset_push(
+        self, repo_id, config_name="default", split=None, private=None, token=None, **kwargs
+    ):
         calls.append(("data", repo_id, config_name, split))
         self.to_parquet(str(repo / config_name / f"{split}-00000-of-00001.parquet"))
 
@@ -111,7 +134,9 @@ def test_push_to_hub_uploads_configs_then_card(folder, tmp_path, monkeypatch):
     monkeypatch.setattr(Dataset, "push_to_hub", fake_dataset_push)
     monkeypatch.setattr(DatasetCard, "push_to_hub", fake_card_push)
     push_to_hub(folder, "someone/salv-data")
-    assert calls == [("data", "someone/salv-data", c, "train") for c in CONFIGS] + [("card", "someone/salv-data", "dataset")]
+    assert calls == [("data", "someone/salv-data", c, "train") for c in CONFIGS] + [
+        ("card", "someone/salv-data", "dataset")
+    ]
     card = DatasetCard.load(repo / "README.md")
     assert 'load_dataset("someone/salv-data", "pairs", split="train")' in card.text
     for config in CONFIGS:  # the repository loads exactly as the folder does

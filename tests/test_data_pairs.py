@@ -17,10 +17,15 @@ def _rollout(index, status, signals=None, slices=None, completion=None, task="t"
         "verdict": {
             "status": status,
             "detail": "",
-            "signals": [{"name": n, "mismatches": 0 if ok else 3, "samples": 10, "correct": ok} for n, ok in (signals or {}).items()],
+            "signals": [
+                {"name": n, "mismatches": 0 if ok else 3, "samples": 10, "correct": ok}
+                for n, ok in (signals or {}).items()
+            ],
         },
         "code_offset": 0 if status != "no_code" else None,
-        "slices": slices if slices is not None else [
+        "slices": slices
+        if slices is not None
+        else [
             # y's slice at [10, 20), z's at [20, 30); the interface [0, 5) is in spans only.
             {"signal": "y", "spans": [[0, 5], [10, 20]], "core_spans": [[10, 20]]},
             {"signal": "z", "spans": [[0, 5], [20, 30]], "core_spans": [[20, 30]]},
@@ -30,7 +35,7 @@ def _rollout(index, status, signals=None, slices=None, completion=None, task="t"
 
 
 ROLLOUTS = [
-    _rollout(0, "ok", {"y": True, "z": True}),   # fully correct
+    _rollout(0, "ok", {"y": True, "z": True}),  # fully correct
     _rollout(1, "ok", {"y": True, "z": False}),  # z wrong
     _rollout(2, "ok", {"y": False, "z": False}),  # both wrong
     _rollout(3, "compile_error"),
@@ -45,12 +50,14 @@ def _key(pair):
 
 def test_signal_pairs_are_all_ordered_contrasts():
     pairs = build_pairs(ROLLOUTS)
-    assert sorted(map(_key, pairs)) == sorted([
-        ("0", "1", ("z",), "signal"),
-        ("0", "2", ("y", "z"), "signal"),
-        ("1", "2", ("y",), "signal"),
-        ("0", "cannot", (), "no_code"),
-    ])
+    assert sorted(map(_key, pairs)) == sorted(
+        [
+            ("0", "1", ("z",), "signal"),
+            ("0", "2", ("y", "z"), "signal"),
+            ("1", "2", ("y",), "signal"),
+            ("0", "cannot", (), "no_code"),
+        ]
+    )
     by_key = {_key(p): p for p in pairs}
     assert by_key["0", "1", ("z",), "signal"]["chosen_spans"] == [[0, 5], [20, 30]]
     assert by_key["0", "2", ("y", "z"), "signal"]["rejected_spans"] == [[0, 5], [10, 30]]  # union, merged
@@ -73,7 +80,9 @@ def test_missing_slice_drop_or_whole():
     rollouts = [ROLLOUTS[0], {**ROLLOUTS[1], "slices": [], "slice_error": "slicer failed"}]
     assert build_pairs(rollouts, PairOptions(missing_slice="drop")) == []
     [pair] = build_pairs(rollouts, PairOptions(missing_slice="whole"))
-    assert pair["chosen_spans"] == [[0, 5], [20, 30]] and pair["rejected_spans"] == [[0, len(pair["rejected"])]]
+    assert pair["chosen_spans"] == [[0, 5], [20, 30]] and pair["rejected_spans"] == [
+        [0, len(pair["rejected"])]
+    ]
 
 
 def test_module_mode_ablation():
@@ -88,7 +97,9 @@ def test_duplicates_max_pairs_and_tasks():
     other_task = [{**r, "task_id": "u"} for r in ROLLOUTS[:3]]
     rollouts = ROLLOUTS + [duplicate] + other_task
     assert len(build_pairs(rollouts)) == 4 + 3
-    assert len(build_pairs(rollouts, PairOptions(drop_duplicates=False))) == 4 + 2 + 3  # the duplicate of 1 is chosen against 2 and rejected against 0
+    assert (
+        len(build_pairs(rollouts, PairOptions(drop_duplicates=False))) == 4 + 2 + 3
+    )  # the duplicate of 1 is chosen against 2 and rejected against 0
     capped = build_pairs(rollouts, PairOptions(max_pairs_per_task=2))
     assert [p["task_id"] for p in capped] == ["t", "t", "u", "u"]
     assert capped == build_pairs(rollouts, PairOptions(max_pairs_per_task=2))  # seeded

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import requires_benchmarks
 from datasets import load_dataset
 
 from salv_trl.cli import main
@@ -12,7 +13,9 @@ from salv_trl.data.hub import build_info, load_config
 from salv_trl.data.sampling import format_prompt, sample_completions
 from salv_trl.data.tasks import load_tasks
 
-REFERENCE = "module top(input a, input b, output y, output z);\n  assign y = a & b;\n  assign z = a | b;\nendmodule\n"
+REFERENCE = (
+    "module top(input a, input b, output y, output z);\n  assign y = a & b;\n  assign z = a | b;\nendmodule\n"
+)
 
 
 def _write_jsonl(path, rows):
@@ -22,14 +25,30 @@ def _write_jsonl(path, rows):
 
 def test_seed_format_imports_as_is(tmp_path):
     seed = [
-        {"problem_id": 7, "instruction": "Write an AND.", "gold_code": REFERENCE, "port_names": ["a", "b", "y", "z"],
-         "testbench": "module tb; endmodule"},
-        {"problem_id": 8, "instruction": "Again.", "gold_code": REFERENCE, "port_names": ["a"], "testbench": ""},
+        {
+            "problem_id": 7,
+            "instruction": "Write an AND.",
+            "gold_code": REFERENCE,
+            "port_names": ["a", "b", "y", "z"],
+            "testbench": "module tb; endmodule",
+        },
+        {
+            "problem_id": 8,
+            "instruction": "Again.",
+            "gold_code": REFERENCE,
+            "port_names": ["a"],
+            "testbench": "",
+        },
     ]
     tasks = load_tasks(_write_jsonl(tmp_path / "seed.jsonl", seed))
     assert tasks.column_names == ["task_id", "prompt", "reference", "testbench", "top"]
-    assert tasks[0] == {"task_id": "7", "prompt": "Write an AND.", "reference": REFERENCE,
-                        "testbench": "module tb; endmodule", "top": None}
+    assert tasks[0] == {
+        "task_id": "7",
+        "prompt": "Write an AND.",
+        "reference": REFERENCE,
+        "testbench": "module tb; endmodule",
+        "top": None,
+    }
     assert tasks[1]["testbench"] is None
 
 
@@ -47,7 +66,9 @@ def test_task_errors_are_clear(tmp_path):
 def tiny_model_dir(tmp_path_factory):
     from salv_trl.tiny import tiny_qwen2, train_tokenizer
 
-    tokenizer = train_tokenizer([REFERENCE, "Write a Verilog module.", "```verilog\n" + REFERENCE + "```"] * 20, 400)
+    tokenizer = train_tokenizer(
+        [REFERENCE, "Write a Verilog module.", "```verilog\n" + REFERENCE + "```"] * 20, 400
+    )
     model = tiny_qwen2(tokenizer, hidden_size=32)
     path = tmp_path_factory.mktemp("tiny")
     model.save_pretrained(path)
@@ -62,24 +83,45 @@ def test_sample_completions_shapes_and_chat_template(tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     assert format_prompt(tokenizer, "hi").startswith("<|im_start|>user\nhi")
     prompts = ["Write an AND.", "Write an OR gate with two inputs, please."]
-    out = sample_completions(model, tokenizer, prompts, n=3, max_new_tokens=8, seed=1, batch_size=2, progress=False)
+    out = sample_completions(
+        model, tokenizer, prompts, n=3, max_new_tokens=8, seed=1, batch_size=2, progress=False
+    )
     assert [len(c) for c in out] == [3, 3] and all(isinstance(t, str) for c in out for t in c)
     assert tokenizer.padding_side == "right"  # restored after left-padded generation
-    again = sample_completions(model, tokenizer, prompts, n=3, max_new_tokens=8, seed=1, batch_size=2, progress=False)
+    again = sample_completions(
+        model, tokenizer, prompts, n=3, max_new_tokens=8, seed=1, batch_size=2, progress=False
+    )
     assert out == again  # the seed makes sampling reproducible
-    greedy = sample_completions(model, tokenizer, prompts[:1], n=2, temperature=0, max_new_tokens=8, progress=False)
+    greedy = sample_completions(
+        model, tokenizer, prompts[:1], n=2, temperature=0, max_new_tokens=8, progress=False
+    )
     assert greedy[0][0] == greedy[0][1]
 
 
 def test_sample_cli_writes_tasks_and_rollouts(tmp_path, tiny_model_dir):
     tasks = [{"task_id": f"t{i}", "prompt": f"Write module {i}.", "reference": REFERENCE} for i in range(3)]
     out = tmp_path / "ds"
-    argv = ["sample", str(_write_jsonl(tmp_path / "tasks.jsonl", tasks)), "--model", str(tiny_model_dir),
-            "--output", str(out), "--n", "2", "--max-new-tokens", "6", "--batch-size", "2", "--no-progress"]
+    argv = [
+        "sample",
+        str(_write_jsonl(tmp_path / "tasks.jsonl", tasks)),
+        "--model",
+        str(tiny_model_dir),
+        "--output",
+        str(out),
+        "--n",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "2",
+        "--no-progress",
+    ]
     assert main(argv) == 0
     rollouts = load_dataset(str(out), "rollouts", split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert rollouts.column_names == ["task_id", "prompt", "completion", "sample_index"]
-    assert [(r["task_id"], r["sample_index"]) for r in rollouts] == [(f"t{i}", j) for i in range(3) for j in range(2)]
+    assert [(r["task_id"], r["sample_index"]) for r in rollouts] == [
+        (f"t{i}", j) for i in range(3) for j in range(2)
+    ]
     assert load_config(out, "tasks")["task_id"] == ["t0", "t1", "t2"]
     info = build_info(out)
     assert info["sample"]["model"] == str(tiny_model_dir) and info["sample"]["n"] == 2
@@ -88,3 +130,14 @@ def test_sample_cli_writes_tasks_and_rollouts(tmp_path, tiny_model_dir):
     # A finished stage does nothing on a re-run: the rows stay exactly as they were.
     assert main(argv) == 0
     assert load_config(out, "rollouts").to_list() == rollouts.to_list()
+
+
+@requires_benchmarks
+def test_benchmark_layouts_are_task_sets(benchmarks_dir):
+    rtllm = load_tasks(benchmarks_dir, benchmark="rtllm-v1.1")
+    assert len(rtllm) == 29 and rtllm[0]["task_id"] == "JC_counter" and rtllm[0]["top"] == "JC_counter"
+    assert "verified_" in rtllm[0]["reference"] and rtllm[0]["testbench"] is None
+    v2 = load_tasks(benchmarks_dir / "verilog-eval-v2", benchmark="verilog-eval-v2-spec-to-rtl")
+    assert len(v2) == 156 and set(v2["top"]) == {"TopModule"} and "RefModule" in v2[0]["reference"]
+    with pytest.raises(ValueError, match="--benchmark"):
+        load_tasks(benchmarks_dir)

@@ -1,5 +1,5 @@
-"""End to end on benchmark references: single-output mutants wrapped as model completions → verify → slice → pairs;
-and the verify stage on a local Ray instance."""
+"""End to end on benchmark references: single-output mutants wrapped as model completions → verify → slice →
+pairs; and the verify stage on a local Ray instance."""
 
 from __future__ import annotations
 
@@ -22,8 +22,9 @@ CHOSEN = ("Prob072_thermostat", "Prob087_gates", "Prob058_alwaysblock2", "Prob09
 
 
 def _wrap(code: str, index: int) -> str:
-    """A model-like completion: prose of varying length around a fenced block, so offsets differ per sample."""
-    return f"Let me work through this{' carefully' * index}.\n\n```verilog\n{code}```\n\nThat drives every output."
+    """A model-like completion: prose of varying length around a fenced block, so offsets differ by sample."""
+    prose = f"Let me work through this{' carefully' * index}."
+    return f"{prose}\n\n```verilog\n{code}```\n\nThat drives every output."
 
 
 def _contains(spans, start, end) -> bool:
@@ -36,7 +37,7 @@ def _intersects(spans, start, end) -> bool:
 
 @pytest.fixture(scope="module")
 def e2e(tmp_path_factory):
-    """A dataset folder whose rollouts are a reference, one mutant per output, and two code-less or broken ones."""
+    """A dataset folder with rollouts: a reference, one mutant per output, a code-less and a broken one."""
     designs = {d.name.removeprefix("ve2/"): d for d in reference_designs() if d.name.startswith("ve2/")}
     if not all(name in designs for name in CHOSEN):
         pytest.skip("VerilogEval v2 references not found")
@@ -44,14 +45,29 @@ def e2e(tmp_path_factory):
     tasks, rollouts, origin = [], [], {}
     for name in CHOSEN:
         reference = designs[name].text
-        tasks.append({"task_id": name, "prompt": f"Implement {name}.", "reference": reference, "testbench": None,
-                      "top": None})  # fmt: skip
-        candidates = [(reference, None)] + [(m.text, m) for m in mutants(reference, "RefModule", per_output=1)]
+        tasks.append(
+            {
+                "task_id": name,
+                "prompt": f"Implement {name}.",
+                "reference": reference,
+                "testbench": None,
+                "top": None,
+            }
+        )
+        candidates = [(reference, None)] + [
+            (m.text, m) for m in mutants(reference, "RefModule", per_output=1)
+        ]
         candidates += [("", None), ("module RefModule(input x; endmodule\n", None)]
         for index, (code, mutant) in enumerate(candidates):
             completion = _wrap(code, index) if code else "I am not sure how to write this module."
-            rollouts.append({"task_id": name, "prompt": f"Implement {name}.", "completion": completion,
-                             "sample_index": index})  # fmt: skip
+            rollouts.append(
+                {
+                    "task_id": name,
+                    "prompt": f"Implement {name}.",
+                    "completion": completion,
+                    "sample_index": index,
+                }
+            )
             origin[completion] = (reference, mutant)
     from datasets import Dataset
 
@@ -63,7 +79,7 @@ def e2e(tmp_path_factory):
 
 
 def _site_in(completion: str, origin, mutant) -> tuple[int, int]:
-    """Where `mutant`'s edit of the reference lies in a completion holding the reference or another mutant of it."""
+    """Where `mutant`'s edit of the reference lies in a completion with the reference or another mutant."""
     reference, own = origin[completion]
     offset = completion.index("```verilog\n") + len("```verilog\n")
     start, end = mutant.span
@@ -89,7 +105,9 @@ def test_end_to_end_pairs_from_mutants(e2e):
         if verdict.status == Status.ok:
             assert row["code_offset"] == row["completion"].index("```verilog\n") + len("```verilog\n")
             assert {s["signal"] for s in row["slices"]} == set(verdict.signals) and row["slice_error"] is None
-        if mutant is not None and verdict.status == Status.ok:  # a mutant is wrong on its output only, if at all
+        if (
+            mutant is not None and verdict.status == Status.ok
+        ):  # a mutant is wrong on its output only, if at all
             assert all(v.correct for name, v in verdict.signals.items() if name != mutant.output)
     signal_pairs = [p for p in pairs if p["kind"] == "signal"]
     assert len({p["task_id"] for p in signal_pairs}) == len(CHOSEN)
@@ -99,7 +117,8 @@ def test_end_to_end_pairs_from_mutants(e2e):
         chosen, rejected = pair["chosen"], pair["rejected"]
         for text, spans in ((chosen, pair["chosen_spans"]), (rejected, pair["rejected_spans"])):
             assert spans and all(0 <= s < e <= len(text) for s, e in spans)
-            assert all(e1 < s2 for (_, e1), (s2, _) in zip(spans, spans[1:]))  # sorted, disjoint
+            # sorted and disjoint
+            assert all(e1 < s2 for (_, e1), (s2, _) in zip(spans, spans[1:], strict=False))
         [signal] = pair["signals"]  # single-output mutants: one contrast signal per pair
         _, wrong = origin[rejected]
         assert wrong is not None and wrong.output == signal
@@ -108,11 +127,14 @@ def test_end_to_end_pairs_from_mutants(e2e):
         assert _contains(pair["rejected_spans"], *_site_in(rejected, origin, wrong))
         # ... and no driver of an output that is correct in both is.
         both = [
-            name for name, v in verdict_from_row(by_completion[chosen]).signals.items()
+            name
+            for name, v in verdict_from_row(by_completion[chosen]).signals.items()
             if v.correct and verdict_from_row(by_completion[rejected]).signals[name].correct
-        ]  # fmt: skip
+        ]
         task_reference = origin[chosen][0]
-        others = [m for ref, m in origin.values() if ref == task_reference and m is not None and m.output in both]
+        others = [
+            m for ref, m in origin.values() if ref == task_reference and m is not None and m.output in both
+        ]
         for other in {id(m): m for m in others}.values():
             assert not _intersects(pair["chosen_spans"], *_site_in(chosen, origin, other))
             assert not _intersects(pair["rejected_spans"], *_site_in(rejected, origin, other))
@@ -130,8 +152,11 @@ def test_verify_stage_resumes_from_stored_chunks(e2e, tmp_path):
     save_config(load_config(folder, "tasks"), tmp_path, "tasks")
     from datasets import Dataset
 
-    save_config(Dataset.from_list([{k: r[k] for k in ROLLOUT_FEATURES} for r in rollouts], features=ROLLOUT_FEATURES),
-                tmp_path, "rollouts")  # fmt: skip
+    save_config(
+        Dataset.from_list([{k: r[k] for k in ROLLOUT_FEATURES} for r in rollouts], features=ROLLOUT_FEATURES),
+        tmp_path,
+        "rollouts",
+    )
     marked = {**rollouts[0], "verdict": {**rollouts[0]["verdict"], "detail": "judged before the kill"}}
     with work_store(tmp_path, "verify", lambda r: (r["task_id"], r["sample_index"])) as store:
         store.write([marked])
@@ -144,18 +169,38 @@ def test_verify_stage_on_local_ray(tmp_path):
     ray = pytest.importorskip("ray")
     from datasets import Dataset
 
-    reference = "module m(input [3:0] a, b, output [3:0] s, output c);\n  assign s = a + b;\n  assign c = a < b;\nendmodule\n"
+    reference = (
+        "module m(input [3:0] a, b, output [3:0] s, output c);\n"
+        "  assign s = a + b;\n  assign c = a < b;\nendmodule\n"
+    )
     wrong_s = reference.replace("a + b", "a - b")
-    save_config(Dataset.from_list([{"task_id": "m", "prompt": "p", "reference": reference, "testbench": None,
-                                    "top": None}], features=TASK_FEATURES), tmp_path, "tasks")  # fmt: skip
+    save_config(
+        Dataset.from_list(
+            [{"task_id": "m", "prompt": "p", "reference": reference, "testbench": None, "top": None}],
+            features=TASK_FEATURES,
+        ),
+        tmp_path,
+        "tasks",
+    )
     completions = [_wrap(reference, 0), _wrap(wrong_s, 1), "no code"]
-    save_config(Dataset.from_list([{"task_id": "m", "prompt": "p", "completion": c, "sample_index": i}
-                                   for i, c in enumerate(completions)], features=ROLLOUT_FEATURES), tmp_path, "rollouts")
+    save_config(
+        Dataset.from_list(
+            [
+                {"task_id": "m", "prompt": "p", "completion": c, "sample_index": i}
+                for i, c in enumerate(completions)
+            ],
+            features=ROLLOUT_FEATURES,
+        ),
+        tmp_path,
+        "rollouts",
+    )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         parser = argparse.ArgumentParser()
         verify_dataset.add_arguments(parser)
-        parser.add_argument("--vectors", type=int, default=100)  # a file-route option the dataset route shares
+        parser.add_argument(
+            "--vectors", type=int, default=100
+        )  # a file-route option the dataset route shares
         args = parser.parse_args(["--dataset", str(tmp_path), "--ray", "--chunk-size", "2", "--no-progress"])
         assert verify_dataset.run(args) == 0  # joins the test's local instance
         rollouts = load_config(tmp_path, "rollouts")
@@ -165,7 +210,9 @@ def test_verify_stage_on_local_ray(tmp_path):
     assert {s["name"]: s["correct"] for s in rollouts[1]["verdict"]["signals"]} == {"s": False, "c": True}
     [pair] = [p for p in pairs_stage(tmp_path, PairOptions(), progress=False) if p["kind"] == "signal"]
     assert pair["signals"] == ["s"]
-    [[start, end]] = [span for span in pair["rejected_spans"] if "a - b" in pair["rejected"][span[0]:span[1]]]
+    [[start, end]] = [
+        span for span in pair["rejected_spans"] if "a - b" in pair["rejected"][span[0] : span[1]]
+    ]
     assert "assign c" not in "".join(pair["rejected"][s:e] for s, e in pair["rejected_spans"])
     assert build_info(tmp_path)["verify"]["backend"] == "ray"
 
@@ -181,7 +228,9 @@ def test_pairs_cli_switches(e2e, tmp_path):
     assert main(["pairs", str(folder), "--max-pairs-per-task", "3", "--no-interface", "--no-progress"]) == 0
     pairs = load_config(folder, "pairs").to_list()
     assert max(sum(p["task_id"] == t for p in pairs) for t in CHOSEN) == 3
-    assert not any("endmodule" in p["chosen"][s:e] for p in pairs if p["kind"] == "signal" for s, e in p["chosen_spans"])
+    assert not any(
+        "endmodule" in p["chosen"][s:e] for p in pairs if p["kind"] == "signal" for s, e in p["chosen_spans"]
+    )
     assert build_info(folder)["pairs"]["include_interface"] is False
     assert main(["pairs", str(folder), "--mode", "module", "--no-progress"]) == 0
     module_pairs = load_config(folder, "pairs").to_list()

@@ -25,7 +25,9 @@ def test_tagged_fence(tag):
 
 
 def test_last_verilog_fence_wins_over_earlier_and_over_plain_fences():
-    completion = f"First try:\n```verilog\n{MODULE_A}```\nBetter:\n```verilog\n{MODULE_B}```\n```\nplain\n```\n"
+    completion = (
+        f"First try:\n```verilog\n{MODULE_A}```\nBetter:\n```verilog\n{MODULE_B}```\n```\nplain\n```\n"
+    )
     found = _check(completion)
     assert found.code == MODULE_B and found.source == "verilog_fence"
 
@@ -71,7 +73,9 @@ def test_tilde_fences_and_longer_closing_fence():
     assert _check(completion).code == MODULE_A + "```\n// still code\n"
 
 
-@pytest.mark.parametrize("completion", ["", "I cannot help with that.", "The module computes y = x.", "```\n  \n```"])
+@pytest.mark.parametrize(
+    "completion", ["", "I cannot help with that.", "The module computes y = x.", "```\n  \n```"]
+)
 def test_no_code(completion):
     assert extract_code(completion) is None
 

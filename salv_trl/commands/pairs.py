@@ -1,4 +1,5 @@
-"""`salv-trl pairs`: verified rollouts → signal-aware preference pairs (the `pairs` config of a dataset folder).
+"""`salv-trl pairs`: verified rollouts → signal-aware preference pairs (the `pairs` config of a dataset
+folder).
 
 Example:
 
@@ -15,24 +16,50 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("folder", help="dataset folder with verified rollouts (salv-trl sample + salv-trl verify)")
-    parser.add_argument("--mode", choices=("signal", "module"), default="signal",
-                        help="signal: contrast-signal pairs with slice spans; module: ablation, fully correct vs "
-                             "failing, whole sequences (default: %(default)s)")
+    parser.add_argument(
+        "folder", help="dataset folder with verified rollouts (salv-trl sample + salv-trl verify)"
+    )
+    parser.add_argument(
+        "--mode",
+        choices=("signal", "module"),
+        default="signal",
+        help="signal: contrast-signal pairs with slice spans; module: ablation, fully correct vs "
+        "failing, whole sequences (default: %(default)s)",
+    )
     parser.add_argument("--max-pairs-per-task", type=int, default=None, help="seeded random subset per task")
     parser.add_argument("--keep-duplicates", action="store_true", help="keep identical completions of a task")
-    parser.add_argument("--no-interface", action="store_true",
-                        help="spans without the module interface (header, port/parameter declarations)")
-    parser.add_argument("--missing-slice", choices=("drop", "whole"), default="drop",
-                        help="when a contrast signal has no slice: drop the pair or use the whole completion "
-                             "(default: %(default)s)")
-    parser.add_argument("--no-masks", action="store_true", help="ablation: signal pairs with whole-sequence spans")
-    parser.add_argument("--without-no-code-pairs", dest="no_code_pairs", action="store_false",
-                        help="do not reject completions without code against fully correct ones")
-    parser.add_argument("--seed", type=int, default=0, help="seed of --max-pairs-per-task (default: %(default)s)")
-    parser.add_argument("--tokenizer", help="count the masked-in share of completions in this tokenizer's tokens "
-                                            "(Hub id or path; characters otherwise)")
-    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset")
+    parser.add_argument(
+        "--no-interface",
+        action="store_true",
+        help="spans without the module interface (header, port/parameter declarations)",
+    )
+    parser.add_argument(
+        "--missing-slice",
+        choices=("drop", "whole"),
+        default="drop",
+        help="when a contrast signal has no slice: drop the pair or use the whole completion "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--no-masks", action="store_true", help="ablation: signal pairs with whole-sequence spans"
+    )
+    parser.add_argument(
+        "--without-no-code-pairs",
+        dest="no_code_pairs",
+        action="store_false",
+        help="do not reject completions without code against fully correct ones",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of --max-pairs-per-task (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--tokenizer",
+        help="count the masked-in share of completions in this tokenizer's tokens "
+        "(Hub id or path; characters otherwise)",
+    )
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -56,8 +83,13 @@ def run(args: argparse.Namespace) -> int:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
-    pairs = pairs_stage(args.folder, options, tokenizer=tokenizer, tokenizer_name=args.tokenizer,
-                        progress=not args.no_progress)
+    pairs = pairs_stage(
+        args.folder,
+        options,
+        tokenizer=tokenizer,
+        tokenizer_name=args.tokenizer,
+        progress=not args.no_progress,
+    )
     print(f"{len(pairs)} pairs in {args.folder}")
     if args.push_to_hub:
         push_to_hub(args.folder, args.push_to_hub)

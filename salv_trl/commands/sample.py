@@ -19,20 +19,43 @@ from ..data.sampling import SamplingSettings
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SamplingSettings()
-    parser.add_argument("tasks", help="task file (.jsonl/.json/.parquet/.csv), dataset folder, benchmark folder, or Hub id")
-    parser.add_argument("--benchmark", help="benchmark name when TASKS is a benchmark checkout in its original layout")
+    parser.add_argument(
+        "tasks", help="task file (.jsonl/.json/.parquet/.csv), dataset folder, benchmark folder, or Hub id"
+    )
+    parser.add_argument(
+        "--benchmark", help="benchmark name when TASKS is a benchmark checkout in its original layout"
+    )
     parser.add_argument("--model", required=True, help="Hub id or local path of the causal LM")
     parser.add_argument("--output", required=True, help="dataset folder to write (tasks + rollouts configs)")
-    parser.add_argument("--n", type=int, default=defaults.n, help="completions per task (default: %(default)s)")
-    parser.add_argument("--temperature", type=float, default=defaults.temperature, help="0 = greedy (default: %(default)s)")
+    parser.add_argument(
+        "--n", type=int, default=defaults.n, help="completions per task (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=defaults.temperature, help="0 = greedy (default: %(default)s)"
+    )
     parser.add_argument("--top-p", type=float, default=defaults.top_p, help="default: %(default)s")
-    parser.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens, help="default: %(default)s")
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=defaults.max_new_tokens, help="default: %(default)s"
+    )
     parser.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="tasks per generate call (default: %(default)s)")
-    parser.add_argument("--backend", choices=("transformers", "vllm"), default="transformers", help="default: %(default)s")
-    parser.add_argument("--dtype", default="auto", help="model dtype for transformers, e.g. bfloat16 (default: %(default)s)")
-    parser.add_argument("--device", default=None, help="transformers device, e.g. cuda:0 (default: cuda if available)")
-    parser.add_argument("--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=defaults.batch_size,
+        help="tasks per generate call (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend", choices=("transformers", "vllm"), default="transformers", help="default: %(default)s"
+    )
+    parser.add_argument(
+        "--dtype", default="auto", help="model dtype for transformers, e.g. bfloat16 (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--device", default=None, help="transformers device, e.g. cuda:0 (default: cuda if available)"
+    )
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset"
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -46,8 +69,16 @@ def _transformers_generate(args: argparse.Namespace, settings: SamplingSettings)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=args.dtype).to(device).eval()
     return partial(
-        sample_completions, model, tokenizer, n=settings.n, temperature=settings.temperature, top_p=settings.top_p,
-        max_new_tokens=settings.max_new_tokens, seed=settings.seed, batch_size=settings.batch_size, progress=False,
+        sample_completions,
+        model,
+        tokenizer,
+        n=settings.n,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+        max_new_tokens=settings.max_new_tokens,
+        seed=settings.seed,
+        batch_size=settings.batch_size,
+        progress=False,
     )
 
 
@@ -57,22 +88,38 @@ def run(args: argparse.Namespace) -> int:
     from ..data.stages import sample_stage, save_tasks
     from ..data.tasks import load_tasks
 
-    settings = SamplingSettings(args.n, args.temperature, args.top_p, args.max_new_tokens, args.seed, args.batch_size)
-    save_tasks(load_tasks(args.tasks, benchmark=args.benchmark), args.output, source=args.benchmark or str(args.tasks))
+    settings = SamplingSettings(
+        args.n, args.temperature, args.top_p, args.max_new_tokens, args.seed, args.batch_size
+    )
+    save_tasks(
+        load_tasks(args.tasks, benchmark=args.benchmark),
+        args.output,
+        source=args.benchmark or str(args.tasks),
+    )
     if args.backend == "vllm":
         try:
             from vllm import LLM
         except ImportError as error:
             raise ValueError("--backend vllm needs vLLM: pip install 'salv-trl[vllm]'") from error
         generate = partial(
-            sample_completions_vllm, LLM(model=args.model, seed=settings.seed), n=settings.n, temperature=settings.temperature, top_p=settings.top_p,
-            max_new_tokens=settings.max_new_tokens, seed=settings.seed,
+            sample_completions_vllm,
+            LLM(model=args.model, seed=settings.seed),
+            n=settings.n,
+            temperature=settings.temperature,
+            top_p=settings.top_p,
+            max_new_tokens=settings.max_new_tokens,
+            seed=settings.seed,
         )
     else:
         generate = _transformers_generate(args, settings)
     info = {"model": args.model, "backend": args.backend, **settings.to_dict()}
     rollouts = sample_stage(
-        args.output, generate, n=settings.n, batch_size=settings.batch_size, info=info, progress=not args.no_progress
+        args.output,
+        generate,
+        n=settings.n,
+        batch_size=settings.batch_size,
+        info=info,
+        progress=not args.no_progress,
     )
     print(f"{len(rollouts)} rollouts in {args.output}")
     if args.push_to_hub:

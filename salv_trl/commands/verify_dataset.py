@@ -1,8 +1,9 @@
-"""The dataset route of `salv-trl verify`: a dataset folder's rollouts → verdicts and per-output slices, in place.
+"""The dataset route of `salv-trl verify`: a dataset folder's rollouts → verdicts and per-output slices, in
+place.
 
-`salv_trl/commands/verify.py` adds these options with [`add_arguments`] and hands over to [`run`] when `--dataset` is
-given. The simulation options shared with the file route (`--vectors`, `--seed`, `--simulator`, `--timeout`,
-`--workers`) are read from the same namespace.
+`salv_trl/commands/verify.py` adds these options with [`add_arguments`] and hands over to [`run`] when
+`--dataset` is given. The simulation options shared with the file route (`--vectors`, `--seed`, `--simulator`,
+`--timeout`, `--workers`) are read from the same namespace.
 
 Example:
 
@@ -21,12 +22,27 @@ from collections import Counter
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset route")
-    group.add_argument("--dataset", metavar="FOLDER", help="verify and slice the rollouts of this dataset folder")
-    group.add_argument("--ray", metavar="ADDRESS", nargs="?", const="auto", default=None,
-                       help="run on Ray: `auto` (default) joins the cluster of this machine or starts a local one, "
-                            "or give a cluster address")  # fmt: skip
-    group.add_argument("--chunk-size", type=int, default=256, help="rollouts per stored chunk / Ray task (default: %(default)s)")
-    group.add_argument("--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset")
+    group.add_argument(
+        "--dataset", metavar="FOLDER", help="verify and slice the rollouts of this dataset folder"
+    )
+    group.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const="auto",
+        default=None,
+        help="run on Ray: `auto` (default) joins the cluster of this machine or starts a local one, "
+        "or give a cluster address",
+    )
+    group.add_argument(
+        "--chunk-size",
+        type=int,
+        default=256,
+        help="rollouts per stored chunk / Ray task (default: %(default)s)",
+    )
+    group.add_argument(
+        "--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset"
+    )
     group.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
@@ -47,11 +63,18 @@ def run(args: argparse.Namespace) -> int:
 
         ray.init(address=None if args.ray == "auto" else args.ray, ignore_reinit_error=True)
     rollouts = verify_stage(
-        args.dataset, settings, workers=getattr(args, "workers", None), chunk_size=args.chunk_size,
-        use_ray=args.ray is not None, progress=not args.no_progress,
-    )  # fmt: skip
+        args.dataset,
+        settings,
+        workers=getattr(args, "workers", None),
+        chunk_size=args.chunk_size,
+        use_ray=args.ray is not None,
+        progress=not args.no_progress,
+    )
     statuses = Counter(verdict["status"] for verdict in rollouts["verdict"])
-    print(", ".join(f"{status}: {count}" for status, count in statuses.most_common()) + f" ({len(rollouts)} rollouts)")
+    print(
+        ", ".join(f"{status}: {count}" for status, count in statuses.most_common())
+        + f" ({len(rollouts)} rollouts)"
+    )
     if args.push_to_hub:
         push_to_hub(args.dataset, args.push_to_hub)
     return 0

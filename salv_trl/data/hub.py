@@ -1,19 +1,19 @@
 """Dataset folders laid out like a Hub dataset repository, their dataset card, and the upload.
 
-A salv-trl dataset folder holds up to three configs, each one parquet file, exactly where `Dataset.push_to_hub`
-puts them in a repository, and a `README.md` card whose YAML lists the configs:
+A salv-trl dataset folder holds up to three configs, each one parquet file, exactly where
+`Dataset.push_to_hub` puts them in a repository, and a `README.md` card whose YAML lists the configs:
 
 ```
 out/
   README.md                              card generated from the data (+ `configs:` for load_dataset)
-  salv_trl_build.json                    how each stage was run (model, sampling, simulator, pair options, stats)
+  salv_trl_build.json                    how each stage was run (model, sampling, simulator, pairs, stats)
   tasks/train-00000-of-00001.parquet
   rollouts/train-00000-of-00001.parquet
   pairs/train-00000-of-00001.parquet
 ```
 
-so `datasets.load_dataset("out", "pairs", split="train")` and `load_dataset("user/repo", "pairs", split="train")`
-give the same rows.
+so `datasets.load_dataset("out", "pairs", split="train")` and `load_dataset("user/repo", "pairs",
+split="train")` give the same rows.
 """
 
 from __future__ import annotations
@@ -44,11 +44,28 @@ __all__ = [
 #: The configs of a salv-trl dataset, in pipeline order.
 CONFIGS = ("tasks", "rollouts", "pairs")
 _BUILD_FILE = "salv_trl_build.json"
+_INTRO = (
+    "Built with [salv-trl](https://github.com/salv-trl/salv-trl), which implements *QiMeng-SALV: "
+    "Signal-Aware Learning for Verilog Code Generation* (arXiv 2510.19296): model samples for Verilog "
+    "tasks are simulated against each task's reference output signal by output signal; for two samples "
+    "where an output is correct in one and wrong in the other, the correct one is *chosen*, the other "
+    "*rejected*, and `chosen_spans` / `rejected_spans` give the `[start, end)` character offsets of that "
+    "output's backward dependency slice in each completion: the only tokens the signal-aware DPO loss counts."
+)
+_CITATION = """## Citation
+
+```bibtex
+@article{qimeng-salv,
+  title={QiMeng-SALV: Signal-Aware Learning for Verilog Code Generation},
+  journal={arXiv preprint arXiv:2510.19296},
+  year={2025}
+}
+```"""
 _SPLIT = "train"
 
 
 def config_file(folder: str | os.PathLike, config: str) -> Path:
-    """Where `config`'s parquet file lives in a dataset folder (the path `push_to_hub` uses in a repository)."""
+    """Where `config`'s parquet file lives in a dataset folder (where `push_to_hub` puts it in a repo)."""
     if config not in CONFIGS:
         raise ValueError(f"unknown config {config!r}; expected one of {', '.join(CONFIGS)}")
     return Path(folder) / config / f"{_SPLIT}-00000-of-00001.parquet"
@@ -100,7 +117,12 @@ def save_config(dataset: Dataset, folder: str | os.PathLike, config: str) -> Pat
 
 
 def _size_category(rows: int) -> str:
-    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
+    for limit, name in (
+        (1_000, "n<1K"),
+        (10_000, "1K<n<10K"),
+        (100_000, "10K<n<100K"),
+        (1_000_000, "100K<n<1M"),
+    ):
         if rows < limit:
             return name
     return "1M<n<10M"
@@ -113,7 +135,9 @@ def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
 
 
 def _settings(info: dict[str, Any]) -> str:
-    return "\n".join(f"- `{key}`: {json.dumps(value)}" for key, value in sorted(info.items()) if key != "stats")
+    return "\n".join(
+        f"- `{key}`: {json.dumps(value)}" for key, value in sorted(info.items()) if key != "stats"
+    )
 
 
 def _rollout_section(rollouts: Dataset) -> str:
@@ -122,14 +146,15 @@ def _rollout_section(rollouts: Dataset) -> str:
     correct = sum(s["correct"] for s in verdicts)
     text = "### Rollouts per status\n\n" + _table(("status", "rollouts"), sorted(statuses.items()))
     if verdicts:
-        text += f"\n\nOutput signals judged: {len(verdicts)} ({correct} correct, {len(verdicts) - correct} wrong)."
+        wrong = len(verdicts) - correct
+        text += f"\n\nOutput signals judged: {len(verdicts)} ({correct} correct, {wrong} wrong)."
     return text
 
 
 def _pair_section(pairs: Dataset, stats: dict[str, Any]) -> str:
     kind = pairs["kind"] if "kind" in pairs.column_names else ["signal"] * len(pairs)
     kinds = Counter(kind)
-    signals = [len(s) for s, k in zip(pairs["signals"], kind) if k == "signal"]
+    signals = [len(s) for s, k in zip(pairs["signals"], kind, strict=True) if k == "signal"]
     text = f"### Pairs\n\n{len(pairs)} pairs from {len(set(pairs['task_id']))} tasks.\n\n"
     text += _table(("kind", "pairs"), sorted(kinds.items()))
     if signals:
@@ -140,7 +165,8 @@ def _pair_section(pairs: Dataset, stats: dict[str, Any]) -> str:
     if share:
         text += (
             f"\n\nShare of completion {share['unit']} masked in (trained on): "
-            f"chosen {share['chosen']:.1%}, rejected {share['rejected']:.1%} (mean over {share.get('over', 'pairs')})."
+            f"chosen {share['chosen']:.1%}, rejected {share['rejected']:.1%} "
+            f"(mean over {share.get('over', 'pairs')})."
         )
     return text
 
@@ -174,18 +200,19 @@ def render_card(folder: str | os.PathLike, repo_id: str | None = None) -> Datase
     name = repo_id or "<this repository>"
     body = [
         "# Signal-aware Verilog preference data",
-        "Built with [salv-trl](https://github.com/salv-trl/salv-trl), which implements *QiMeng-SALV: Signal-Aware "
-        "Learning for Verilog Code Generation* (arXiv 2510.19296): model samples for Verilog tasks are simulated "
-        "against each task's reference output signal by output signal; for two samples where an output is correct in "
-        "one and wrong in the other, the correct one is *chosen*, the other *rejected*, and `chosen_spans` / "
-        "`rejected_spans` give the `[start, end)` character offsets of that output's backward dependency slice in "
-        "each completion: the only tokens the signal-aware DPO loss counts.",
+        _INTRO,
         "## Configs\n\n"
-        + _table(("config", "rows", "columns"), [(c, len(d), ", ".join(d.column_names)) for c, d in data.items()]),
+        + _table(
+            ("config", "rows", "columns"), [(c, len(d), ", ".join(d.column_names)) for c, d in data.items()]
+        ),
         "## Usage\n\n```python\nfrom datasets import load_dataset\n\n"
         f'pairs = load_dataset("{name}", "pairs", split="train")\n```',
     ]
-    built = [f"### {stage}\n\n{_settings(info[stage])}" for stage in ("tasks", "sample", "verify", "pairs") if stage in info]
+    built = [
+        f"### {stage}\n\n{_settings(info[stage])}"
+        for stage in ("tasks", "sample", "verify", "pairs")
+        if stage in info
+    ]
     if built:
         body.append("## How it was built\n\n" + "\n\n".join(built))
     stats = []
@@ -195,10 +222,7 @@ def render_card(folder: str | os.PathLike, repo_id: str | None = None) -> Datase
         stats.append(_pair_section(data["pairs"], info.get("pairs", {}).get("stats", {})))
     if stats:
         body.append("## Statistics\n\n" + "\n\n".join(stats))
-    body.append(
-        "## Citation\n\n```bibtex\n@article{qimeng-salv,\n  title={QiMeng-SALV: Signal-Aware Learning for Verilog "
-        "Code Generation},\n  journal={arXiv preprint arXiv:2510.19296},\n  year={2025}\n}\n```"
-    )
+    body.append(_CITATION)
     return DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(body) + "\n")
 
 
@@ -219,8 +243,9 @@ def push_to_hub(
 ) -> None:
     """Upload a dataset folder's configs with `Dataset.push_to_hub`, then its card.
 
-    Each config goes to `<config>/train-*.parquet` of the repository, as in the folder, so the repository loads
-    exactly as the folder does. The card is pushed last so its `configs` metadata lists every config uploaded.
+    Each config goes to `<config>/train-*.parquet` of the repository, as in the folder, so the repository
+    loads exactly as the folder does. The card is pushed last so its `configs` metadata lists every config
+    uploaded.
 
     Args:
         folder (`str` or `Path`): A salv-trl dataset folder.
@@ -233,5 +258,7 @@ def push_to_hub(
     for config in configs or present:
         if config not in present:
             raise ValueError(f"{folder} has no {config!r} config to push")
-        load_config(folder, config).push_to_hub(repo_id, config_name=config, split=_SPLIT, private=private, token=token)
+        load_config(folder, config).push_to_hub(
+            repo_id, config_name=config, split=_SPLIT, private=private, token=token
+        )
     render_card(folder, repo_id).push_to_hub(repo_id, repo_type="dataset", token=token)

@@ -1,10 +1,10 @@
 """Signal-aware preference pairs from verified rollouts.
 
-For each task, every ordered pair (A, B) of simulated rollouts where some outputs are correct in A and wrong in B gives
-a row: `chosen`=A, `rejected`=B, `signals` = those contrast outputs, and `chosen_spans` / `rejected_spans` = the union
-of the contrast outputs' slices in each completion, as `[start, end)` character offsets into the completion. Rollouts
-that did not simulate (syntax or compile errors, timeouts, ...) give no signal pairs. A completion without code may be
-rejected against a fully correct one, over the whole sequence.
+For each task, every ordered pair (A, B) of simulated rollouts where some outputs are correct in A and wrong
+in B gives a row: `chosen`=A, `rejected`=B, `signals` = those contrast outputs, and `chosen_spans` /
+`rejected_spans` = the union of the contrast outputs' slices in each completion, as `[start, end)` character
+offsets into the completion. Rollouts that did not simulate (syntax or compile errors, timeouts, ...) give no
+signal pairs. A completion without code may be rejected against a fully correct one, over the whole sequence.
 """
 
 from __future__ import annotations
@@ -44,18 +44,20 @@ class PairOptions:
 
     Args:
         mode (`str`, defaults to `"signal"`): `"signal"`: contrast-signal pairs with slice spans (the method);
-            `"module"`: ablation with module-level pairs only, a fully correct rollout chosen against any failing one
-            (simulated with wrong outputs, or not simulated at all), spans over the whole completions.
+            `"module"`: ablation with module-level pairs only, a fully correct rollout chosen against any
+            failing one (simulated with wrong outputs, or not simulated at all), spans over the whole
+            completions.
         max_pairs_per_task (`int`, *optional*): Keep at most this many pairs per task, a seeded random choice.
         drop_duplicates (`bool`, defaults to `True`): Keep only the first of identical completions of a task.
-        include_interface (`bool`, defaults to `True`): Spans include the module interface the slice needs (header,
-            port and parameter declarations); otherwise only the slice's own statements (`core_spans`).
-        missing_slice (`str`, defaults to `"drop"`): When a contrast signal has no slice in chosen or rejected:
-            `"drop"` the pair, or fall back to the `"whole"` completion.
-        masks (`bool`, defaults to `True`): `False` is the ablation "signal pairs without masks": same pairs, spans
-            over the whole completions.
-        no_code_pairs (`bool`, defaults to `True`): Add whole-sequence pairs rejecting completions without code
-            against fully correct ones.
+        include_interface (`bool`, defaults to `True`): Spans include the module interface the slice needs
+            (header, port and parameter declarations); otherwise only the slice's own statements
+            (`core_spans`).
+        missing_slice (`str`, defaults to `"drop"`): When a contrast signal has no slice in chosen or
+            rejected: `"drop"` the pair, or fall back to the `"whole"` completion.
+        masks (`bool`, defaults to `True`): `False` is the ablation "signal pairs without masks": same pairs,
+            spans over the whole completions.
+        no_code_pairs (`bool`, defaults to `True`): Add whole-sequence pairs rejecting completions without
+            code against fully correct ones.
         seed (`int`, defaults to `0`): Seed of the `max_pairs_per_task` choice.
     """
 
@@ -101,11 +103,15 @@ def _correct(rollout: dict) -> dict[str, bool]:
 
 def _fully_correct(rollout: dict) -> bool:
     verdict = rollout["verdict"]
-    return verdict["status"] == "ok" and bool(verdict["signals"]) and all(s["correct"] for s in verdict["signals"])
+    return (
+        verdict["status"] == "ok"
+        and bool(verdict["signals"])
+        and all(s["correct"] for s in verdict["signals"])
+    )
 
 
 def _signal_spans(rollout: dict, signals: Sequence[str], options: PairOptions) -> list[list[int]] | None:
-    """Union of the signals' slices in the completion; `None` when one is unavailable and pairs are dropped then."""
+    """Union of the signals' slices in the completion; `None` when one is missing and pairs then drop."""
     if not options.masks:
         return _whole(rollout["completion"])
     slices = {s["signal"]: s for s in rollout.get("slices") or []}
@@ -152,7 +158,11 @@ def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
                 pairs.append(_row(a, b, chosen_spans, rejected_spans, signals, "signal"))
     if options.no_code_pairs:
         no_code = [r for r in rollouts if r["verdict"]["status"] == "no_code"]
-        pairs += [_row(a, b, _whole(a["completion"]), _whole(b["completion"]), [], "no_code") for a in correct for b in no_code]
+        pairs += [
+            _row(a, b, _whole(a["completion"]), _whole(b["completion"]), [], "no_code")
+            for a in correct
+            for b in no_code
+        ]
     return pairs
 
 
@@ -160,9 +170,10 @@ def build_pairs(rollouts: Iterable[dict], options: PairOptions | None = None) ->
     """Preference rows (columns of `PAIR_FEATURES`) from verified rollout rows.
 
     Args:
-        rollouts (`Iterable[dict]`): Rows of the verified `rollouts` config: `task_id`, `prompt`, `completion`,
-            `sample_index`, `verdict` (`status`, `signals`: `name` / `correct` / ...), `slices` (`signal`, `spans`,
-            `core_spans`, offsets into the completion). Unverified rows (`verdict` None) are skipped.
+        rollouts (`Iterable[dict]`): Rows of the verified `rollouts` config: `task_id`, `prompt`,
+            `completion`, `sample_index`, `verdict` (`status`, `signals`: `name` / `correct` / ...), `slices`
+            (`signal`, `spans`, `core_spans`, offsets into the completion). Unverified rows (`verdict` None)
+            are skipped.
         options ([`PairOptions`], *optional*): Pair construction switches; the method's defaults otherwise.
 
     Returns:
@@ -182,7 +193,9 @@ def build_pairs(rollouts: Iterable[dict], options: PairOptions | None = None) ->
         group.sort(key=lambda r: r["sample_index"])
         task_pairs = _task_pairs(group, options)
         if options.max_pairs_per_task is not None and len(task_pairs) > options.max_pairs_per_task:
-            keep = random.Random(f"{options.seed}:{task_id}").sample(range(len(task_pairs)), options.max_pairs_per_task)
+            keep = random.Random(f"{options.seed}:{task_id}").sample(
+                range(len(task_pairs)), options.max_pairs_per_task
+            )
             task_pairs = [task_pairs[i] for i in sorted(keep)]
         pairs += task_pairs
     return pairs
@@ -193,11 +206,12 @@ def mask_share(pairs: Sequence[dict], tokenizer=None) -> dict[str, Any]:
 
     Args:
         pairs (`Sequence[dict]`): Pair rows.
-        tokenizer (*optional*): A fast tokenizer (with offset mappings): the share is then counted in completion tokens
-            (a token is in when it overlaps a span); without one, in characters.
+        tokenizer (*optional*): A fast tokenizer (with offset mappings): the share is then counted in
+        completion tokens (a token is in when it overlaps a span); without one, in characters.
 
     Returns:
-        `dict` with `unit` (`"tokens (<tokenizer name>)"` or `"characters"`), `chosen` and `rejected` mean shares.
+        `dict` with `unit` (`"tokens (<tokenizer name>)"` or `"characters"`), `chosen` and `rejected` mean
+        shares.
     """
 
     def share(text: str, spans: list[list[int]]) -> float:
@@ -207,7 +221,11 @@ def mask_share(pairs: Sequence[dict], tokenizer=None) -> dict[str, Any]:
         inside = sum(any(s < e2 and s2 < e for s2, e2 in spans) for s, e in offsets)
         return inside / len(offsets) if offsets else 0.0
 
-    unit = "characters" if tokenizer is None else f"tokens ({getattr(tokenizer, 'name_or_path', '') or 'tokenizer'})"
+    unit = (
+        "characters"
+        if tokenizer is None
+        else f"tokens ({getattr(tokenizer, 'name_or_path', '') or 'tokenizer'})"
+    )
     result: dict[str, Any] = {"unit": unit, "chosen": 0.0, "rejected": 0.0}
     for side in ("chosen", "rejected"):
         values = [share(p[side], p[f"{side}_spans"]) for p in pairs]

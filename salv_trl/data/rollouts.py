@@ -1,8 +1,8 @@
-"""Verification and slicing of rollouts: code extracted from each completion, judged output by output against the
-task's reference, and each output's slice mapped to `[start, end)` character offsets into the completion.
+"""Verification and slicing of rollouts: code extracted from each completion, judged output by output against
+the task's reference, and each output's slice mapped to `[start, end)` character offsets into the completion.
 
-Runs over all local cores ([`salv_trl.hdl.verify.verify_many`]) or, with [`judge_rollouts_ray`], as Ray tasks across a
-cluster (extra `ray`).
+Runs over all local cores ([`salv_trl.hdl.verify.verify_many`]) or, with [`judge_rollouts_ray`], as Ray tasks
+across a cluster (extra `ray`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,12 @@ VERIFIED_ROLLOUT_FEATURES = Features(
             "status": Value("string"),
             "detail": Value("string"),
             "signals": List(
-                {"name": Value("string"), "mismatches": Value("int64"), "samples": Value("int64"), "correct": Value("bool")}
+                {
+                    "name": Value("string"),
+                    "mismatches": Value("int64"),
+                    "samples": Value("int64"),
+                    "correct": Value("bool"),
+                }
             ),
         },
         # Character offset of the extracted code in the completion; None when the completion has no code.
@@ -61,7 +66,8 @@ class VerifySettings:
     """How rollouts are judged (recorded in the dataset card); see [`salv_trl.hdl.verify.verify`].
 
     Args:
-        vectors (`int`, defaults to `1000`): Random input vectors (or clock cycles) per candidate, as in the paper.
+        vectors (`int`, defaults to `1000`): Random input vectors (or clock cycles) per candidate, as in the
+            paper.
         seed (`int`, defaults to `0`): Stimulus seed.
         simulator (`str`, defaults to `"icarus"`): `"icarus"` or `"verilator"`.
         timeout (`float`, defaults to `10.0`): Wall-clock seconds per simulator step.
@@ -89,7 +95,9 @@ def verdict_from_row(row: dict[str, Any]) -> ModuleVerdict:
     """The [`ModuleVerdict`] of a verified rollout row's `verdict` column."""
     verdict = row["verdict"]
     signals = {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in verdict["signals"]}
-    return ModuleVerdict.from_dict({"status": verdict["status"], "detail": verdict["detail"], "signals": signals})
+    return ModuleVerdict.from_dict(
+        {"status": verdict["status"], "detail": verdict["detail"], "signals": signals}
+    )
 
 
 def _slices(code: str, offset: int, top: str | None) -> tuple[list[dict], str | None]:
@@ -107,7 +115,8 @@ def _slices(code: str, offset: int, top: str | None) -> tuple[list[dict], str | 
         return [], f"{type(error).__name__}: {error}"
     shift = lambda spans: [[offset + start, offset + end] for start, end in spans]  # noqa: E731
     rows = [
-        {"signal": name, "spans": shift(s.spans), "core_spans": shift(s.core_spans)} for name, s in slices.items()
+        {"signal": name, "spans": shift(s.spans), "core_spans": shift(s.core_spans)}
+        for name, s in slices.items()
     ]
     return rows, None
 
@@ -136,7 +145,8 @@ def judge_rollouts(
     workers: int | None = None,
     progress: bool = True,
 ) -> list[dict]:
-    """Verify and slice rollouts; returns the rows with `verdict`, `code_offset`, `slices`, `slice_error` added.
+    """Verify and slice rollouts; returns the rows with `verdict`, `code_offset`, `slices`, `slice_error`
+    added.
 
     Args:
         rollouts (`Sequence[dict]`): Rollout rows (`task_id`, `prompt`, `completion`, `sample_index`).
@@ -154,20 +164,29 @@ def judge_rollouts(
     tops = _reference_tops({r["task_id"]: tasks[r["task_id"]] for r in rollouts})
     extracted = [extract_code(r["completion"]) for r in rollouts]
     jobs, job_rows = [], []
-    for index, (row, code) in enumerate(zip(rollouts, extracted)):
+    for index, (row, code) in enumerate(zip(rollouts, extracted, strict=True)):
         if code is not None:
             task = tasks[row["task_id"]]
             jobs.append(
-                VerifyJob(code.code, task["reference"], task.get("testbench"), task.get("top"), settings.vectors,
-                          settings.seed, settings.simulator)  # fmt: skip
+                VerifyJob(
+                    code.code,
+                    task["reference"],
+                    task.get("testbench"),
+                    task.get("top"),
+                    settings.vectors,
+                    settings.seed,
+                    settings.simulator,
+                )
             )
             job_rows.append(index)
-    verdicts: list[ModuleVerdict] = [ModuleVerdict(Status.no_code, detail="no code in the completion")] * len(rollouts)
+    verdicts: list[ModuleVerdict] = [ModuleVerdict(Status.no_code, detail="no code in the completion")] * len(
+        rollouts
+    )
     judged = verify_many(jobs, workers=workers, progress=progress, timeout=settings.timeout) if jobs else []
-    for index, verdict in zip(job_rows, judged):
+    for index, verdict in zip(job_rows, judged, strict=True):
         verdicts[index] = verdict
     results = []
-    for row, code, verdict in zip(rollouts, extracted, verdicts):
+    for row, code, verdict in zip(rollouts, extracted, verdicts, strict=True):
         slices, error = [], None
         if verdict.status == Status.ok:
             slices, error = _slices(code.code, code.offset, tops[row["task_id"]])
@@ -193,9 +212,9 @@ def judge_rollouts_ray(
 ) -> Iterator[list[dict]]:
     """[`judge_rollouts`] as Ray tasks (one per chunk, one core each) on the connected Ray cluster.
 
-    Call `ray.init(address=...)` first (or let Ray start a local instance). Each worker node needs salv-trl and the
-    simulator installed. Yields each chunk's verified rows as soon as it finishes (in completion order), so the
-    caller can store them and a re-run does not redo them.
+    Call `ray.init(address=...)` first (or let Ray start a local instance). Each worker node needs salv-trl
+    and the simulator installed. Yields each chunk's verified rows as soon as it finishes (in completion
+    order), so the caller can store them and a re-run does not redo them.
     """
     try:
         import ray

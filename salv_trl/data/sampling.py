@@ -1,8 +1,8 @@
 """Sampling N completions per prompt with transformers `generate` (or vLLM when installed), and the resumable
 rollout stage built on it.
 
-Defaults follow the paper's released pipeline: 5 samples per prompt, temperature 1.0, top_p 0.95, at most 2048 new
-tokens.
+Defaults follow the paper's released pipeline: 5 samples per prompt, temperature 1.0, top_p 0.95, at most 2048
+new tokens.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ class SamplingSettings:
 
 
 def format_prompt(tokenizer, prompt: str) -> str:
-    """The text the model is conditioned on: the prompt as a user turn of the chat template when the tokenizer has
-    one, else the prompt itself."""
+    """The text the model is conditioned on: the prompt as a user turn of the chat template when the tokenizer
+    has one, else the prompt itself."""
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(
             [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
@@ -82,7 +82,8 @@ def sample_completions(
 
     Args:
         model (`transformers.PreTrainedModel`): A causal LM.
-        tokenizer (`transformers.PreTrainedTokenizerBase`): Its tokenizer; its chat template is applied when it has one.
+        tokenizer (`transformers.PreTrainedTokenizerBase`): Its tokenizer; its chat template is applied when
+            it has one.
         prompts (`Sequence[str]`): User prompts.
         n, temperature, top_p, max_new_tokens, seed, batch_size: see [`SamplingSettings`].
         progress (`bool`, defaults to `True`): Show a progress bar over prompts.
@@ -95,9 +96,14 @@ def sample_completions(
 
     settings = SamplingSettings(n, temperature, top_p, max_new_tokens, seed, batch_size)
     set_seed(settings.seed)
-    padding_side, tokenizer.padding_side = tokenizer.padding_side, "left"  # generation continues the right end
+    padding_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"  # generation continues the right end of every row
     pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 else {"do_sample": False}
+    sampling = (
+        {"do_sample": True, "temperature": temperature, "top_p": top_p}
+        if temperature > 0
+        else {"do_sample": False}
+    )
     # Greedy decoding gives one answer per prompt: generate it once and repeat it n times.
     per_call = n if temperature > 0 else 1
     results: list[list[str]] = []
@@ -106,7 +112,9 @@ def sample_completions(
         for start in range(0, len(prompts), settings.batch_size):
             texts = [format_prompt(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
             # The chat template already holds any special tokens the model expects.
-            inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+            inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
+                model.device
+            )
             with torch.no_grad():
                 output = model.generate(
                     **inputs,
@@ -117,7 +125,9 @@ def sample_completions(
                 )
             new_tokens = output[:, inputs["input_ids"].shape[1] :]
             decoded = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-            results += [decoded[i * per_call : (i + 1) * per_call] * (n // per_call) for i in range(len(texts))]
+            results += [
+                decoded[i * per_call : (i + 1) * per_call] * (n // per_call) for i in range(len(texts))
+            ]
             bar.update(len(texts))
         bar.close()
     finally:
@@ -166,11 +176,12 @@ def sample_rollouts(
 
     Args:
         tasks (`Sequence[dict]`): Task rows (`task_id`, `prompt`, ...).
-        generate (`Callable[[list[str]], list[list[str]]]`): Prompts to `n` completions each, e.g. a partial of
-            [`sample_completions`].
+        generate (`Callable[[list[str]], list[list[str]]]`): Prompts to `n` completions each, e.g. a partial
+            of [`sample_completions`].
         store ([`ShardStore`]): Where rows go; keyed by [`rollout_key`].
         n (`int`): Completions per task.
-        batch_size (`int`, defaults to `8`): Tasks per call of `generate`; also the unit of work lost to a kill.
+        batch_size (`int`, defaults to `8`): Tasks per call of `generate`; also the unit of work lost to a
+            kill.
         progress (`bool`, defaults to `True`): Show a progress bar over tasks.
 
     Returns:
@@ -178,13 +189,15 @@ def sample_rollouts(
     """
     done = store.done()
     todo = [t for t in tasks if any((t["task_id"], i) not in done for i in range(n))]
-    bar = tqdm(total=len(tasks), initial=len(tasks) - len(todo), desc="rollouts", unit="task", disable=not progress)
+    bar = tqdm(
+        total=len(tasks), initial=len(tasks) - len(todo), desc="rollouts", unit="task", disable=not progress
+    )
     for b in range(math.ceil(len(todo) / batch_size)):
         batch = todo[b * batch_size : (b + 1) * batch_size]
         completions = generate([t["prompt"] for t in batch])
         store.write(
             {"task_id": t["task_id"], "prompt": t["prompt"], "completion": text, "sample_index": i}
-            for t, texts in zip(batch, completions)
+            for t, texts in zip(batch, completions, strict=True)
             for i, text in enumerate(texts)
             if (t["task_id"], i) not in done
         )

@@ -1,10 +1,10 @@
 """Resumable stage output: append-only jsonl shards with one key per row.
 
-A long stage (sampling, verification) writes each finished row at once to a shard of its own process, flushed line
-by line. After an interruption, `kill -9` included, the rows already written are read back (a torn last line is
-ignored), their keys say which work is done, and the re-run writes the rest to a new shard. When the stage is
-complete, its rows are compacted into one `datasets.Dataset`; the first row written for a key wins, so no row is
-duplicated even when two runs overlapped.
+A long stage (sampling, verification) writes each finished row at once to a shard of its own process, flushed
+line by line. After an interruption, `kill -9` included, the rows already written are read back (a torn last
+line is ignored), their keys say which work is done, and the re-run writes the rest to a new shard. When the
+stage is complete, its rows are compacted into one `datasets.Dataset`; the first row written for a key wins,
+so no row is duplicated even when two runs overlapped.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class ShardStore:
 
     Args:
         directory (`str` or `Path`): Folder of the shards (created on first write).
-        key (`Callable[[dict], tuple]`): The row's identity, e.g. `lambda r: (r["task_id"], r["sample_index"])`.
+        key (`Callable[[dict], tuple]`): The row's identity, e.g. `lambda r: (r["task_id"],
+            r["sample_index"])`.
     """
 
     def __init__(self, directory: str | os.PathLike, key: Callable[[dict], Key]):
@@ -38,7 +39,7 @@ class ShardStore:
         return sorted(self.directory.glob("part-*.jsonl")) if self.directory.is_dir() else []
 
     def rows(self) -> Iterator[dict]:
-        """Every complete row written so far, once per key (the first written wins), in writing order per shard."""
+        """Every complete row written so far, once per key (the first written wins), shard by shard."""
         seen: set[Key] = set()
         for shard in self._shards():
             with shard.open(encoding="utf-8") as handle:

@@ -1,10 +1,10 @@
 """The resumable pipeline stages over a dataset folder: tasks → `sample` → rollouts → `verify` → rollouts with
 verdicts and slices → `pairs`.
 
-Each stage streams finished rows into append-only shards under `<folder>/.work/<stage>/`, then compacts them into its
-config (one parquet file, written atomically) and regenerates the card. Re-running a stage after an interruption
-picks up the shards, does only the missing work, and neither loses nor duplicates rows; re-running a finished stage
-does nothing.
+Each stage streams finished rows into append-only shards under `<folder>/.work/<stage>/`, then compacts them
+into its config (one parquet file, written atomically) and regenerates the card. Re-running a stage after an
+interruption picks up the shards, does only the missing work, and neither loses nor duplicates rows;
+re-running a finished stage does nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +19,18 @@ from tqdm.auto import tqdm
 
 from .hub import config_file, load_config, save_config, update_build_info
 from .pairs import PAIR_FEATURES, PairOptions, build_pairs, mask_share
-from .rollouts import ROLLOUT_FEATURES, VERIFIED_ROLLOUT_FEATURES, VerifySettings, judge_rollouts, judge_rollouts_ray
+from .rollouts import (
+    ROLLOUT_FEATURES,
+    VERIFIED_ROLLOUT_FEATURES,
+    VerifySettings,
+    judge_rollouts,
+    judge_rollouts_ray,
+)
 from .sampling import rollout_key, sample_rollouts
 from .shards import ShardStore
 
 __all__ = ["compact", "pairs_stage", "sample_stage", "save_tasks", "verify_stage", "work_store"]
+
 
 def work_store(folder: str | os.PathLike, stage: str, key: Callable[[dict], tuple]) -> ShardStore:
     """The shard store of `stage` in a dataset folder."""
@@ -82,7 +89,9 @@ def sample_stage(
     order = [(t["task_id"], i) for t in tasks for i in range(n)]
     if config_file(folder, "rollouts").is_file():
         existing = load_config(folder, "rollouts")
-        if sorted(map(rollout_key, existing.select_columns(["task_id", "sample_index"]).to_list())) == sorted(order):
+        if sorted(map(rollout_key, existing.select_columns(["task_id", "sample_index"]).to_list())) == sorted(
+            order
+        ):
             return existing
     store = work_store(folder, "sample", rollout_key)
     with store:
@@ -102,15 +111,16 @@ def verify_stage(
 ) -> Dataset:
     """Verify and slice the folder's `rollouts` config in place (verdict, code offset, per-output slices).
 
-    Rows are judged in chunks; each finished chunk is stored at once, so an interrupted run loses at most the chunks
-    in flight and a re-run judges only the rest.
+    Rows are judged in chunks; each finished chunk is stored at once, so an interrupted run loses at most the
+    chunks in flight and a re-run judges only the rest.
 
     Args:
         folder (`str` or `Path`): Dataset folder with `tasks` and `rollouts` configs.
         settings ([`VerifySettings`], *optional*): Simulation settings.
         workers (`int`, *optional*): Local verification processes (all cores by default); ignored with Ray.
         chunk_size (`int`, defaults to `256`): Rollouts per stored chunk (and per Ray task).
-        use_ray (`bool`, defaults to `False`): Judge the chunks as Ray tasks on the cluster `ray.init` connected to.
+        use_ray (`bool`, defaults to `False`): Judge the chunks as Ray tasks on the cluster `ray.init`
+            connected to.
         progress (`bool`, defaults to `True`): Show a progress bar.
     """
     settings = settings or VerifySettings()
@@ -123,7 +133,9 @@ def verify_stage(
     store = work_store(folder, "verify", rollout_key)
     done = store.done()
     todo = [r for r in rows if rollout_key(r) not in done]
-    bar = tqdm(total=len(rows), initial=len(rows) - len(todo), desc="verify", unit="rollout", disable=not progress)
+    bar = tqdm(
+        total=len(rows), initial=len(rows) - len(todo), desc="verify", unit="rollout", disable=not progress
+    )
     with store:
         if use_ray:
             chunks = judge_rollouts_ray(todo, tasks, settings, chunk_size=chunk_size)
@@ -148,8 +160,8 @@ def pairs_stage(
     tokenizer_name: str | None = None,
     progress: bool = True,
 ) -> Dataset:
-    """Build the `pairs` config from the folder's verified `rollouts` config (a pure function of the rollouts, so
-    an interrupted run is simply redone; the config file is replaced atomically).
+    """Build the `pairs` config from the folder's verified `rollouts` config (a pure function of the rollouts,
+    so an interrupted run is simply redone; the config file is replaced atomically).
 
     Args:
         folder (`str` or `Path`): Dataset folder with verified rollouts.
@@ -160,14 +172,22 @@ def pairs_stage(
     """
     rollouts = load_config(folder, "rollouts")
     if "verdict" not in rollouts.column_names:
-        raise ValueError(f"the rollouts of {folder} are not verified yet: run `salv-trl verify --dataset {folder}`")
+        raise ValueError(
+            f"the rollouts of {folder} are not verified yet: run `salv-trl verify --dataset {folder}`"
+        )
     pairs = build_pairs(tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options)
     dataset = Dataset.from_list(pairs, features=PAIR_FEATURES)
-    # Whole-sequence pairs are trivially 100% masked in; the share that says something is that of signal pairs.
+    # Whole-sequence pairs are trivially 100% masked in; the share that says something is that of signal
+    # pairs.
     signal_pairs = [p for p in pairs if p["kind"] == "signal"]
-    share = {**mask_share(signal_pairs or pairs, tokenizer), "over": "signal pairs" if signal_pairs else "all pairs"}
+    share = {
+        **mask_share(signal_pairs or pairs, tokenizer),
+        "over": "signal pairs" if signal_pairs else "all pairs",
+    }
     if tokenizer_name:
         share["unit"] = f"tokens ({tokenizer_name})"
-    update_build_info(folder, "pairs", {**options.to_dict(), "stats": {"pairs": len(pairs), "mask_share": share}})
+    update_build_info(
+        folder, "pairs", {**options.to_dict(), "stats": {"pairs": len(pairs), "mask_share": share}}
+    )
     save_config(dataset, folder, "pairs")
     return dataset

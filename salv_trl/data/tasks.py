@@ -1,5 +1,5 @@
-"""Task sets: `task_id, prompt, reference[, testbench, top]`, from files, the Hub, the authors' seed release, or a
-benchmark checkout in its original layout."""
+"""Task sets: `task_id, prompt, reference[, testbench, top]`, from files, the Hub, the authors' seed release,
+or a benchmark checkout in its original layout."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def normalize_tasks(dataset: Dataset) -> Dataset:
     missing = [c for c in ("task_id", "prompt", "reference") if c not in dataset.column_names]
     if missing:
         raise ValueError(
-            f"task set lacks column(s) {', '.join(missing)}; expected task_id, prompt, reference[, testbench, top] "
+            f"task set lacks column(s) {', '.join(missing)}; "
+            "expected task_id, prompt, reference[, testbench, top] "
             f"or the seed format problem_id, instruction, gold_code[, port_names, testbench] "
             f"(columns found: {', '.join(dataset.column_names)})"
         )
@@ -63,22 +64,19 @@ def normalize_tasks(dataset: Dataset) -> Dataset:
 def _benchmark_tasks(name: str, data_dir: str | os.PathLike) -> Dataset:
     from ..evaluation.benchmarks import load_benchmark
 
-    problems = load_benchmark(name, data_dir)
-    return normalize_tasks(
-        Dataset.from_dict(
-            {
-                "task_id": [p.task_id for p in problems],
-                "prompt": [p.prompt for p in problems],
-                "reference": [p.reference for p in problems],
-                "testbench": [p.testbench for p in problems],
-                "top": [p.top for p in problems],
-            }
-        )
-    )
+    # Signal-level verdicts come from random co-simulation against the reference (the paper's 1000 vectors):
+    # benchmark testbenches judge whole modules (RTLLM prints one pass/fail line), so they stay with
+    # evaluation.
+    rows = [{**problem.to_task(), "testbench": None} for problem in load_benchmark(name, data_dir)]
+    return normalize_tasks(Dataset.from_list(rows))
 
 
 def load_tasks(
-    source: str | os.PathLike, *, benchmark: str | None = None, split: str = "train", config: str | None = None
+    source: str | os.PathLike,
+    *,
+    benchmark: str | None = None,
+    split: str = "train",
+    config: str | None = None,
 ) -> Dataset:
     """Load a task set.
 
@@ -87,7 +85,8 @@ def load_tasks(
             - a `.jsonl` / `.json` / `.parquet` / `.csv` file of tasks (canonical or seed-format columns),
             - a salv-trl dataset folder (its `tasks` config),
             - a benchmark checkout in its original layout, with `benchmark` naming it (see
-              `salv_trl.evaluation.benchmarks.load_benchmark`),
+              `salv_trl.evaluation.benchmarks.load_benchmark`); judged by random co-simulation against
+              the references, so the benchmark's own testbenches are left out,
             - a Hub dataset repository id.
         benchmark (`str`, *optional*): Benchmark name when `source` is a benchmark folder.
         split (`str`, defaults to `"train"`): Split to read from a Hub dataset.

@@ -1,7 +1,7 @@
 """Code from model completions: the Verilog a response contains, with its character offset in the response.
 
-The offset is what lets per-signal slices (character spans into the code) become spans into the completion text,
-which is what the preference dataset and the trainer's mask are written in.
+The offset is what lets per-signal slices (character spans into the code) become spans into the completion
+text, which is what the preference dataset and the trainer's mask are written in.
 """
 
 from __future__ import annotations
@@ -29,9 +29,10 @@ class ExtractedCode:
 
     Args:
         code (`str`): The code, a verbatim substring of the completion.
-        offset (`int`): Character offset of `code` in the completion: `completion[offset:offset + len(code)] == code`.
-        source (`str`): Where it came from: `"verilog_fence"` (a fence tagged verilog, systemverilog, sv or v),
-            `"fence"` (an untagged fence) or `"raw"` (module text outside any fence).
+        offset (`int`): Character offset of `code` in the completion: `completion[offset:offset + len(code)]
+            == code`.
+        source (`str`): Where it came from: `"verilog_fence"` (a fence tagged verilog, systemverilog, sv or
+            v), `"fence"` (an untagged fence) or `"raw"` (module text outside any fence).
     """
 
     code: str
@@ -77,8 +78,8 @@ def _raw_module(text: str) -> tuple[int, int] | None:
 def extract_code(completion: str) -> ExtractedCode | None:
     """The Verilog code of a model completion, or `None` when it has none.
 
-    Looks, in order, for the last non-empty fenced block tagged `verilog` / `systemverilog` / `sv` / `v`; then the
-    last non-empty untagged fence; then raw module text (from the first `module <name>` header to the last
+    Looks, in order, for the last non-empty fenced block tagged `verilog` / `systemverilog` / `sv` / `v`; then
+    the last non-empty untagged fence; then raw module text (from the first `module <name>` header to the last
     `endmodule`). Only closed fences count: an unterminated fence (a response cut at `max_new_tokens`) falls
     through to the raw-module rule, which still finds a complete module if the response holds one.
 
