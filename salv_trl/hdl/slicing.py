@@ -116,10 +116,12 @@ class SignalSlice:
             statements with their control skeleton, continuous assignments, initialised declarations,
             instances and the child modules they use.
         spans: `core_spans` plus the shared interface: module header and port list, port and other used
-            declarations, parameters, `endmodule`; sorted and non-overlapping.
+            declarations, parameters, `endmodule`, and the `` `define `` directives used; sorted, disjoint.
         depends_on: the declared names (ports, signals, parameters, functions) the output depends on,
             transitively, the output itself excluded.
         warnings: where the slice over-approximates, and what was assumed to parse the text.
+        text: the sliced text (all spans index into it).
+        edits: `(start, end, replacement)` edits of `text` that give [`render`], sorted.
     """
 
     output: str
@@ -320,6 +322,11 @@ class _Module:
             return self._add(_Element(start, end, drop, self._gate(node, context)))
         if kind in _GENERATE:
             return self._generate(node, context, root, drop)
+        if kind == Kind.EmptyMember:  # a stray `;`
+            return _Element(start, end, drop)
+        if kind == Kind.TimeUnitsDeclaration:  # `timeunit`: shared by every slice, not an approximation
+            unit = _Unit(start, end, always=True)
+            return self._add(_Element(start, end, drop, unit, core=False))
         return self._opaque(node, drop, f"kept the {kind.name} at {self._where(start)} in every slice")
 
     def _where(self, offset: int) -> str:
