@@ -3,12 +3,10 @@ pairs; and the verify stage on a local Ray instance."""
 
 from __future__ import annotations
 
-import argparse
-
 import pytest
 from conftest import reference_designs, requires_benchmarks
 
-from salv_trl.commands import verify_dataset
+from salv_trl.cli import main
 from salv_trl.data.hub import build_info, load_config, save_config
 from salv_trl.data.pairs import PairOptions
 from salv_trl.data.rollouts import ROLLOUT_FEATURES, VerifySettings, judge_rollouts, verdict_from_row
@@ -17,6 +15,8 @@ from salv_trl.data.tasks import TASK_FEATURES
 from salv_trl.hdl.mutate import mutants
 from salv_trl.hdl.verify import Status
 
+# A two-output module for the quick tests.
+M = "module m(input [3:0] a, b, output [3:0] s, output c);\n  assign s = a + b;\n  assign c = a < b;\nendmodule"
 # Multi-output VerilogEval v2 references: combinational, wide and sequential ones.
 CHOSEN = ("Prob072_thermostat", "Prob087_gates", "Prob058_alwaysblock2", "Prob094_gatesv")
 
@@ -169,10 +169,7 @@ def test_verify_stage_on_local_ray(tmp_path):
     ray = pytest.importorskip("ray")
     from datasets import Dataset
 
-    reference = (
-        "module m(input [3:0] a, b, output [3:0] s, output c);\n"
-        "  assign s = a + b;\n  assign c = a < b;\nendmodule\n"
-    )
+    reference = M
     wrong_s = reference.replace("a + b", "a - b")
     save_config(
         Dataset.from_list(
@@ -196,13 +193,8 @@ def test_verify_stage_on_local_ray(tmp_path):
     )
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        parser = argparse.ArgumentParser()
-        verify_dataset.add_arguments(parser)
-        parser.add_argument(
-            "--vectors", type=int, default=100
-        )  # a file-route option the dataset route shares
-        args = parser.parse_args(["--dataset", str(tmp_path), "--ray", "--chunk-size", "2", "--no-progress"])
-        assert verify_dataset.run(args) == 0  # joins the test's local instance
+        argv = ["verify", "--dataset", str(tmp_path), "--ray", "--chunk-size", "2", "--vectors", "100"]
+        assert main([*argv, "--no-progress"]) == 0  # joins the test's local instance
         rollouts = load_config(tmp_path, "rollouts")
     finally:
         ray.shutdown()
@@ -221,8 +213,6 @@ def test_verify_stage_on_local_ray(tmp_path):
 def test_pairs_cli_switches(e2e, tmp_path):
     import shutil
 
-    from salv_trl.cli import main
-
     folder = tmp_path / "copy"
     shutil.copytree(e2e[0], folder)
     assert main(["pairs", str(folder), "--max-pairs-per-task", "3", "--no-interface", "--no-progress"]) == 0
@@ -236,3 +226,36 @@ def test_pairs_cli_switches(e2e, tmp_path):
     module_pairs = load_config(folder, "pairs").to_list()
     assert {p["kind"] for p in module_pairs} == {"module"} and all(p["signals"] == [] for p in module_pairs)
     assert "| module |" in (folder / "README.md").read_text()
+
+
+def test_verify_cli_dataset_route(tmp_path, capsys):
+    from datasets import Dataset
+
+    save_config(
+        Dataset.from_list(
+            [{"task_id": "m", "prompt": "p", "reference": M, "testbench": None, "top": None}],
+            features=TASK_FEATURES,
+        ),
+        tmp_path,
+        "tasks",
+    )
+    rollouts = [_wrap(M, 0), _wrap(M.replace("a < b", "a > b"), 1)]
+    save_config(
+        Dataset.from_list(
+            [
+                {"task_id": "m", "prompt": "p", "completion": c, "sample_index": i}
+                for i, c in enumerate(rollouts)
+            ],
+            features=ROLLOUT_FEATURES,
+        ),
+        tmp_path,
+        "rollouts",
+    )
+    assert (
+        main(["verify", "--dataset", str(tmp_path), "--vectors", "50", "--workers", "1", "--no-progress"])
+        == 0
+    )
+    assert "ok: 2 (2 rollouts)" in capsys.readouterr().out
+    verified = load_config(tmp_path, "rollouts")
+    assert [s["correct"] for s in verified[1]["verdict"]["signals"]] == [True, False]
+    assert main(["verify", "--vectors", "50"]) == 2  # neither files nor a dataset: a clear error

@@ -2,6 +2,7 @@
 
 ```
 salv-trl verify candidate.v other.v --reference ref.v [--testbench tb.v --top TopModule] [--json]
+salv-trl verify --dataset FOLDER [--ray [ADDRESS]]     # rollouts of a dataset folder, see verify_dataset.py
 ```
 
 Prints one table per candidate (status, then each output's mismatches / samples), or JSON with `--json`.
@@ -14,12 +15,13 @@ import argparse
 import json
 from pathlib import Path
 
+from salv_trl.commands import verify_dataset
 from salv_trl.hdl.verify import ModuleVerdict, VerifyJob, verify_many
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("candidates", nargs="+", type=Path, help="candidate Verilog files")
-    parser.add_argument("--reference", "-r", type=Path, required=True, help="reference Verilog file")
+    parser.add_argument("candidates", nargs="*", type=Path, help="candidate Verilog files")
+    parser.add_argument("--reference", "-r", type=Path, help="reference Verilog file")
     parser.add_argument("--testbench", type=Path, help="use this testbench instead of random co-simulation")
     parser.add_argument("--top", help="the task's top module name (default: the reference's top)")
     parser.add_argument("--vectors", type=int, default=1000, help="random vectors or clock cycles (default 1000)")
@@ -28,11 +30,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per simulator step (default 10)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    verify_dataset.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.vectors < 1:
         raise ValueError("--vectors must be at least 1")
+    if args.dataset:
+        return verify_dataset.run(args)
+    if not args.candidates or args.reference is None:
+        raise ValueError("give candidate files and --reference, or --dataset FOLDER")
     reference = args.reference.read_text(encoding="utf-8")
     testbench = args.testbench.read_text(encoding="utf-8") if args.testbench else None
     jobs = [
