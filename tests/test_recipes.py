@@ -92,3 +92,18 @@ def test_kill_9_then_resume_ends_with_the_same_adapter(uninterrupted):
 def test_two_processes(uninterrupted):
     run(dpo_command(uninterrupted, "ddp", "--max_steps", "2", "--save_strategy", "no", processes=2))
     assert adapter(uninterrupted / "ddp")
+
+
+def test_sft_recipe_on_the_chosen_completions(uninterrupted):
+    config = ROOT / "recipes" / "tiny-qwen2" / "sft" / "config_cpu.yaml"
+    run(
+        [
+            *ACCELERATE, "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+            "--dynamo_backend", "no", str(ROOT / "recipes" / "sft.py"), "--config", str(config),
+            "--model_name_or_path", str(uninterrupted / "model"), "--dataset_name", str(uninterrupted / "pairs"),
+            "--output_dir", str(uninterrupted / "sft"), "--max_steps", "2", "--disable_tqdm", "true",
+        ]  # fmt: skip
+    )
+    card = ModelCard.load(uninterrupted / "sft" / "README.md")
+    assert "rejection-sampled SFT" in card.text and "beta" not in card.text
+    assert (uninterrupted / "sft" / "model.safetensors").is_file()

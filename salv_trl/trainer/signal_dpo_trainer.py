@@ -405,24 +405,25 @@ class SignalAwareDPOTrainer(DPOTrainer):
         card.save(os.path.join(self.args.output_dir, "README.md"))
 
 
-def training_hyperparameters(args: SignalAwareDPOConfig, model=None) -> dict[str, Any]:
+def training_hyperparameters(args, model=None) -> dict[str, Any]:
     """
-    The hyperparameters that define a signal-aware DPO run, for the model card.
+    The hyperparameters that define a training run, for the model card.
 
     Args:
-        args ([`SignalAwareDPOConfig`]):
-            The run's configuration.
+        args ([`SignalAwareDPOConfig`] or any [`~transformers.TrainingArguments`]):
+            The run's configuration; fields a trainer does not have (e.g. `beta` for SFT) are left out.
         model (*optional*):
             The trained model; when it is a PEFT model, its LoRA rank, alpha and target modules are included.
 
     Returns:
         `dict[str, Any]`: name → value, in reading order.
     """
+    loss_type = getattr(args, "loss_type", None)
     hyperparameters = {
-        "signal_mask": args.signal_mask,
-        "unmappable_rows": args.unmappable_rows,
-        "loss_type": ", ".join(args.loss_type),
-        "beta": args.beta,
+        "signal_mask": getattr(args, "signal_mask", None),
+        "unmappable_rows": getattr(args, "unmappable_rows", None),
+        "loss_type": ", ".join(loss_type) if isinstance(loss_type, list) else loss_type,
+        "beta": getattr(args, "beta", None),
         "learning_rate": args.learning_rate,
         "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
         "warmup_steps": args.warmup_steps or None,  # a float below 1 is a share of the steps
@@ -431,7 +432,7 @@ def training_hyperparameters(args: SignalAwareDPOConfig, model=None) -> dict[str
         "num_processes": args.world_size,
         "max_steps": args.max_steps if args.max_steps > 0 else None,
         "num_train_epochs": args.num_train_epochs if args.max_steps <= 0 else None,
-        "max_length": args.max_length,
+        "max_length": getattr(args, "max_length", None),
         "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
         "seed": args.seed,
     }

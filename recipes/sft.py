@@ -1,0 +1,79 @@
+"""
+Rejection-sampled SFT, the stage before signal-aware DPO in QiMeng-SALV: supervised fine-tuning on completions that
+passed verification, with trl's [`~trl.SFTTrainer`].
+
+```bash
+accelerate launch --config_file recipes/accelerate_configs/ddp.yaml recipes/sft.py \
+    --config recipes/Qwen2.5-Coder-7B-Instruct/sft/config_rejection.yaml
+
+# tiny CPU run, nothing downloaded
+accelerate launch --num_processes 1 recipes/sft.py --config recipes/tiny-qwen2/sft/config_cpu.yaml
+```
+
+The dataset needs `prompt` and `completion` columns (or `messages`); a preference dataset works too, its `chosen`
+column being taken as the completion.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from accelerate import PartialState  # noqa: E402
+from recipe_utils import RecipeArguments, load_any_dataset, make_tiny_assets  # noqa: E402
+from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
+
+from salv_trl.model_card import render_model_card  # noqa: E402
+from salv_trl.trainer import training_hyperparameters  # noqa: E402
+
+
+def main(script_args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+    if script_args.make_tiny:
+        with PartialState().main_process_first():
+            if PartialState().is_main_process:
+                make_tiny_assets(model_args.model_name_or_path, script_args.dataset_name, script_args.tiny_rows)
+    training_args.model_init_kwargs = {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+        **(training_args.model_init_kwargs or {}),
+    }
+    dataset = load_any_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming)
+    train = dataset[script_args.dataset_train_split]
+    if "completion" not in train.column_names and "chosen" in train.column_names:
+        train = train.select_columns(["prompt", "chosen"]).rename_column("chosen", "completion")
+    trainer = SFTTrainer(
+        model=model_args.model_name_or_path,
+        args=training_args,
+        train_dataset=train,
+        eval_dataset=dataset[script_args.dataset_test_split] if training_args.eval_strategy != "no" else None,
+        quantization_config=get_quantization_config(model_args),
+        peft_config=get_peft_config(model_args),
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    base_model = model_args.model_name_or_path
+    card = render_model_card(
+        model_name=training_args.hub_model_id or os.path.basename(os.path.normpath(training_args.output_dir)),
+        base_model=None if os.path.isdir(base_model) else base_model,
+        datasets=[script_args.dataset_name],
+        hyperparameters=training_hyperparameters(training_args, trainer.model),
+        method="rejection-sampled SFT",
+        tags=["sft"],
+    )
+    if trainer.accelerator.is_main_process:
+        card.save(os.path.join(training_args.output_dir, "README.md"))
+    trainer.accelerator.print(f"Model and model card saved to {training_args.output_dir}.")
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+        if trainer.accelerator.is_main_process:
+            card.push_to_hub(trainer.hub_model_id)  # replaces trl's generic card
+        trainer.accelerator.print(f"Model pushed to https://huggingface.co/{trainer.hub_model_id}.")
+    trainer.accelerator.end_training()
+
+
+if __name__ == "__main__":
+    parser = TrlParser((RecipeArguments, SFTConfig, ModelConfig))
+    main(*parser.parse_args_and_config())
