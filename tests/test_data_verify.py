@@ -16,7 +16,10 @@ from salv_trl.hdl.mutate import mutants
 from salv_trl.hdl.verify import Status
 
 # A two-output module for the quick tests.
-M = "module m(input [3:0] a, b, output [3:0] s, output c);\n  assign s = a + b;\n  assign c = a < b;\nendmodule"
+M = (
+    "module m(input [3:0] a, b, output [3:0] s, output c);\n"
+    "  assign s = a + b;\n  assign c = a < b;\nendmodule\n"
+)
 # Multi-output VerilogEval v2 references: combinational, wide and sequential ones.
 CHOSEN = ("Prob072_thermostat", "Prob087_gates", "Prob058_alwaysblock2", "Prob094_gatesv")
 
@@ -25,6 +28,18 @@ def _wrap(code: str, index: int) -> str:
     """A model-like completion: prose of varying length around a fenced block, so offsets differ by sample."""
     prose = f"Let me work through this{' carefully' * index}."
     return f"{prose}\n\n```verilog\n{code}```\n\nThat drives every output."
+
+
+def _small_folder(folder, completions: list[str]) -> None:
+    """A dataset folder with task `m` (reference `M`) and the given completions as its rollouts."""
+    from datasets import Dataset
+
+    task = {"task_id": "m", "prompt": "p", "reference": M, "testbench": None, "top": None}
+    save_config(Dataset.from_list([task], features=TASK_FEATURES), folder, "tasks")
+    rows = [
+        {"task_id": "m", "prompt": "p", "completion": c, "sample_index": i} for i, c in enumerate(completions)
+    ]
+    save_config(Dataset.from_list(rows, features=ROLLOUT_FEATURES), folder, "rollouts")
 
 
 def _contains(spans, start, end) -> bool:
@@ -167,30 +182,7 @@ def test_verify_stage_resumes_from_stored_chunks(e2e, tmp_path):
 
 def test_verify_stage_on_local_ray(tmp_path):
     ray = pytest.importorskip("ray")
-    from datasets import Dataset
-
-    reference = M
-    wrong_s = reference.replace("a + b", "a - b")
-    save_config(
-        Dataset.from_list(
-            [{"task_id": "m", "prompt": "p", "reference": reference, "testbench": None, "top": None}],
-            features=TASK_FEATURES,
-        ),
-        tmp_path,
-        "tasks",
-    )
-    completions = [_wrap(reference, 0), _wrap(wrong_s, 1), "no code"]
-    save_config(
-        Dataset.from_list(
-            [
-                {"task_id": "m", "prompt": "p", "completion": c, "sample_index": i}
-                for i, c in enumerate(completions)
-            ],
-            features=ROLLOUT_FEATURES,
-        ),
-        tmp_path,
-        "rollouts",
-    )
+    _small_folder(tmp_path, [_wrap(M, 0), _wrap(M.replace("a + b", "a - b"), 1), "no code"])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         argv = ["verify", "--dataset", str(tmp_path), "--ray", "--chunk-size", "2", "--vectors", "100"]
@@ -229,28 +221,7 @@ def test_pairs_cli_switches(e2e, tmp_path):
 
 
 def test_verify_cli_dataset_route(tmp_path, capsys):
-    from datasets import Dataset
-
-    save_config(
-        Dataset.from_list(
-            [{"task_id": "m", "prompt": "p", "reference": M, "testbench": None, "top": None}],
-            features=TASK_FEATURES,
-        ),
-        tmp_path,
-        "tasks",
-    )
-    rollouts = [_wrap(M, 0), _wrap(M.replace("a < b", "a > b"), 1)]
-    save_config(
-        Dataset.from_list(
-            [
-                {"task_id": "m", "prompt": "p", "completion": c, "sample_index": i}
-                for i, c in enumerate(rollouts)
-            ],
-            features=ROLLOUT_FEATURES,
-        ),
-        tmp_path,
-        "rollouts",
-    )
+    _small_folder(tmp_path, [_wrap(M, 0), _wrap(M.replace("a < b", "a > b"), 1)])
     assert (
         main(["verify", "--dataset", str(tmp_path), "--vectors", "50", "--workers", "1", "--no-progress"])
         == 0
