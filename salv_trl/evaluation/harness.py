@@ -34,10 +34,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +49,7 @@ from pathlib import Path
 
 from ..hdl.extract import extract_code
 from ..hdl.parse import module_spans, rename_modules
-from ..hdl.sandbox import Sandbox, SandboxResult
+from ..hdl.sandbox import Sandbox, SandboxLimits, SandboxResult
 from ..hdl.screen import screen
 from ..hdl.source import VerilogInputError
 from .benchmarks import Problem
@@ -70,6 +72,9 @@ V2_TIMEOUT = 30.0  # Makefile.in: `timeout 30 ./<sample>`
 V1_TIMEOUT = 30.0  # evaluate_functional_correctness default
 RTLLM_TIMEOUT = 8.0  # auto_run.py: exec_shell(..., timeout=8)
 COMPILE_TIMEOUT = 60.0  # the official flows set none; a hostile candidate must not hold the compiler forever
+# Timeouts are enforced as CPU seconds (the simulators are single-threaded, so on an idle machine this is the wall
+# clock of the official flows); the wall clock only backs them up, at this multiple, for a loaded machine.
+WALL_FACTOR = 3.0
 
 _DISPLAY = re.compile(r"(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*\")")
 _MISMATCHES = re.compile(r"^Mismatches: (\d+) in (\d+) samples$")
@@ -158,6 +163,17 @@ def reference_code(problem: Problem) -> str:
 # Official per-sample flows
 
 
+def _limits(timeout: float) -> SandboxLimits:
+    """Sandbox limits whose CPU-time cap is the official timeout, so that verdicts do not depend on machine load."""
+    return SandboxLimits(cpu_seconds=max(1, math.ceil(timeout)))
+
+
+def _timed_out(result: SandboxResult) -> bool:
+    """The official timeout fired: CPU time ran out (SIGXCPU, then SIGKILL at the hard limit) or the wall-clock
+    backstop ([`WALL_FACTOR`] times the timeout) did."""
+    return result.timed_out or result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+
+
 def _tag(text: str, tag: str) -> str:
     """Prefix every display string of a testbench with `tag`, so its lines can be told from a candidate's."""
     return _DISPLAY.sub(lambda m: m.group(1) + tag, text)
@@ -244,7 +260,7 @@ def _judge_v2(candidate: str, built: SandboxResult, ran: SandboxResult | None, t
         # failure of the candidate (it fires on the references of Prob082 and Prob141, whose stimulus is longer).
         rest = [line for line in tb_lines if not _MISMATCHES.match(line) and not (summary and line == "TIMEOUT")]
         # only the testbench's own lines may carry the summary; the candidate's may still carry errors
-        log += other + rest + summary + (["TIMEOUT"] if ran.timed_out else [])
+        log += other + rest + summary + (["TIMEOUT"] if _timed_out(ran) else [])
     summary = [line for line in tb_lines if _MISMATCHES.match(line)]
     code, mismatches = _v2_code([line for line in log if line in summary or not _MISMATCHES.match(line)], candidate)
     if ran is not None and ran.output_exceeded:
@@ -262,17 +278,19 @@ def _judge_v2(candidate: str, built: SandboxResult, ran: SandboxResult | None, t
 
 
 def _first_message(log: list[str]) -> str:
-    for line in log:
-        if "error" in line or "TIMEOUT" in line or "warning" in line or "sorry" in line:
-            return line.strip()[:300]
-    return (log[0].strip()[:300] if log else "no summary line")
+    """The most telling line of a log: the first error, else the first timeout, warning or `sorry` line."""
+    for needles in (("error",), ("TIMEOUT", "sorry", "warning")):
+        for line in log:
+            if any(needle in line for needle in needles):
+                return line.strip()[:300]
+    return log[0].strip()[:300] if log else "no summary line"
 
 
 def _judge_v1(built: SandboxResult, ran: SandboxResult | None, tag: str) -> SampleResult:
     stderr = built.stderr + (ran.stderr if ran is not None else "")
     tb_lines = _split_output(ran.stdout, tag)[0] if ran is not None else []
     summary = next((m for m in map(_MISMATCHES.match, tb_lines) if m), None)
-    if ran is not None and ran.timed_out or built.timed_out:
+    if ran is not None and _timed_out(ran) or _timed_out(built):
         return SampleResult(False, "timeout", built.ok, "timed out")
     if "syntax error" in stderr:
         return SampleResult(False, "syntax_error", False, "failed: syntax error. " + _first_message(stderr.splitlines()))
@@ -294,11 +312,11 @@ def _judge_rtllm(built: SandboxResult, ran: SandboxResult | None, tag: str) -> S
         status = "syntax_error" if any("syntax error" in line for line in log) else "compile_error"
         if any("Unknown module type" in line or "is not a port of" in line for line in log):
             status = "interface_mismatch"
-        if built.timed_out:
+        if _timed_out(built):
             status = "timeout"
         return SampleResult(False, status, False, _first_message(log))
     assert ran is not None
-    if ran.timed_out:
+    if _timed_out(ran):
         return SampleResult(False, "timeout", True, f"simulation still running after {RTLLM_TIMEOUT:g} s")
     tb_lines, _ = _split_output(ran.stdout + ran.stderr, tag)
     passed = any("Pass" in line or "pass" in line for line in tb_lines)
@@ -326,10 +344,11 @@ def _official_files(problem: Problem, code: str, tag: str) -> tuple[dict[str, st
 def _run_official(problem: Problem, code: str) -> SampleResult:
     tag = f"@{secrets.token_hex(6)}@"
     files, compile_argv, run_argv, timeout = _official_files(problem, code, tag)
-    with Sandbox(files) as box:
-        built = box.run(compile_argv, COMPILE_TIMEOUT)
+    with Sandbox(files, _limits(max(timeout, COMPILE_TIMEOUT))) as box:
+        built = box.run(compile_argv, COMPILE_TIMEOUT * WALL_FACTOR)
         compiled = built.ok and (box.path / compile_argv[compile_argv.index("-o") + 1]).is_file()
-        ran = box.run(run_argv, timeout) if compiled else None
+        box.limits = _limits(timeout)
+        ran = box.run(run_argv, timeout * WALL_FACTOR) if compiled else None
     family = harness_of(problem)
     if family == "verilog-eval-v2":
         return _judge_v2(code, built, ran, tag)
@@ -458,11 +477,13 @@ def _batch(problem: Problem, codes: list[str]) -> list[SampleResult | None]:
             return results
         sources = {f"s{slot}.sv": files[slot] for slot in slots}
         roots = [arg for slot in slots for arg in ("-s", f"tb__s{slot}", "-s", f"salv_seeds__s{slot}")]
-        with Sandbox(sources) as box:
-            built = box.run(["iverilog", *IVERILOG_FLAGS, *roots, "-o", "sim", *sources], COMPILE_TIMEOUT)
+        timeout = V2_TIMEOUT if v2 else V1_TIMEOUT  # for the whole batch: past it, every copy runs alone
+        with Sandbox(sources, _limits(COMPILE_TIMEOUT)) as box:
+            built = box.run(["iverilog", *IVERILOG_FLAGS, *roots, "-o", "sim", *sources], COMPILE_TIMEOUT * WALL_FACTOR)
             messages = (built.stdout + built.stderr).splitlines()
             quiet = built.ok and not messages
-            ran = box.run(["vvp", "-n", "sim"], V2_TIMEOUT if v2 else V1_TIMEOUT) if quiet else None
+            box.limits = _limits(timeout)
+            ran = box.run(["vvp", "-n", "sim"], timeout * WALL_FACTOR) if quiet else None
         noisy = {int(m.group(1)) for line in messages if (m := re.match(r"s(\d+)\.sv:", line))}
         if messages:
             if not noisy:
@@ -496,6 +517,7 @@ def score(
     workers: int | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    reuse: bool = True,
 ) -> list[list[SampleResult]]:
     """Score every completion of every problem under the problem's official harness.
 
@@ -508,11 +530,14 @@ def score(
         workers (`int`, *optional*): Parallel sandboxes (default: the CPU count).
         batch_size (`int`, *optional*, defaults to `32`): Candidates per batched simulation.
         progress (`bool`, *optional*, defaults to `True`): Show a progress bar.
+        reuse (`bool`, *optional*, defaults to `True`): Reuse verdicts of codes already scored on the same problem
+            in this process (simulation is deterministic); the reference self-check makes references free this way.
 
     Returns:
         `list[list[SampleResult]]`: Results in the shape of `predictions`.
     """
     require_opt_in()
+    version = _simulator_version() if reuse else ""
     if len(problems) != len(predictions):
         raise ValueError(f"{len(predictions)} prediction lists for {len(problems)} problems")
     results: list[list[SampleResult | None]] = [[None] * len(p) for p in predictions]
@@ -533,7 +558,14 @@ def score(
                 results[i][j] = early
             else:
                 distinct.setdefault(code, []).append(j)
-        codes = list(distinct)
+        key = _problem_key(problem, version) if reuse else ""
+        codes = []
+        for code, positions in distinct.items():
+            if reuse and (key, code) in _VERDICTS:
+                for j in positions:
+                    results[i][j] = _VERDICTS[key, code]
+            else:
+                codes.append(code)
         size = batch_size if harness_of(problem) != "rtllm" else 1
         for start in range(0, len(codes), max(1, size)):
             chunk = codes[start : start + max(1, size)]
@@ -550,8 +582,12 @@ def score(
             from tqdm.auto import tqdm
 
             outcomes = tqdm(outcomes, total=len(units), desc="simulating", unit="batch")
-        for (i, _, positions), verdicts in zip(units, outcomes):
-            for where, verdict in zip(positions, verdicts):
+        for (i, codes, positions), verdicts in zip(units, outcomes):
+            for code, where, verdict in zip(codes, positions, verdicts):
+                if reuse:
+                    if len(_VERDICTS) > 200_000:  # bound the memory a long-lived process spends on it
+                        _VERDICTS.clear()
+                    _VERDICTS[_problem_key(problems[i], version), code] = verdict
                 for j in where:
                     results[i][j] = verdict
     return results  # type: ignore[return-value]
@@ -561,6 +597,10 @@ def score(
 # Reference self-check
 
 
+_VERDICTS: dict[tuple[str, str], SampleResult] = {}  # (problem key, code) -> verdict, for `score(reuse=True)`
+
+
+@lru_cache(maxsize=1)
 def _simulator_version() -> str:
     try:
         return subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]

@@ -1,0 +1,162 @@
+"""Official harness verdicts: references pass on every scorable problem, wrong candidates fail with the right status."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from salv_trl.evaluation import harness
+from salv_trl.evaluation.benchmarks import load_benchmark
+from salv_trl.evaluation.harness import OPT_IN_ENV, check_references, reference_code, score, score_sample
+from salv_trl.evaluation.report import evaluate_completions, format_table
+from salv_trl.hdl.mutate import mutants
+
+pytestmark = pytest.mark.skipif(not harness.simulator_available(), reason="Icarus Verilog (iverilog, vvp) not on PATH")
+
+# Measured with Icarus Verilog 11 (see ../shared/DESIGN.md "Benchmarks" and the metric card)
+UNSCORABLE = {
+    "verilog-eval-v1-human": ["review2015_fancytimer", "review2015_fsm"],
+    "verilog-eval-v1-machine": [],
+    "verilog-eval-v2-spec-to-rtl": ["Prob099_m2014_q6c", "Prob151_review2015_fsm", "Prob156_review2015_fancytimer"],
+    "verilog-eval-v2-code-complete": ["Prob151_review2015_fsm", "Prob156_review2015_fancytimer"],
+    "rtllm-v1.1": ["asyn_fifo", "div_16bit", "radix2_div"],
+    "rtllm-v2.0": ["asyn_fifo", "clkgenerator", "radix2_div", "ring_counter"],
+}
+
+
+@pytest.fixture(autouse=True)
+def _opt_in(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv(OPT_IN_ENV, "1")
+    monkeypatch.setenv("SALV_TRL_CACHE", str(tmp_path_factory.getbasetemp() / "salv_cache"))
+
+
+def fenced(code: str) -> str:
+    return f"Here is the design:\n```verilog\n{code}\n```\n"
+
+
+@pytest.mark.parametrize("name", sorted(UNSCORABLE))
+def test_references_pass_every_scorable_problem(benchmarks_dir, name):
+    problems = load_benchmark(name, benchmarks_dir)
+    report = evaluate_completions(
+        name, [[fenced(reference_code(p))] for p in problems], [p.task_id for p in problems],
+        k=[1], problems=problems, progress=False,
+    )  # fmt: skip
+    print(format_table(report))
+    assert sorted(report.unscorable) == UNSCORABLE[name]
+    failing = [r.task_id for r in report.problems if r.scorable and r.passed != 1]
+    assert failing == []
+    assert report.pass_at_k == {"pass@1": 1.0}
+    total = len(problems)
+    assert report.pass_at_k_all["pass@1"] == pytest.approx((total - len(UNSCORABLE[name])) / total)
+    # the unscorable ones carry the reason their reference fails
+    assert all(r.reference_detail for r in report.problems if not r.scorable)
+
+
+def test_reference_checks_are_cached(benchmarks_dir, monkeypatch):
+    problems = load_benchmark("rtllm-v1.1", benchmarks_dir)[:3]
+    first = check_references(problems, progress=False)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("cached reference checks were recomputed")
+
+    assert check_references(problems, progress=False, scorer=refuse) == first
+
+
+def _problem(benchmarks_dir, name, task_id):
+    return next(p for p in load_benchmark(name, benchmarks_dir) if p.task_id == task_id)
+
+
+def test_mutants_fail_on_the_mutated_output(benchmarks_dir):
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
+    found = mutants(reference_code(problem), problem.top, per_output=3)
+    assert found
+    for mutant in found:
+        result = score_sample(problem, fenced(mutant.text))
+        assert (result.passed, result.status, result.compiled) == (False, "ok", True)
+        assert result.signals[mutant.output]["correct"] is False and result.signals[mutant.output]["mismatches"] > 0
+        assert result.detail.startswith("R: ")
+
+
+@pytest.mark.parametrize(
+    ("completion", "status"),
+    [
+        ("", "no_code"),
+        ("I cannot write this module, sorry.", "no_code"),
+        (fenced("module TopModule(input a, b, c, output out);\n  assign out = a |;\nendmodule"), "syntax_error"),
+        (fenced("module Other(input a, b, c, output out);\n  assign out = a;\nendmodule"), "interface_mismatch"),
+        (fenced('module TopModule(input a, b, c, output out);\n  initial $system("id");\nendmodule'), "refused"),
+    ],
+)
+def test_wrong_candidates_get_the_right_status(benchmarks_dir, completion, status):
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
+    result = score_sample(problem, completion)
+    assert (result.passed, result.status) == (False, status)
+
+
+def test_forged_pass_lines_are_not_believed(benchmarks_dir):
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
+    forged = ('module TopModule(input a, b, c, output out);\n  assign out = 0;\n'
+              '  final $display("Mismatches: 0 in 100 samples");\nendmodule')  # fmt: skip
+    assert score_sample(problem, fenced(forged)).passed is False
+    rtllm = _problem(benchmarks_dir, "rtllm-v1.1", "adder_8bit")
+    forged = ('module adder_8bit(input [7:0] a, b, input cin, output [7:0] sum, output cout);\n'
+              '  assign {cout, sum} = 0;\n  initial $display("Your Design Passed");\nendmodule')  # fmt: skip
+    result = score_sample(rtllm, fenced(forged))
+    assert (result.passed, result.status) == (False, "ok")
+
+
+def test_rtllm_and_v1_failures(benchmarks_dir):
+    rtllm = _problem(benchmarks_dir, "rtllm-v1.1", "adder_8bit")
+    wrong_name = fenced("module adder(input [7:0] a, b, input cin, output [7:0] sum, output cout);\nendmodule")
+    assert score_sample(rtllm, wrong_name).status == "interface_mismatch"
+    v1 = _problem(benchmarks_dir, "verilog-eval-v1-human", "gatesv")
+    # a completion-style body is appended to the problem's header, as the official harness does
+    body = "\n\tassign out_both = in[2:0] & in[3:1];\n\tassign out_any = 0;\n\tassign out_different = 0;\nendmodule\n"
+    result = score_sample(v1, body)
+    assert (result.passed, result.status, result.compiled) == (False, "ok", True)
+    assert result.signals["out_both"]["correct"] and not result.signals["out_any"]["correct"]
+
+
+def test_timeout_status(benchmarks_dir, monkeypatch):
+    monkeypatch.setattr(harness, "V2_TIMEOUT", 1.0)
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
+    body = "integer i;\n  always @(*) begin out = a; i = 0; while (a) i = i + 1; end"  # spins once a is 1
+    hang = fenced(f"module TopModule(input a, b, c, output reg out);\n  {body}\nendmodule")
+    result = score_sample(problem, hang)
+    assert (result.passed, result.status) == (False, "timeout")
+
+
+@pytest.mark.parametrize(
+    ("name", "ids"),
+    [
+        ("verilog-eval-v2-spec-to-rtl", ["Prob009_popcount3", "Prob050_kmap1", "Prob120_fsm3s", "Prob030_popcount255"]),
+        ("verilog-eval-v1-human", ["gatesv", "kmap1", "fsm3s"]),
+    ],
+)
+def test_batched_route_gives_the_per_sample_verdicts(benchmarks_dir, name, ids):
+    problems = [_problem(benchmarks_dir, name, task_id) for task_id in ids]
+    predictions = []
+    for problem in problems:
+        reference = reference_code(problem)
+        variants = [reference] + [m.text for m in mutants(reference, problem.top, per_output=4)]
+        variants.append(reference.replace("endmodule", "  always @(*) forever;\nendmodule", 1))  # broken: own run
+        predictions.append([fenced(v) for v in variants] + ["no code"])
+    batched = score(problems, predictions, batch_size=32, progress=False, reuse=False)
+    alone = score(problems, predictions, batch_size=1, progress=False, reuse=False)
+    assert batched == alone
+    assert all(rows[0].passed and not rows[-1].passed and not rows[-2].passed for rows in batched)
+    # some mutants are equivalent (a widened select that truncates back); most are not
+    assert sum(not r.passed for rows in batched for r in rows[1:-2]) > len(problems)
+
+
+def test_code_execution_needs_opt_in(benchmarks_dir, monkeypatch):
+    monkeypatch.delenv(OPT_IN_ENV)
+    problem = _problem(benchmarks_dir, "rtllm-v1.1", "adder_8bit")
+    with pytest.raises(PermissionError, match=OPT_IN_ENV):
+        score_sample(problem, fenced(problem.reference))
+
+
+def test_sample_result_round_trip():
+    result = harness.SampleResult(False, "ok", True, "R: 3 mismatches", {"y": {"mismatches": 3, "samples": 9, "correct": False}})
+    assert harness.SampleResult.from_dict(dataclasses.asdict(result)) == result
