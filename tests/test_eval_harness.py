@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
@@ -160,3 +161,19 @@ def test_code_execution_needs_opt_in(benchmarks_dir, monkeypatch):
 def test_sample_result_round_trip():
     result = harness.SampleResult(False, "ok", True, "R: 3 mismatches", {"y": {"mismatches": 3, "samples": 9, "correct": False}})
     assert harness.SampleResult.from_dict(dataclasses.asdict(result)) == result
+
+
+def test_custom_tasks_use_the_verification_engine(tmp_path):
+    reference = "module m(input [3:0] a, b, output [3:0] s, d);\n  assign s = a + b;\n  assign d = a - b;\nendmodule\n"
+    path = tmp_path / "tasks.jsonl"
+    path.write_text(json.dumps({"task_id": "t0", "prompt": "write m", "reference": reference}) + "\n")
+    report = evaluate_completions(
+        "custom", [[fenced(reference), fenced(reference.replace("a - b", "a + b")), "nothing"]], ["t0"],
+        k=[1, 3], data_dir=path, progress=False,
+    )  # fmt: skip
+    good, wrong, empty = report.problems[0].samples
+    assert good["passed"] and set(good["signals"]) == {"s", "d"}
+    assert (wrong["passed"], wrong["status"]) == (False, "ok")
+    assert wrong["signals"]["s"]["correct"] and not wrong["signals"]["d"]["correct"]
+    assert empty["status"] == "no_code"
+    assert report.pass_at_k == {"pass@1": pytest.approx(1 / 3), "pass@3": 1.0}

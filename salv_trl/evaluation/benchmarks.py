@@ -340,39 +340,20 @@ def _task_rows(source: str) -> list[dict]:
     return list(dataset[split])
 
 
-def _load_custom(source: str) -> list[Problem]:
+def _load_rows(name: str, source: str) -> list[Problem]:
+    """Problems from rows of the tasks schema: a `custom` task set, or a benchmark stored on the Hub.
+
+    `top` defaults to the reference's last module for custom tasks, else to the benchmark's convention
+    (`top_module` for VerilogEval v1, `TopModule` otherwise).
+    """
+    conventional = "top_module" if name.startswith("verilog-eval-v1") else "TopModule"
     problems = []
     for row in _task_rows(source):
-        missing = {"task_id", "prompt"} - set(row)
-        if missing or not (row.get("reference") or row.get("testbench")):
-            raise ValueError(f"custom task {row.get('task_id', '?')}: needs task_id, prompt and a reference or testbench")
+        if not {"task_id", "prompt"} <= set(row) or not (row.get("reference") or row.get("testbench")):
+            raise ValueError(f"task {row.get('task_id', '?')}: needs task_id, prompt and a reference or testbench")
         reference = row.get("reference") or ""
         names = _MODULE_DECL.findall(reference)
-        top = row.get("top") or (names[-1] if names else "")
-        if not top:
-            raise ValueError(f"custom task {row['task_id']}: give `top` (the module the testbench instantiates)")
-        problems.append(
-            Problem(
-                task_id=str(row["task_id"]),
-                prompt=row["prompt"],
-                reference=reference,
-                testbench=row.get("testbench") or "",
-                top=top,
-                benchmark="custom",
-                description=row.get("description") or "",
-                reference_top=top if top in names or not names else _reference_top(reference, top),
-            )
-        )
-    return problems
-
-
-def _load_hub(name: str, dataset_id: str) -> list[Problem]:
-    """A benchmark stored on the Hub with the tasks schema (`top` defaults to the benchmark's convention)."""
-    default_top = {"verilog-eval-v1-human": "top_module", "verilog-eval-v1-machine": "top_module"}.get(name, "TopModule")
-    problems = []
-    for row in _task_rows(dataset_id):
-        top = row.get("top") or default_top
-        reference = row["reference"]
+        top = row.get("top") or (names[-1] if name == "custom" and names else conventional)
         problems.append(
             Problem(
                 task_id=str(row["task_id"]),
@@ -382,8 +363,9 @@ def _load_hub(name: str, dataset_id: str) -> list[Problem]:
                 top=top,
                 benchmark=name,
                 system_prompt=row.get("system_prompt") or "",
+                description=row.get("description") or "",
                 interface=row.get("interface") or "",
-                reference_top=row.get("reference_top") or _reference_top(reference, top),
+                reference_top=row.get("reference_top") or (_reference_top(reference, top) if names else top),
             )
         )
     return problems
@@ -425,11 +407,11 @@ def load_benchmark(
         raise ValueError(f"unknown benchmark {name!r}; choose one of {', '.join(BENCHMARKS)}")
     source = resolve_data_dir(data_dir)
     if name == "custom":
-        return _load_custom(source)
+        return _load_rows(name, source)
     path = Path(source)
     if not path.exists():
         if re.fullmatch(r"[\w.-]+/[\w.-]+", source):
-            return _load_hub(name, source)
+            return _load_rows(name, source)
         raise FileNotFoundError(f"benchmark location not found: {source}")
     if name.startswith("verilog-eval-v1"):
         return _load_v1(name, path)

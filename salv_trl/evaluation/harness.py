@@ -52,6 +52,7 @@ from ..hdl.parse import module_spans, rename_modules
 from ..hdl.sandbox import Sandbox, SandboxLimits, SandboxResult
 from ..hdl.screen import screen
 from ..hdl.source import VerilogInputError
+from ..hdl.verify import Status, VerifyJob, verify_many
 from .benchmarks import Problem
 
 __all__ = [
@@ -112,6 +113,9 @@ class SampleResult:
     compiled: bool
     detail: str = ""
     signals: dict[str, dict] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.status = Status(self.status).value  # the verification engine's vocabulary, nothing else
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -381,8 +385,6 @@ def score_sample(problem: Problem, completion: str) -> SampleResult:
 
 def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
     """Custom tasks go through the verification engine (reference co-simulation and/or the given testbench)."""
-    from ..hdl.verify import VerifyJob, verify_many
-
     results: list[SampleResult | None] = [None] * len(items)
     jobs, where = [], []
     for index, (problem, completion) in enumerate(items):

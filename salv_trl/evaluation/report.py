@@ -154,7 +154,7 @@ def format_table(report: EvaluationReport) -> str:
     scorable = len(report.problems) - len(report.unscorable)
     lines = [
         f"{report.benchmark}: {len(report.problems)} problems, {scorable} scorable",
-        f"{'metric':<44}" + "".join(f"{key:>10}" for key in ks),
+        f"{'metric':<56}" + "".join(f"{key:>10}" for key in ks),
     ]
     rows = (
         (f"pass@k (scorable problems, n={scorable})", report.pass_at_k),
@@ -162,7 +162,7 @@ def format_table(report: EvaluationReport) -> str:
         ("syntax pass@k (scorable problems)", report.syntax_pass_at_k),
     )
     for name, values in rows:
-        lines.append(f"{name:<44}" + "".join(f"{values[key]:>10.4f}" if key in values else f"{'-':>10}" for key in ks))
+        lines.append(f"{name:<56}" + "".join(f"{values[key]:>10.4f}" if key in values else f"{'-':>10}" for key in ks))
     if report.unscorable:
         lines.append("unscorable (reference fails under the installed simulator): " + ", ".join(report.unscorable))
     lines.append("statuses: " + ", ".join(f"{name}={count}" for name, count in report.status_counts.items()))
