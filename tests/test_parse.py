@@ -153,3 +153,38 @@ def test_every_reference_parses_cleanly():
         if parsed.errors or not parsed.interface.outputs:
             failures.append((design.name, [str(e) for e in parsed.errors[:2]]))
     assert not failures, failures
+
+
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize(
+    "text",
+    [
+        "`define A1 x x\n"
+        + "".join(f"`define A{i + 1} `A{i} `A{i}\n" for i in range(1, 40))
+        + "module m(input a, output y); assign y = `A40; endmodule",
+        "`define D(x) x x\nmodule m(input a, output y); assign y = "
+        + "`D(" * 60
+        + "a"
+        + ")" * 60
+        + "; endmodule",
+        "`define D(x) x x\nmodule m(input a, output y); assign y = "
+        + "`D(" * 15
+        + "a+" * 200_000
+        + "a"
+        + ")" * 15
+        + "; endmodule",
+    ],
+    ids=["chained", "nested_arguments", "long_argument"],
+)
+def test_macro_bombs_are_refused_not_expanded(text):
+    with pytest.raises(VerilogInputError, match="macros would expand"):
+        parse(text)
+
+
+def test_ordinary_macros_are_accepted():
+    text = (
+        "`define MAX(a, b) ((a) > (b) ? (a) : (b))\n`define W 4\n"
+        "module m(input [`W-1:0] a, b, c, output [`W-1:0] y);\n"
+        "  assign y = `MAX(`MAX(a, b), `MAX(b, c));\nendmodule\n"
+    )
+    assert not parse(text).errors

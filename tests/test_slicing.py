@@ -497,3 +497,11 @@ def test_spans_include_the_define_directives_the_slice_uses():
     assert "`define ADD(x, y) ((x) + \\\n   (y))" in covered_y and "`define TWO" in covered_y
     assert "`define W 4" in covered_y and "`define W 4" in covered_z  # through `TWO, and the port list
     assert "UNUSED" not in covered_y and "`define ADD" not in covered_z and "`define TWO" not in covered_z
+
+
+def test_recursive_instantiation_is_an_over_approximation_not_a_crash():
+    slices = slice_signals(
+        "module m(input a, output y, output z); m u(.a(a), .y(y)); assign z = a; endmodule"
+    )
+    assert "m u(" in slices["y"].render() and any("recursive" in warning for warning in slices["y"].warnings)
+    assert "m u(" not in slices["z"].render()

@@ -462,7 +462,7 @@ class _Module:
     def _instance(self, node, context: frozenset[str]) -> _Unit:
         start, end = self.source.span(node)
         name = node.type.valueText
-        child = self.slicer.module(name)
+        child = self.slicer.syntax.get(name)
         parameters: frozenset[str] = frozenset()
         if node.parameters is not None:  # in `.W(N)` only N is ours: W names the child's parameter
             for assignment in syntax_nodes(node.parameters.parameters):
@@ -477,7 +477,7 @@ class _Module:
             dimension_ids = frozenset(self.ids_of(instance.decl)) - (
                 {instance.decl.name.valueText} if instance.decl is not None else set()
             )
-            child_ports = list(child.ports) if child is not None else []
+            child_ports = [port for port, _ in child.ports] if child is not None else []
             for index, connection in enumerate(syntax_nodes(instance.connections)):
                 if connection.kind == Kind.WildcardPortConnection:
                     for port in child_ports:  # `.*` connects each port to the signal of the same name
@@ -632,21 +632,24 @@ class _Slicer:
         for module in module_syntax(source):
             self.syntax.setdefault(module.name, module)
         self.modules: dict[str, _Module] = {}
+        self.building: set[str] = set()  # modules whose units are being built (recursive instantiation)
         self.dependencies: dict[str, dict[str, tuple[str, frozenset[str]]] | None] = {}
 
     def module(self, name: str) -> _Module | None:
         if name not in self.syntax:
             return None
         if name not in self.modules:
+            self.building.add(name)
             self.modules[name] = _Module(self.source, self.syntax[name], self)
+            self.building.discard(name)
         return self.modules[name]
 
     def port_dependencies(self, name: str) -> dict[str, tuple[str, frozenset[str]]] | None:
         """Child port -> (direction, the child's input ports that an output port depends on).
 
         None when unknown: a module outside the text, or one instantiated recursively."""
-        if name in self.dependencies:
-            return self.dependencies[name]
+        if name in self.dependencies or name in self.building:
+            return self.dependencies.get(name)
         self.dependencies[name] = None  # recursion guard
         module = self.module(name)
         if module is None:

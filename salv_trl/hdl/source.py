@@ -95,6 +95,64 @@ def _blank_includes(text: str) -> tuple[str, list[str]]:
     return _INCLUDE.sub(blank, text), warnings
 
 
+_DEFINE = re.compile(r"`define[ \t]+(\w+)(\([^)\n]*\))?((?:\\\n|[^\n])*)")
+_MACRO_TOKEN = re.compile(r"`(\w+)[ \t]*(\()?|\(|\)|\w+|[^\s\w`()]")
+_MAX_EXPANSION = 2_000_000  # tokens: pyslang expands macros without a limit, so a "macro bomb" never ends
+
+
+def _expansion(segment: str, macros: dict, sizes: dict, factors: dict) -> tuple[int, int]:
+    """Upper bounds on the tokens that macro uses in `segment` produce, and on the copies made of a token."""
+    total, most, stack, depth = 0, 1, [], 0  # stack: (paren depth, copy factor) of the enclosing macro calls
+    for match in _MACRO_TOKEN.finditer(segment):
+        name, call = match.group(1), match.group(2)
+        factor = stack[-1][1] if stack else 1
+        if name is not None:
+            if name in macros:
+                total += _macro_size(name, macros, sizes, factors) * factor
+                if call:
+                    depth += 1
+                    stack.append((depth, factor * factors.get(name, 1)))
+                    most = max(most, stack[-1][1])
+            elif call:
+                depth += 1
+        elif match.group(0) == "(":
+            depth += 1
+        elif match.group(0) == ")":
+            if stack and stack[-1][0] == depth:
+                stack.pop()
+            depth -= 1
+        elif stack:  # a plain token inside a macro argument: copied as often as the argument is
+            total += factor
+        if total > _MAX_EXPANSION:
+            break
+    return total, most
+
+
+def _macro_size(name: str, macros: dict, sizes: dict, factors: dict) -> int:
+    if name not in sizes:
+        sizes[name] = 1  # recursion guard: pyslang reports recursive macros itself
+        parameters, body = macros[name]
+        used, copies = _expansion(body, macros, sizes, factors)
+        occurrences = max((len(re.findall(rf"\b{re.escape(p)}\b", body)) for p in parameters), default=1)
+        factors[name] = max(1, occurrences) * copies
+        sizes[name] = len(body.split()) + 1 + used
+    return sizes[name]
+
+
+def _check_macro_expansion(text: str) -> None:
+    """Refuse text whose macros would expand to more than `_MAX_EXPANSION` tokens (estimated from above)."""
+    macros = {}
+    for match in _DEFINE.finditer(text):
+        parameters = re.findall(r"\w+", match.group(2) or "")
+        macros[match.group(1)] = (parameters, match.group(3))
+    rest = _DEFINE.sub("", text)
+    sizes: dict[str, int] = {}
+    factors: dict[str, int] = {}
+    total, _ = _expansion(rest, macros, sizes, factors)
+    if total > _MAX_EXPANSION:
+        raise VerilogInputError(f"macros would expand to more than {_MAX_EXPANSION} tokens")
+
+
 def _error_count(tree: pysyntax.SyntaxTree) -> int:
     return sum(1 for diagnostic in tree.diagnostics if diagnostic.isError())
 
@@ -125,6 +183,8 @@ def load_source(text: str) -> Source:
     except UnicodeEncodeError as error:
         raise VerilogInputError(f"text is not valid Unicode at character {error.start}") from None
     clean, warnings = _blank_includes(text) if "`include" in text else (text, [])
+    if "`define" in clean:
+        _check_macro_expansion(clean)
     byte_starts = None
     if len(encoded) != len(text):
         byte_starts, position = [], 0
