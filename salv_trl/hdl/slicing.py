@@ -579,27 +579,39 @@ class _Module:
                     if name not in referenced:
                         referenced.add(name)
                         to_keep += self.declarations.get(name, ())
-            roots = {id(element) for element in self.elements if self._kept(element, kept)}
+            if not sticky:
+                return kept, needed
+            roots = self.kept_elements(kept)
             to_keep = [unit for unit in sticky if unit not in kept and id(unit.root) in roots]
             if not to_keep:
                 return kept, needed
 
-    def _kept(self, element: _Element, kept: set[_Unit]) -> bool:
-        if element.unit is not None:
-            return element.unit in kept
-        for child in element.children:
-            if self._kept(child, kept):
-                return True
-        return False
+    def kept_elements(self, kept: set[_Unit]) -> set[int]:
+        """`id`s of the kept elements: a unit's when the unit is kept, a container's when any child is."""
+        order, stack = [], list(self.elements)
+        while stack:  # iterative pre-order: nesting can be ~1024 deep
+            element = stack.pop()
+            order.append(element)
+            stack += element.children
+        result: set[int] = set()
+        for element in reversed(order):  # children before their parents
+            if (
+                element.unit in kept
+                if element.unit is not None
+                else any(id(child) in result for child in element.children)
+            ):
+                result.add(id(element))
+        return result
 
     def edits(self, kept: set[_Unit]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
         """Edits that drop what is not kept, and the spans of the kept core elements (before edits)."""
         edits: list[tuple[int, int, str]] = []
         core: list[tuple[int, int]] = []
+        kept_elements = self.kept_elements(kept)
         stack = [(element, True) for element in reversed(self.elements)]
         while stack:
             element, top_level = stack.pop()
-            if not self._kept(element, kept):
+            if id(element) not in kept_elements:
                 edits.append(self._removal(element))
                 continue
             if top_level and element.core:
