@@ -301,6 +301,26 @@ endmodule""",
             "par": (["logic t;", "foreach (a[k]) t ^= a[k];", "par = t;"], ["int i", "cnt = 0"]),
         },
     ),
+    "control_flow_in_generate": (
+        """module m(input clk, input [3:0] a, output reg [3:0] y, output reg z);
+  for (genvar g = 0; g < 1; g = g + 1) begin : blk
+    always @(posedge clk) begin : body
+      integer i;
+      y <= 4'd0;
+      for (i = 0; i < 4; i = i + 1) begin
+        if (a[i]) disable body;
+        y <= y + 4'd1;
+      end
+    end
+  end
+  always @(posedge clk) z <= a[0];
+endmodule""",
+        None,
+        {
+            "y": (["begin : blk", "integer i;", "if (a[i]) disable body;", "y <= y + 4'd1;"], ["z <="]),
+            "z": (["z <= a[0];"], ["begin : blk", "disable"]),
+        },
+    ),
 }
 
 
