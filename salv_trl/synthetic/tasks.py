@@ -181,7 +181,8 @@ class SyntheticTask:
                 verb = _ACCUMULATE_OPS[out.accumulate][1].format(x=out.expression.operands[0])
                 text = f"a register that {verb} on every rising edge of clk."
             lines.append(f"- {port}: {text}")
-        return "\n".join(lines)
+        # The closing newline keeps the prompt's last token from merging with the completion's opening fence.
+        return "\n".join(lines) + "\n"
 
     @property
     def reference(self) -> str:
