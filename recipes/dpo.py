@@ -20,25 +20,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from accelerate import PartialState  # noqa: E402
-from recipe_utils import RecipeArguments, load_any_dataset, make_tiny_assets  # noqa: E402
+from recipe_utils import RecipeArguments, prepare_run  # noqa: E402
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
 
 from salv_trl.trainer import SignalAwareDPOConfig, SignalAwareDPOTrainer  # noqa: E402
 
 
 def main(script_args: RecipeArguments, training_args: SignalAwareDPOConfig, model_args: ModelConfig) -> None:
-    if script_args.make_tiny:
-        with PartialState().main_process_first():
-            if PartialState().is_main_process:
-                make_tiny_assets(model_args.model_name_or_path, script_args.dataset_name, script_args.tiny_rows)
-    training_args.model_init_kwargs = {
-        "revision": model_args.model_revision,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-        **(training_args.model_init_kwargs or {}),
-    }
-    dataset = load_any_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming)
+    dataset = prepare_run(script_args, training_args, model_args)
     trainer = SignalAwareDPOTrainer(
         model=model_args.model_name_or_path,
         args=training_args,

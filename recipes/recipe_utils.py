@@ -86,3 +86,34 @@ def make_tiny_assets(model_dir: str, dataset_dir: str, rows: int, seed: int = 0)
         model = tiny_qwen2(tokenizer, seed=seed)
         model.save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
+
+
+def prepare_run(script_args: RecipeArguments, training_args, model_args) -> DatasetDict:
+    """
+    The common start of the recipes: make the tiny assets when asked (main process first), pass the model arguments
+    on as `model_init_kwargs`, and load the dataset.
+
+    Args:
+        script_args ([`RecipeArguments`]):
+            Dataset and tiny set-up arguments.
+        training_args ([`~transformers.TrainingArguments`] subclass with `model_init_kwargs`):
+            Updated in place.
+        model_args ([`~trl.ModelConfig`]):
+            Model arguments.
+
+    Returns:
+        [`~datasets.DatasetDict`]: the loaded dataset.
+    """
+    from accelerate import PartialState
+
+    if script_args.make_tiny:
+        with PartialState().main_process_first():
+            if PartialState().is_main_process:
+                make_tiny_assets(model_args.model_name_or_path, script_args.dataset_name, script_args.tiny_rows)
+    training_args.model_init_kwargs = {
+        "revision": model_args.model_revision,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+        **(training_args.model_init_kwargs or {}),
+    }
+    return load_any_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming)

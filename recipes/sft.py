@@ -21,8 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from accelerate import PartialState  # noqa: E402
-from recipe_utils import RecipeArguments, load_any_dataset, make_tiny_assets  # noqa: E402
+from recipe_utils import RecipeArguments, prepare_run  # noqa: E402
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
 
 from salv_trl.model_card import render_model_card  # noqa: E402
@@ -30,17 +29,7 @@ from salv_trl.trainer import training_hyperparameters  # noqa: E402
 
 
 def main(script_args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
-    if script_args.make_tiny:
-        with PartialState().main_process_first():
-            if PartialState().is_main_process:
-                make_tiny_assets(model_args.model_name_or_path, script_args.dataset_name, script_args.tiny_rows)
-    training_args.model_init_kwargs = {
-        "revision": model_args.model_revision,
-        "attn_implementation": model_args.attn_implementation,
-        "dtype": model_args.dtype,
-        **(training_args.model_init_kwargs or {}),
-    }
-    dataset = load_any_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming)
+    dataset = prepare_run(script_args, training_args, model_args)
     train = dataset[script_args.dataset_train_split]
     if "completion" not in train.column_names and "chosen" in train.column_names:
         train = train.select_columns(["prompt", "chosen"]).rename_column("chosen", "completion")

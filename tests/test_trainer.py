@@ -16,6 +16,9 @@ from salv_trl.trainer import (
     token_signal_mask,
 )
 
+# Tiny models run fastest single-threaded; more threads only oversubscribe the CI's 2 cores
+torch.set_num_threads(1)
+
 ROWS = tiny_preference_rows(8)
 LOSS_TYPES = [
     "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",

@@ -125,68 +125,78 @@ def _check_spans(spans: Any, length: int, column: str) -> list[list[int]]:
     return spans
 
 
-def _tokenize_with_offsets(
-    tokenizer: PreTrainedTokenizerBase, example: dict[str, Any], side: str
-) -> tuple[list[int], list[tuple[int, int]], int, int]:
-    """Tokenize prompt + completion as trl does, with offsets; return ids, offsets, the completion's first character
-    and its length (the text the spans index)."""
-    prompt, completion = example["prompt"], example[side]
-    if not is_conversational(example):
-        encoding = tokenizer(text=prompt + completion, return_offsets_mapping=True)
-        return encoding["input_ids"], encoding["offset_mapping"], len(prompt), len(completion)
-    if len(completion) != 1:
-        raise ValueError(
-            f"Conversational `{side}` completions must be a single assistant message for their spans to index it, "
-            f"got {len(completion)} messages."
-        )
-    content = completion[0]["content"]
-    tools = example.get("tools")
-    text = tokenizer.apply_chat_template(
-        prompt + completion, tokenize=False, tools=tools, **example.get("chat_template_kwargs", {})
-    )
-    # The completion is the last message, so its content is the last occurrence of its text
-    start = text.rfind(content)
-    if start < 0:
-        raise ValueError(
-            "The chat template changes the text of the completion (e.g. strips it), so the character spans cannot be "
-            f"placed in the rendered conversation: {content[:80]!r}"
-        )
-    encoding = tokenizer(text=text, add_special_tokens=False, return_offsets_mapping=True)
-    return encoding["input_ids"], encoding["offset_mapping"], start, len(content)
+def _texts_with_offsets(
+    tokenizer: PreTrainedTokenizerBase, batch: dict[str, list], side: str
+) -> tuple[list[str], list[int], list[int], bool]:
+    """The prompt + completion texts trl tokenizes, the position of each completion (the text its spans index) in
+    them, the completions' lengths, and whether the texts come from a chat template."""
+    first = {key: values[0] for key, values in batch.items()}
+    if not is_conversational(first):
+        texts = [prompt + completion for prompt, completion in zip(batch["prompt"], batch[side])]
+        return texts, [len(prompt) for prompt in batch["prompt"]], [len(c) for c in batch[side]], False
+    texts, shifts, lengths = [], [], []
+    for index, (prompt, completion) in enumerate(zip(batch["prompt"], batch[side])):
+        if len(completion) != 1:
+            raise ValueError(
+                f"Conversational `{side}` completions must be a single assistant message for their spans to index "
+                f"it, got {len(completion)} messages."
+            )
+        content = completion[0]["content"]
+        tools = batch["tools"][index] if "tools" in batch else None
+        kwargs = batch["chat_template_kwargs"][index] if "chat_template_kwargs" in batch else None
+        text = tokenizer.apply_chat_template(prompt + completion, tokenize=False, tools=tools, **(kwargs or {}))
+        # The completion is the last message, so its content is the last occurrence of its text
+        start = text.rfind(content)
+        if start < 0:
+            raise ValueError(
+                "The chat template changes the text of the completion (e.g. strips it), so the character spans "
+                f"cannot be placed in the rendered conversation: {content[:80]!r}"
+            )
+        texts.append(text)
+        shifts.append(start)
+        lengths.append(len(content))
+    return texts, shifts, lengths, True
 
 
 def _add_signal_masks(
-    example: dict[str, Any], tokenizer: PreTrainedTokenizerBase, args: SignalAwareDPOConfig
-) -> dict[str, Any]:
-    """Dataset `map` function: token flags of the signal spans for the chosen and rejected completions."""
-    n_prompt = len(example["prompt_ids"])
-    output, status = {}, "ok"
+    batch: dict[str, list], tokenizer: PreTrainedTokenizerBase, args: SignalAwareDPOConfig
+) -> dict[str, list]:
+    """Batched dataset `map` function: token flags of the signal spans for the chosen and rejected completions."""
+    rows = len(batch["prompt_ids"])
+    output: dict[str, list] = {CHOSEN_MASK: [], REJECTED_MASK: []}
+    status = ["ok"] * rows
     for side, column, key in (
         ("chosen", args.chosen_spans_column, CHOSEN_MASK),
         ("rejected", args.rejected_spans_column, REJECTED_MASK),
     ):
-        ids, offsets, shift, length = _tokenize_with_offsets(tokenizer, example, side)
-        completion_ids = example[f"{side}_ids"]
-        # trl moves tokens that merge across the prompt/completion boundary into the completion; only the very same
-        # tokenization gives the right offsets
-        if ids != list(example["prompt_ids"]) + list(completion_ids):
-            raise ValueError(
-                f"Re-tokenizing the {side} completion with offsets did not reproduce trl's token ids; the signal mask "
-                "cannot be aligned with the tokens trained on."
-            )
-        spans = _check_spans(example[column], length, column)
-        flags = token_signal_mask(offsets[n_prompt:], spans, shift)
-        flags_visible = flags
-        if args.max_length is not None:  # the collator truncates prompt + completion to `max_length`
-            if args.truncation_mode == "keep_start":
-                flags_visible = flags[: max(0, args.max_length - n_prompt)]
-            else:
-                flags_visible = flags[max(0, len(flags) - args.max_length) :]
-        if not any(flags_visible) and status == "ok":
-            status = "empty" if not any(flags) else "truncated"
-        output[key] = flags
-    if args.signal_mask == "full" or (status != "ok" and args.unmappable_rows == "whole"):
-        output = {key: [1] * len(flags) for key, flags in output.items()}
+        texts, shifts, lengths, chat = _texts_with_offsets(tokenizer, batch, side)
+        # `_tokenize` calls the tokenizer on plain text, and `apply_chat_template` tokenizes without special tokens
+        encoding = tokenizer(text=texts, return_offsets_mapping=True, add_special_tokens=not chat)
+        for row in range(rows):
+            prompt_ids, completion_ids = batch["prompt_ids"][row], batch[f"{side}_ids"][row]
+            n_prompt = len(prompt_ids)
+            # trl moves tokens that merge across the prompt/completion boundary into the completion; only the very
+            # same tokenization gives the right offsets
+            if encoding["input_ids"][row] != list(prompt_ids) + list(completion_ids):
+                raise ValueError(
+                    f"Re-tokenizing the {side} completion with offsets did not reproduce trl's token ids; the signal "
+                    "mask cannot be aligned with the tokens trained on."
+                )
+            spans = _check_spans(batch[column][row], lengths[row], column)
+            flags = token_signal_mask(encoding["offset_mapping"][row][n_prompt:], spans, shifts[row])
+            visible = flags
+            if args.max_length is not None:  # the collator truncates prompt + completion to `max_length`
+                if args.truncation_mode == "keep_start":
+                    visible = flags[: max(0, args.max_length - n_prompt)]
+                else:
+                    visible = flags[max(0, len(flags) - args.max_length) :]
+            if status[row] == "ok" and not any(visible):
+                status[row] = "empty" if not any(flags) else "truncated"
+            output[key].append(flags)
+    for row in range(rows):
+        if args.signal_mask == "full" or (status[row] != "ok" and args.unmappable_rows == "whole"):
+            for key in (CHOSEN_MASK, REJECTED_MASK):
+                output[key][row] = [1] * len(output[key][row])
     output[STATUS] = status
     return output
 
@@ -331,8 +341,9 @@ class SignalAwareDPOTrainer(DPOTrainer):
             map_kwargs = {"num_proc": args.dataset_num_proc, "desc": f"Mapping signal spans of {dataset_name} dataset"}
         with global_then_local_main_first():
             dataset = dataset.map(
-                _add_signal_masks, fn_kwargs={"tokenizer": processing_class, "args": args}, **map_kwargs
+                _add_signal_masks, fn_kwargs={"tokenizer": processing_class, "args": args}, batched=True, **map_kwargs
             )
+            unmappable = True  # unknown for an IterableDataset, which is filtered lazily
             if isinstance(dataset, Dataset):
                 counts = Counter(dataset[STATUS])
                 stats = SignalSpanStats(len(dataset), counts["empty"], counts["truncated"], args.unmappable_rows)
@@ -340,7 +351,8 @@ class SignalAwareDPOTrainer(DPOTrainer):
                 (logger.warning if stats.unmappable else logger.info)(
                     "Signal spans of the %s dataset: %s", dataset_name, asdict(stats)
                 )
-            if args.unmappable_rows == "drop":
+                unmappable = stats.unmappable > 0
+            if args.unmappable_rows == "drop" and unmappable:
                 if isinstance(dataset, Dataset):
                     map_kwargs["desc"] = f"Dropping {dataset_name} rows without signal tokens"
                 dataset = dataset.filter(lambda example: example[STATUS] == "ok", **map_kwargs)
