@@ -174,7 +174,7 @@ class _Module:
     """The units of one module, and closures over them."""
 
     def __init__(self, source: Source, module: ModuleSyntax, slicer: _Slicer):
-        self.source, self.module, self.slicer = source, module, slicer
+        self.source, self.slicer = source, slicer
         self.start, self.end = source.span(module.node)
         self.identifiers: list[tuple[int, str]] = []
         module.node.visit(self._collect_identifier)
@@ -612,24 +612,18 @@ class _Module:
         while stack:
             element, top_level = stack.pop()
             if id(element) not in kept_elements:
-                edits.append(self._removal(element))
+                edits.append(self._drop(element))
                 continue
             if top_level and element.core:
                 core.append((element.start, element.end))
             stack += [(child, False) for child in reversed(element.children)]
         return edits, core
 
-    def _removal(self, element: _Element) -> tuple[int, int, str]:
-        """Drop an element; a removed line disappears with its indentation and newline."""
-        text, start, end = self.source.text, element.start, element.end
+    def _drop(self, element: _Element) -> tuple[int, int, str]:
+        """The edit that drops an element: its replacement, or its removal."""
         if element.drop:
-            return start, end, element.drop
-        line_start = text.rfind("\n", 0, start) + 1
-        line_end = text.find("\n", end)
-        line_end = len(text) if line_end < 0 else line_end
-        if not text[line_start:start].strip() and not text[end:line_end].strip():
-            return line_start, min(line_end + 1, len(text)), ""
-        return start, end, ""
+            return element.start, element.end, element.drop
+        return _removal(self.source.text, element.start, element.end)
 
     def warnings(self, kept: set[_Unit]) -> list[str]:
         return [unit.warning for unit in self.units if unit in kept and unit.warning]
@@ -745,7 +739,7 @@ def _slice_all(source: Source, top: str | None) -> dict[str, SignalSlice]:
         for name, syntax in slicer.syntax.items():
             if name != chosen.name and name not in children:
                 start, end = source.span(syntax.node)
-                module_edits.append(_remove_text(text, start, end))
+                module_edits.append(_removal(text, start, end))
         child_spans = [source.span(slicer.syntax[name].node) for name in children]
         all_edits = sorted(edits + module_edits)
         kept_spans = _subtract([(module.start, module.end)] + child_spans, edits, text)
@@ -798,7 +792,11 @@ def _needed_modules(slicer: _Slicer, kept: set[_Unit]) -> set[str]:
     return needed
 
 
-def _remove_text(text: str, start: int, end: int) -> tuple[int, int, str]:
-    """Remove `[start, end)` and the rest of its last line when that is blank."""
-    match = re.compile(r"[ \t]*\n?").match(text, end)
-    return start, match.end() if match else end, ""
+def _removal(text: str, start: int, end: int) -> tuple[int, int, str]:
+    """The edit that removes `[start, end)`; a line left blank disappears with its indentation and newline."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    line_end = len(text) if line_end < 0 else line_end
+    if not text[line_start:start].strip() and not text[end:line_end].strip():
+        return line_start, min(line_end + 1, len(text)), ""
+    return start, end, ""
