@@ -5,10 +5,11 @@ Every candidate module is model output and is treated as hostile. A [`Sandbox`] 
 
 - in a new session (own process group), killed as a whole at the wall-clock timeout, and again after a normal exit
   so that no child is left behind;
-- under `resource` limits set before `exec`: CPU seconds, address space, size of any file written, process count;
+- under resource limits set by `prlimit` before `exec`: CPU seconds, address space, size of any file written,
+  process count;
 - with stdout and stderr captured up to a byte cap (a `$display` flood is killed once it exceeds the cap);
-- without network where the kernel allows it: the child enters a new, empty network namespace (needs root or
-  user namespaces); [`network_isolated`] says whether this host grants it;
+- without network where the kernel allows it: simulations run under `unshare -n`, in a new, empty network
+  namespace (needs root or user namespaces); [`network_isolated`] says whether this host grants it;
 - with a minimal environment (`PATH`, `LANG=C`, `HOME` set to the sandbox directory).
 
 Refusing host-touching system tasks (`$system`, `$fopen`, ...) before simulation is [`salv_trl.hdl.screen`]'s job;
@@ -17,7 +18,6 @@ the sandbox is the second line of defence.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 import resource
@@ -32,8 +32,6 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 __all__ = ["SandboxLimits", "SandboxResult", "Sandbox", "run_sandboxed", "network_isolated"]
-
-_CLONE_NEWNET = 0x40000000
 
 
 @dataclass(frozen=True)
@@ -85,38 +83,39 @@ class SandboxResult:
 
 @functools.lru_cache(maxsize=1)
 def network_isolated() -> bool:
-    """Whether sandboxed processes on this host run without network (a new network namespace can be created)."""
+    """Whether sandboxed processes on this host run without network (`unshare -n` can create a namespace)."""
+    if not shutil.which("unshare"):
+        return False
     try:
-        result = subprocess.run(["true"], preexec_fn=_enter_network_namespace, capture_output=True, timeout=10)
+        result = subprocess.run(["unshare", "-n", "--", "true"], capture_output=True, timeout=10)
     except (OSError, subprocess.SubprocessError):
         return False
     return result.returncode == 0
 
 
-def _enter_network_namespace() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWNET) != 0:
-        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET) failed")
-
-
-def _limit(kind: int, value: int) -> None:
-    # Never try to raise a hard limit above what the parent has (that fails for non-root users).
+def _limit(kind: int, value: int) -> int:
+    # Never ask for more than the current hard limit (raising it fails for non-root users).
     _, hard = resource.getrlimit(kind)
-    value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-    resource.setrlimit(kind, (value, value))
+    return value if hard == resource.RLIM_INFINITY else min(value, hard)
 
 
-def _preexec(limits: SandboxLimits, isolate: bool):
-    def setup() -> None:  # runs in the child between fork and exec
-        _limit(resource.RLIMIT_CPU, limits.cpu_seconds)
-        _limit(resource.RLIMIT_AS, limits.memory_bytes)
-        _limit(resource.RLIMIT_FSIZE, limits.file_bytes)
-        _limit(resource.RLIMIT_NPROC, limits.processes)
-        _limit(resource.RLIMIT_CORE, 0)
-        if isolate:
-            _enter_network_namespace()
+def _wrapper(limits: SandboxLimits, isolate: bool) -> list[str]:
+    """`prlimit ... -- [unshare -n --]`: limits and network namespace set by small exec wrappers.
 
-    return setup
+    Wrappers rather than a Python `preexec_fn`: that forces a full `fork()` of the (large) Python process, which
+    costs more than the two extra `exec`s.
+    """
+    if not shutil.which("prlimit"):
+        raise OSError("the sandbox needs `prlimit` (util-linux) on PATH")
+    values = {
+        "cpu": _limit(resource.RLIMIT_CPU, limits.cpu_seconds),
+        "as": _limit(resource.RLIMIT_AS, limits.memory_bytes),
+        "fsize": _limit(resource.RLIMIT_FSIZE, limits.file_bytes),
+        "nproc": _limit(resource.RLIMIT_NPROC, limits.processes),
+        "core": 0,
+    }
+    argv = ["prlimit"] + [f"--{name}={value}" for name, value in values.items()] + ["--"]
+    return argv + (["unshare", "-n", "--"] if isolate else [])
 
 
 class Sandbox:
@@ -151,33 +150,48 @@ class Sandbox:
             target.write_bytes(content)
         return target
 
-    def run(self, argv: Sequence[str], timeout: float) -> SandboxResult:
-        """Run `argv` in the sandbox directory; kill its whole process group after `timeout` seconds."""
-        isolate = not self.limits.network and network_isolated()
+    def run(
+        self, argv: Sequence[str], timeout: float, *, untrusted: bool = True, idle_timeout: float | None = None
+    ) -> SandboxResult:
+        """Run `argv` in the sandbox directory; kill its whole process group after `timeout` seconds.
+
+        Args:
+            argv: the command.
+            timeout: wall-clock seconds.
+            untrusted: the command executes candidate code (a simulation); False for a compiler, which skips the
+                network namespace (creating one costs about 10 ms). Resource limits apply either way.
+            idle_timeout: also kill (as a timeout) when nothing was printed for this many seconds; for commands
+                that report progress.
+        """
+        isolate = untrusted and not self.limits.network and network_isolated()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C", "HOME": str(self.path)}
         start = time.monotonic()
         proc = subprocess.Popen(
-            list(argv),
+            _wrapper(self.limits, isolate) + list(argv),
             cwd=self.path,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
-            preexec_fn=_preexec(self.limits, isolate),
         )
         chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
         total = 0
         timed_out = exceeded = False
+        last_output = start
         with selectors.DefaultSelector() as selector:
             selector.register(proc.stdout, selectors.EVENT_READ, "stdout")
             selector.register(proc.stderr, selectors.EVENT_READ, "stderr")
             while selector.get_map():
-                remaining = timeout - (time.monotonic() - start)
+                now = time.monotonic()
+                remaining = timeout - (now - start)
+                if idle_timeout is not None:
+                    remaining = min(remaining, idle_timeout - (now - last_output))
                 if remaining <= 0:
                     timed_out = True
                     break
                 for key, _ in selector.select(remaining):
+                    last_output = time.monotonic()
                     data = os.read(key.fileobj.fileno(), 65536)
                     if not data:
                         selector.unregister(key.fileobj)

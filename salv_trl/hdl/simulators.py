@@ -34,8 +34,8 @@ class Simulator:
         """Compile the files `sources` (names inside `box`) with `top` as the root module (None: all roots)."""
         raise NotImplementedError
 
-    def run(self, box: Sandbox, timeout: float) -> SandboxResult:
-        """Run the simulation compiled by the last [`compile`] in `box`."""
+    def run(self, box: Sandbox, timeout: float, idle_timeout: float | None = None) -> SandboxResult:
+        """Run the simulation compiled by the last [`compile`] in `box` (see [`Sandbox.run`] for the timeouts)."""
         raise NotImplementedError
 
 
@@ -47,10 +47,10 @@ class Icarus(Simulator):
 
     def compile(self, box, sources, top, timeout, flags=()):
         argv = ["iverilog", "-g2012", *flags, "-o", "sim.vvp"] + (["-s", top] if top else []) + list(sources)
-        return box.run(argv, timeout)
+        return box.run(argv, timeout, untrusted=False)
 
-    def run(self, box, timeout):
-        return box.run(["vvp", "-n", "sim.vvp"], timeout)
+    def run(self, box, timeout, idle_timeout=None):
+        return box.run(["vvp", "-n", "sim.vvp"], timeout, idle_timeout=idle_timeout)
 
 
 class Verilator(Simulator):
@@ -64,10 +64,10 @@ class Verilator(Simulator):
             "verilator", "--binary", "--timing", "-j", "1", "-Wno-fatal", "-Wno-lint", "-Wno-style",
             "--Mdir", "obj", "-o", "sim", *flags,
         ] + (["--top-module", top] if top else []) + list(sources)  # fmt: skip
-        return box.run(argv, timeout)
+        return box.run(argv, timeout, untrusted=False)
 
-    def run(self, box, timeout):
-        return box.run(["./obj/sim"], timeout)
+    def run(self, box, timeout, idle_timeout=None):
+        return box.run(["./obj/sim"], timeout, idle_timeout=idle_timeout)
 
 
 SIMULATORS: dict[str, type[Simulator]] = {"icarus": Icarus, "verilator": Verilator}
@@ -110,6 +110,7 @@ def simulate(
     flags: Sequence[str] = (),
     compile_timeout: float = 60.0,
     run_timeout: float = 30.0,
+    run_idle_timeout: float | None = None,
     limits: SandboxLimits | None = None,
 ) -> Simulation:
     """Compile and run `sources` (file name -> text) in a fresh sandbox that is removed afterwards.
@@ -124,4 +125,4 @@ def simulate(
     backend = get_simulator(simulator)
     with Sandbox(sources, limits) as box:
         built = backend.compile(box, list(sources), top, compile_timeout, flags)
-        return Simulation(built, backend.run(box, run_timeout) if built.ok else None)
+        return Simulation(built, backend.run(box, run_timeout, run_idle_timeout) if built.ok else None)

@@ -199,13 +199,16 @@ def random_testbench(
             compare.append(f"if (({ref} ^ {ref} ^ {ref}) !== ({ref} ^ {cand} ^ {ref})) {errors[k][j]} = {errors[k][j]} + 1;")
     data = [_drive(name, _width(inputs, name), constants) for name in plan.data]
 
+    # Progress lines (flushed) let the harness tell a long batch from a hung one; the parser ignores them.
+    every = max(1, vectors // 16)
+    progress = f'if (cycle % {every} == 0) begin $display("{tag} P %0d", cycle); $fflush; end'
     body = [f"seed_var = {int(seed) & 0x7FFFFFFF};", "samples = 0;"]
     body += [f"{name} = 0;" for row in errors for name in row]
     if plan.sequential:
         body += [f"in_{c} = 1'b0;" for c in plan.clocks]
         body += [f"in_{r.name} = {r.active};" for r in plan.resets]
         body += data
-        body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin", "  #2;"]
+        body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin", "  " + progress, "  #2;"]
         body += ["  " + d for d in data]
         if plan.resets:
             # Hold reset for two cycles, then pulse it at random moments; the draw happens every cycle so the
@@ -221,7 +224,7 @@ def random_testbench(
         body += ["  #1;"] + [f"  in_{c} = 1'b0;" for c in plan.clocks]
         body.append("end")
     else:
-        body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin"]
+        body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin", "  " + progress]
         # Compare 7 units after the change: off the multiples of 5 where free-running generators toggle.
         body += ["  " + d for d in data] + ["  #7;"] + ["  " + c for c in compare] + ["  #3;", "end"]
     for k in range(len(candidate_modules)):
@@ -266,6 +269,8 @@ def parse_random_output(
             continue
         if line == f"{tag} END":
             ends += 1
+            continue
+        if line.startswith(f"{tag} P "):
             continue
         match = pattern.match(line)
         if not match:

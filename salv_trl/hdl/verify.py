@@ -187,9 +187,11 @@ def verify_many(
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault(job.group_key(), []).append(index)
+    # Full batches, unless there are too few of them to keep every worker busy.
+    full = sum(-(-len(indices) // batch_size) for indices in groups.values())
     chunks = []
     for indices in groups.values():
-        size = max(1, min(batch_size, -(-len(indices) // workers)))
+        size = batch_size if full >= workers else max(1, min(batch_size, -(-len(indices) // workers)))
         chunks += [indices[i : i + size] for i in range(0, len(indices), size)]
     results: list[ModuleVerdict | None] = [None] * len(jobs)
     bar = tqdm(total=len(jobs), desc="verify", unit="cand", disable=not progress)
@@ -273,16 +275,36 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> lis
         return verdicts  # type: ignore[return-value]
     for start in range(0, len(ready), batch_size):
         batch = ready[start : start + batch_size]
-        outcome = _run_random([c for _, c in batch], reference, first, nonce, timeout)
-        if isinstance(outcome, ModuleVerdict) and len(batch) > 1:  # isolate the culprit(s)
-            outcome = [_run_random([c], reference, first, nonce, timeout) for _, c in batch]
-            outcome = [o if isinstance(o, ModuleVerdict) else o[0] for o in outcome]
-        elif isinstance(outcome, ModuleVerdict):
-            _check_reference_alone(outcome, reference, first, nonce, timeout)
-            outcome = [outcome]
-        for (index, _), verdict in zip(batch, outcome):
+        for (index, _), verdict in zip(batch, _run_batch([c for _, c in batch], reference, first, nonce, timeout)):
             verdicts[index] = verdict
     return verdicts  # type: ignore[return-value]
+
+
+_BLAMED = re.compile(r"^cand(\d+)\.v:\d+:.*(?:error|sorry)", re.MULTILINE)
+
+
+def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float):
+    """Verdicts of a batch; a failed batch is re-run without the candidates the compiler blamed, or one by one."""
+    if len(batch) == 1:
+        outcome = _run_random(batch, reference, job, nonce, timeout)
+        if isinstance(outcome, ModuleVerdict):
+            _check_reference_alone(outcome, reference, job, nonce, timeout)
+            return [outcome]
+        return outcome
+    # A batch gets each candidate's share of time (the work grows with the instances: K + 1 against 2 alone), and
+    # is declared hung as soon as its progress lines stop for half a timeout; its candidates are then re-run alone.
+    outcome = _run_random(batch, reference, job, nonce, timeout * (len(batch) + 1) / 2, idle=max(0.5, timeout / 2))
+    if not isinstance(outcome, ModuleVerdict):
+        return outcome
+    blamed = set()
+    if outcome.status in (Status.compile_error, Status.syntax_error):
+        blamed = {int(k) for k in _BLAMED.findall(outcome.detail) if int(k) < len(batch)}
+    if not blamed or len(blamed) == len(batch):
+        return [_run_batch([c], reference, job, nonce, timeout)[0] for c in batch]
+    rest = [k for k in range(len(batch)) if k not in blamed]
+    results = dict(zip(rest, _run_batch([batch[k] for k in rest], reference, job, nonce, timeout)))
+    results.update({k: _run_batch([batch[k]], reference, job, nonce, timeout)[0] for k in sorted(blamed)})
+    return [results[k] for k in range(len(batch))]
 
 
 def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int, nonce: str):
@@ -375,7 +397,10 @@ def _separator(previous: list[str]) -> str:
     return "`resetall\n`timescale 1ns/1ps\n" + "".join(f"`undef {name}\n" for name in macros)
 
 
-def _run_random(candidates: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float):
+def _run_random(
+    candidates: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float,
+    idle: float | None = None,
+):
     """Verdicts of candidates simulated together, or one verdict that stands for the whole batch's failure."""
     interface = reference.design.interface
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
@@ -388,7 +413,7 @@ def _run_random(candidates: list[_Candidate], reference: _Reference, job: Verify
         sources[f"cand{k}.v"] = candidate.text
     limits = SandboxLimits()
     sim = simulate(sources, top=f"salv_tb_{nonce}", simulator=job.simulator, compile_timeout=max(timeout, 30),
-                   run_timeout=timeout, limits=limits)  # fmt: skip
+                   run_timeout=timeout, run_idle_timeout=idle, limits=limits)  # fmt: skip
     failed = _failure(sim, limits)
     if failed:
         return failed

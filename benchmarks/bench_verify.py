@@ -1,0 +1,76 @@
+"""Candidates per second: the batched verification engine vs one compile + one run per candidate.
+
+The per-candidate route is what the original release does (one `iverilog` and one `vvp` per candidate); the
+batched engine simulates up to `--batch-size` candidates of the same reference in one compile and one run. Both
+judge the same candidates (each benchmark reference and its mutants) with the same stimulus, over the same worker
+processes, and must give identical verdicts.
+
+    python benchmarks/bench_verify.py [--designs 40] [--per-reference 8] [--vectors 1000] [--workers N] [--timeout 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from conftest import reference_designs  # noqa: E402
+
+from salv_trl.hdl.mutate import mutants  # noqa: E402
+from salv_trl.hdl.verify import VerifyJob, verify_many  # noqa: E402
+
+UNSIMULATABLE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytimer"}
+
+
+def candidate_jobs(designs: int, per_reference: int, vectors: int) -> list[VerifyJob]:
+    """`per_reference` distinct candidates per task, as a sampler gives a fixed number of completions per prompt:
+    the reference itself and its single-output mutants, for the first `designs` references (spread over the suites)
+    that have that many distinct mutants."""
+    eligible = []
+    for design in reference_designs():
+        if design.name in UNSIMULATABLE:
+            continue
+        texts = list(dict.fromkeys([design.text] + [m.text for m in mutants(design.text, design.top, per_output=4)]))
+        if len(texts) >= per_reference:
+            eligible.append((design, texts[:per_reference]))
+    chosen = eligible[:: max(1, len(eligible) // designs)][:designs]
+    return [VerifyJob(text, d.text, top=d.top, vectors=vectors) for d, texts in chosen for text in texts]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--designs", type=int, default=40)
+    parser.add_argument("--per-reference", type=int, default=8)
+    parser.add_argument("--vectors", type=int, default=1000)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--timeout", type=float, default=2.0, help="per simulator step (the original release: 1 s)")
+    args = parser.parse_args()
+    if not reference_designs():
+        sys.exit("benchmark references not found (../shared/benchmarks)")
+    jobs = candidate_jobs(args.designs, args.per_reference, args.vectors)
+    timings = {}
+    results = {}
+    for name, batch_size in (("per-candidate (1 compile + 1 run each)", 1), ("batched engine", args.batch_size)):
+        start = time.perf_counter()
+        results[name] = verify_many(jobs, workers=args.workers, progress=False, batch_size=batch_size,
+                                    timeout=args.timeout)  # fmt: skip
+        timings[name] = time.perf_counter() - start
+    single, batched = (results[name] for name in timings)
+    same = [a.to_dict() == b.to_dict() for a, b in zip(single, batched)]
+    print(f"{len(jobs)} distinct candidates of {len(jobs) // args.per_reference} references, {args.vectors} vectors, {args.workers} workers,"
+          f" timeout {args.timeout:g} s")  # fmt: skip
+    for name, seconds in timings.items():
+        print(f"  {name:<40} {seconds:7.2f} s  {len(jobs) / seconds:8.1f} candidates/s")
+    names = list(timings)
+    print(f"  speed-up: {timings[names[0]] / timings[names[1]]:.2f}x   identical verdicts: {sum(same)}/{len(jobs)}")
+    if not all(same):
+        sys.exit("verdicts differ between the two routes")
+
+
+if __name__ == "__main__":
+    main()
