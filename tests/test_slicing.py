@@ -321,6 +321,20 @@ endmodule""",
             "z": (["z <= a[0];"], ["begin : blk", "disable"]),
         },
     ),
+    "timing_controls_inside_a_block": (
+        """module m(input clk, input [3:0] d, output reg [3:0] a, output reg [3:0] b);
+  always begin
+    @(posedge clk) a <= d;
+    @(posedge clk) b <= d;
+    @(negedge clk) a <= ~d;
+  end
+endmodule""",
+        None,
+        {
+            "a": (["@(posedge clk) a <= d;", "@(posedge clk) ;", "@(negedge clk) a <= ~d;"], ["b <="]),
+            "b": (["@(posedge clk) ;", "@(posedge clk) b <= d;", "@(negedge clk) ;"], ["a <="]),
+        },
+    ),
 }
 
 

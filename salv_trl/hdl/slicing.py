@@ -419,7 +419,14 @@ class _Module:
         if bodies:
             inner = context | self._header_ids(node, bodies)
             element = _Element(start, end, drop)
-            element.children = [self._statement(body, inner, root, ";") for body in bodies]
+            if kind in (Kind.TimingControlStatement, Kind.WaitStatement):
+                # `@(...)`, `#d` and `wait` delay what follows them in their block, so they stay (as
+                # `@(...) ;`) whenever their procedural block is kept, even when their statement is dropped.
+                control_end = self.source.span(node.statement)[0]
+                names = frozenset(self.ids(start, control_end)) | context
+                unit = _Unit(start, control_end, names=names, needs=names, root=root)
+                element.children.append(self._add(_Element(start, control_end, "", unit)))
+            element.children += [self._statement(body, inner, root, ";") for body in bodies]
             return element
         if kind == Kind.EmptyStatement:
             return _Element(start, end, drop)
