@@ -27,7 +27,9 @@ Precision is by name: a bit or part select of a vector counts as the whole vecto
 over-approximates (keeps more), never less, and the slice's `warnings` say where it happened.
 [`SignalSlice.render`] gives a module with the same interface in which only the kept units remain: dropped
 statements in a `begin ... end` list disappear, dropped branches of `if`/`case` become `;` (a `begin end`
-in generate), so the skeleton stays intact and labels keep their meaning.
+in generate), so the skeleton stays intact and labels keep their meaning. Event, delay and `wait` controls
+stay in a kept block (`@(posedge clk) ;`) so kept statements keep their timing; time consumed inside a dropped
+task call or by a dropped intra-assignment delay (`a = #5 b;`) is not kept.
 """
 
 from __future__ import annotations
