@@ -5,6 +5,7 @@
 >>> design = parse("module add(input [3:0] a, b, output [4:0] s); assign s = a + b; endmodule")
 >>> design.top, [(p.name, p.direction, p.width) for p in design.interface.ports]
 ('add', [('a', 'input', 4), ('b', 'input', 4), ('s', 'output', 5)])
+
 ```
 
 The top module is `top=` when given; otherwise the first module that no other module instantiates, among the

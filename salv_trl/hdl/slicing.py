@@ -9,9 +9,10 @@
 ... endmodule'''
 >>> slices = slice_signals(text)
 >>> [text[s:e] for s, e in slices["y"].core_spans]
-['assign y = t;']
+['wire t = a & b;\\n  assign y = t;']
 >>> slices["q"].depends_on
 ('a', 'clk')
+
 ```
 
 How a slice is computed. The module is cut into *units*: a leaf statement (one assignment, one task call) with
