@@ -9,6 +9,7 @@ import pytest
 from datasets import Dataset, load_dataset
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from salv_trl.cli import main
 from salv_trl.data.hub import (
     CONFIGS,
     config_file,
@@ -141,6 +142,9 @@ def test_push_to_hub_uploads_configs_then_card(folder, tmp_path, monkeypatch):
     assert 'load_dataset("someone/salv-data", "pairs", split="train")' in card.text
     for config in CONFIGS:  # the repository loads exactly as the folder does
         assert _load(repo, config, tmp_path).to_list() == _load(folder, config, tmp_path).to_list()
+    calls.clear()  # the verbs upload the same way after their stage
+    assert main(["pairs", str(folder), "--push-to-hub", "someone/salv-data", "--no-progress"]) == 0
+    assert [c[0] for c in calls] == ["data"] * 3 + ["card"]
     with pytest.raises(ValueError, match="no 'pairs'"):
         config_file(folder, "pairs").unlink()
         push_to_hub(folder, "someone/salv-data", configs=["pairs"])

@@ -62,6 +62,17 @@ def test_task_errors_are_clear(tmp_path):
         load_tasks(tmp_path / "missing.jsonl")
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Tiny models generate fastest on one thread: on a busy 2-core CI box more threads spin on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     from salv_trl.tiny import tiny_qwen2, train_tokenizer

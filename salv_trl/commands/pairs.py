@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from . import _dataset_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -57,14 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="count the masked-in share of completions in this tokenizer's tokens "
         "(Hub id or path; characters otherwise)",
     )
-    parser.add_argument(
-        "--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _dataset_options.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.hub import push_to_hub
     from ..data.pairs import PairOptions
     from ..data.stages import pairs_stage
 
@@ -91,6 +89,5 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(f"{len(pairs)} pairs in {args.folder}")
-    if args.push_to_hub:
-        push_to_hub(args.folder, args.push_to_hub)
+    _dataset_options.push(args, args.folder)
     return 0

@@ -15,6 +15,7 @@ import argparse
 from functools import partial
 
 from ..data.sampling import SamplingSettings
+from . import _dataset_options
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,10 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default=None, help="transformers device, e.g. cuda:0 (default: cuda if available)"
     )
-    parser.add_argument(
-        "--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _dataset_options.add_arguments(parser)
 
 
 def _transformers_generate(args: argparse.Namespace, settings: SamplingSettings):
@@ -83,7 +81,6 @@ def _transformers_generate(args: argparse.Namespace, settings: SamplingSettings)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.hub import push_to_hub
     from ..data.sampling import sample_completions_vllm
     from ..data.stages import sample_stage, save_tasks
     from ..data.tasks import load_tasks
@@ -122,6 +119,5 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     print(f"{len(rollouts)} rollouts in {args.output}")
-    if args.push_to_hub:
-        push_to_hub(args.output, args.push_to_hub)
+    _dataset_options.push(args, args.output)
     return 0

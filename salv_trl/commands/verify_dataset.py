@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from . import _dataset_options
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("dataset route")
@@ -40,14 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=256,
         help="rollouts per stored chunk / Ray task (default: %(default)s)",
     )
-    group.add_argument(
-        "--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset"
-    )
-    group.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    _dataset_options.add_arguments(group)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.hub import push_to_hub
     from ..data.rollouts import VerifySettings
     from ..data.stages import verify_stage
 
@@ -75,6 +73,5 @@ def run(args: argparse.Namespace) -> int:
         ", ".join(f"{status}: {count}" for status, count in statuses.most_common())
         + f" ({len(rollouts)} rollouts)"
     )
-    if args.push_to_hub:
-        push_to_hub(args.dataset, args.push_to_hub)
+    _dataset_options.push(args, args.dataset)
     return 0

@@ -1,0 +1,21 @@
+"""Options the dataset stage verbs share (`sample`, `verify --dataset`, `pairs`): upload and progress bars."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse._ActionsContainer) -> None:
+    """Add `--push-to-hub REPO` and `--no-progress` to a parser or an argument group."""
+    parser.add_argument(
+        "--push-to-hub", metavar="REPO", help="upload the folder's configs and card to this Hub dataset"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def push(args: argparse.Namespace, folder: str) -> None:
+    """Upload the dataset folder when `--push-to-hub` was given."""
+    if args.push_to_hub:
+        from ..data.hub import push_to_hub
+
+        push_to_hub(folder, args.push_to_hub)
