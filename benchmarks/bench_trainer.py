@@ -1,13 +1,14 @@
 """
-SignalAwareDPOTrainer vs trl's DPOTrainer on identical rows with a tiny Qwen2: step time, peak memory, and dataset
-preparation time, as ratios measured in the same run. Targets: step time and peak memory <= 1.05, preparation <= 2.
+SignalAwareDPOTrainer vs trl's DPOTrainer on identical rows with a tiny Qwen2: step time, peak memory, and
+dataset preparation time, as ratios measured in the same run. Targets: step time and peak memory <= 1.05,
+preparation <= 2.
 
-    python benchmarks/bench_trainer.py                      # CPU, or the GPU when there is one
-    python benchmarks/bench_trainer.py --hidden 512 --layers 8 --max-length 1024 --batch 8
+    python benchmarks/bench_trainer.py                      # CPU, or the GPU when there is one python
+    benchmarks/bench_trainer.py --hidden 512 --layers 8 --max-length 1024 --batch 8
 
-Each arm runs in a fresh process (so that peak memory is its own), arms alternate, and each figure is the best of
-`--repeats` runs. Peak memory is the CUDA allocator's peak on a GPU, the growth of the peak RSS during training on
-CPU.
+Each arm runs in a fresh process (so that peak memory is its own), arms alternate, and each figure is the best
+of `--repeats` runs. Peak memory is the CUDA allocator's peak on a GPU, the growth of the peak RSS during
+training on CPU.
 """
 
 from __future__ import annotations
@@ -40,9 +41,13 @@ def measure(arm: str, opts: argparse.Namespace) -> dict:
         row["chosen"], row["rejected"] = pad + row["chosen"], pad + row["rejected"]
         row["chosen_spans"] = [[s + len(pad), e + len(pad)] for s, e in row["chosen_spans"]]
         row["rejected_spans"] = [[s + len(pad), e + len(pad)] for s, e in row["rejected_spans"]]
-    tokenizer = train_tokenizer([r["prompt"] + r["chosen"] + r["rejected"] for r in rows[:64]], vocab_size=512)
+    tokenizer = train_tokenizer(
+        [r["prompt"] + r["chosen"] + r["rejected"] for r in rows[:64]], vocab_size=512
+    )
     cuda = torch.cuda.is_available()
-    trainer_cls, config_cls = (DPOTrainer, DPOConfig) if arm == "dpo" else (SignalAwareDPOTrainer, SignalAwareDPOConfig)
+    trainer_cls, config_cls = (
+        (DPOTrainer, DPOConfig) if arm == "dpo" else (SignalAwareDPOTrainer, SignalAwareDPOConfig)
+    )
     args = config_cls(
         output_dir=os.path.join(opts.workdir, arm),
         per_device_train_batch_size=opts.batch,
@@ -57,10 +62,18 @@ def measure(arm: str, opts: argparse.Namespace) -> dict:
         bf16=cuda,
         dataloader_num_workers=0,
     )
-    model = tiny_qwen2(tokenizer, hidden_size=opts.hidden, num_hidden_layers=opts.layers, max_position_embeddings=4096)
-    ref = tiny_qwen2(tokenizer, hidden_size=opts.hidden, num_hidden_layers=opts.layers, max_position_embeddings=4096)
+    model = tiny_qwen2(
+        tokenizer, hidden_size=opts.hidden, num_hidden_layers=opts.layers, max_position_embeddings=4096
+    )
+    ref = tiny_qwen2(
+        tokenizer, hidden_size=opts.hidden, num_hidden_layers=opts.layers, max_position_embeddings=4096
+    )
     trainer = trainer_cls(
-        model=model, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer
+        model=model,
+        ref_model=ref,
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tokenizer,
     )
 
     from datasets.utils.logging import disable_progress_bar
@@ -96,7 +109,9 @@ def measure(arm: str, opts: argparse.Namespace) -> dict:
         peak = torch.cuda.max_memory_allocated()
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - rss_before
-    tokens = sum(len(r["prompt_ids"]) + len(r["chosen_ids"]) for r in trainer.train_dataset.select(range(opts.batch)))
+    tokens = sum(
+        len(r["prompt_ids"]) + len(r["chosen_ids"]) for r in trainer.train_dataset.select(range(opts.batch))
+    )
     return {
         "prep_s": min(prep),
         "step_s": statistics.median(timer.times[opts.warmup :]),
@@ -107,7 +122,9 @@ def measure(arm: str, opts: argparse.Namespace) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
@@ -129,7 +146,10 @@ def main() -> int:
     for _ in range(opts.repeats):
         for arm in ARMS:
             out = subprocess.run(
-                [sys.executable, __file__, *sys.argv[1:], "--arm", arm], capture_output=True, text=True, env=env
+                [sys.executable, __file__, *sys.argv[1:], "--arm", arm],
+                capture_output=True,
+                text=True,
+                env=env,
             )
             line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
             if out.returncode or not line:
@@ -137,7 +157,10 @@ def main() -> int:
                 return 1
             results[arm].append(json.loads(line[0][len("RESULT ") :]))
 
-    best = {arm: {key: min(r[key] for r in runs) for key in ("prep_s", "step_s", "peak_bytes")} for arm, runs in results.items()}
+    best = {
+        arm: {key: min(r[key] for r in runs) for key in ("prep_s", "step_s", "peak_bytes")}
+        for arm, runs in results.items()
+    }
     first = results["dpo"][0]
     print(
         f"device: {first['device']}  model: hidden {opts.hidden} x {opts.layers} layers  batch {opts.batch}  "
@@ -153,7 +176,9 @@ def main() -> int:
         dpo, signal = best["dpo"][key], best["signal"][key]
         ratio = signal / dpo if dpo else float("nan")
         flag = "ok" if ratio <= target else "OVER"
-        print(f"{label:24}{dpo * scale:14.2f}{signal * scale:14.2f}{ratio:9.3f}{'<= ' + str(target):>9} {flag}")
+        print(
+            f"{label:24}{dpo * scale:14.2f}{signal * scale:14.2f}{ratio:9.3f}{'<= ' + str(target):>9} {flag}"
+        )
     return 0
 
 

@@ -9,8 +9,9 @@ accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/dp
 accelerate launch --num_processes 1 recipes/dpo.py --config recipes/tiny-qwen2/dpo/config_cpu.yaml
 ```
 
-Every field of `RecipeArguments`, [`~salv_trl.trainer.SignalAwareDPOConfig`] and [`~trl.ModelConfig`] can be set in
-the YAML file or overridden on the command line (`--signal_mask full` trains plain DPO on the same rows).
+Every field of `RecipeArguments`, [`~salv_trl.trainer.SignalAwareDPOConfig`] and [`~trl.ModelConfig`] can be
+set in the YAML file or overridden on the command line (`--signal_mask full` trains plain DPO on the same
+rows).
 """
 
 from __future__ import annotations

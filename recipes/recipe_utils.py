@@ -20,21 +20,25 @@ class RecipeArguments(ScriptArguments):
 
     Args:
         make_tiny (`bool`, *optional*, defaults to `False`):
-            When `model_name_or_path` or `dataset_name` does not exist yet, create it: a synthetic signal-aware
-            preference set ([`salv_trl.tiny.tiny_preference_rows`], as `train.jsonl` in `dataset_name`) and a tiny
-            Qwen2 with a tokenizer trained on it ([`salv_trl.tiny`]) saved at `model_name_or_path`.
+            When `model_name_or_path` or `dataset_name` does not exist yet, create it: a synthetic
+            signal-aware preference set ([`salv_trl.tiny.tiny_preference_rows`], as `train.jsonl` in
+            `dataset_name`) and a tiny Qwen2 with a tokenizer trained on it ([`salv_trl.tiny`]) saved at
+            `model_name_or_path`.
         tiny_rows (`int`, *optional*, defaults to `64`):
             Number of synthetic rows made by `make_tiny`.
     """
 
-    make_tiny: bool = field(default=False, metadata={"help": "Create a tiny model and dataset where they are missing."})
+    make_tiny: bool = field(
+        default=False, metadata={"help": "Create a tiny model and dataset where they are missing."}
+    )
     tiny_rows: int = field(default=64, metadata={"help": "Number of synthetic rows made by make_tiny."})
 
 
 def load_any_dataset(name: str, config: str | None = None, streaming: bool = False) -> DatasetDict:
     """
-    Load a dataset by Hub id, from a local folder of data files, a single data file (`.jsonl`, `.json`, `.parquet`,
-    `.csv`, as the `train` split), or a folder written by `Dataset.save_to_disk` / `DatasetDict.save_to_disk`.
+    Load a dataset by Hub id, from a local folder of data files, a single data file (`.jsonl`, `.json`,
+    `.parquet`, `.csv`, as the `train` split), or a folder written by `Dataset.save_to_disk` /
+    `DatasetDict.save_to_disk`.
 
     Args:
         name (`str`):
@@ -90,8 +94,8 @@ def make_tiny_assets(model_dir: str, dataset_dir: str, rows: int, seed: int = 0)
 
 def prepare_run(script_args: RecipeArguments, training_args, model_args) -> DatasetDict:
     """
-    The common start of the recipes: make the tiny assets when asked (main process first), pass the model arguments
-    on as `model_init_kwargs`, and load the dataset.
+    The common start of the recipes: make the tiny assets when asked (main process first), pass the model
+    arguments on as `model_init_kwargs`, and load the dataset.
 
     Args:
         script_args ([`RecipeArguments`]):
@@ -109,11 +113,15 @@ def prepare_run(script_args: RecipeArguments, training_args, model_args) -> Data
     if script_args.make_tiny:
         with PartialState().main_process_first():
             if PartialState().is_main_process:
-                make_tiny_assets(model_args.model_name_or_path, script_args.dataset_name, script_args.tiny_rows)
+                make_tiny_assets(
+                    model_args.model_name_or_path, script_args.dataset_name, script_args.tiny_rows
+                )
     training_args.model_init_kwargs = {
         "revision": model_args.model_revision,
         "attn_implementation": model_args.attn_implementation,
         "dtype": model_args.dtype,
         **(training_args.model_init_kwargs or {}),
     }
-    return load_any_dataset(script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming)
+    return load_any_dataset(
+        script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming
+    )

@@ -1,6 +1,6 @@
 """
-Rejection-sampled SFT, the stage before signal-aware DPO in QiMeng-SALV: supervised fine-tuning on completions that
-passed verification, with trl's [`~trl.SFTTrainer`].
+Rejection-sampled SFT, the stage before signal-aware DPO in QiMeng-SALV: supervised fine-tuning on completions
+that passed verification, with trl's [`~trl.SFTTrainer`].
 
 ```bash
 accelerate launch --config_file recipes/accelerate_configs/ddp.yaml recipes/sft.py \
@@ -10,8 +10,8 @@ accelerate launch --config_file recipes/accelerate_configs/ddp.yaml recipes/sft.
 accelerate launch --num_processes 1 recipes/sft.py --config recipes/tiny-qwen2/sft/config_cpu.yaml
 ```
 
-The dataset needs `prompt` and `completion` columns (or `messages`); a preference dataset works too, its `chosen`
-column being taken as the completion.
+The dataset needs `prompt` and `completion` columns (or `messages`); a preference dataset works too, its
+`chosen` column being taken as the completion.
 """
 
 from __future__ import annotations

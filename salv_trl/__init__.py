@@ -1,4 +1,5 @@
-"""salv-trl: signal-aware preference learning for Verilog code models (QiMeng-SALV) on the Hugging Face stack."""
+"""salv-trl: signal-aware preference learning for Verilog code models (QiMeng-SALV) on the Hugging Face
+stack."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# The trainer pulls in torch and trl; import it only when one of its names is used, so `salv_trl.hdl` stays light.
+# The trainer pulls in torch and trl; import it only when one of its names is used, so `salv_trl.hdl` stays
+# light.
 _LAZY = {
     "DataCollatorForSignalAwarePreference": "salv_trl.trainer",
     "SignalAwareDPOConfig": "salv_trl.trainer",
@@ -14,7 +16,9 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from .trainer import DataCollatorForSignalAwarePreference, SignalAwareDPOConfig, SignalAwareDPOTrainer
+    from .trainer import DataCollatorForSignalAwarePreference as DataCollatorForSignalAwarePreference
+    from .trainer import SignalAwareDPOConfig as SignalAwareDPOConfig
+    from .trainer import SignalAwareDPOTrainer as SignalAwareDPOTrainer
 
 
 def __getattr__(name: str):

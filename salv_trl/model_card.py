@@ -1,4 +1,5 @@
-"""The Hub model card of models trained with salv-trl, rendered from the top-level `model_card.md` template."""
+"""The Hub model card of models trained with salv-trl, rendered from the top-level `model_card.md`
+template."""
 
 from __future__ import annotations
 
@@ -43,16 +44,17 @@ def render_model_card(
         model_name (`str`):
             Name of the model (e.g. its Hub repository id).
         base_model (`str`, *optional*):
-            Hub id of the model it was fine-tuned from; local paths are better left out (they mean nothing on the Hub).
+            Hub id of the model it was fine-tuned from; local paths are better left out (they mean nothing on
+            the Hub).
         datasets (`Sequence[str]`, *optional*):
             Hub ids (or paths) of the training datasets.
         hyperparameters (`Mapping[str, Any]`, *optional*):
             Name → value, shown as a table in the given order (see
-            [`~salv_trl.trainer.signal_dpo_trainer.training_hyperparameters`]). A `signal_mask` of `"full"` marks the
-            whole-completion ablation in the text.
+            [`~salv_trl.trainer.signal_dpo_trainer.training_hyperparameters`]). A `signal_mask` of `"full"`
+            marks the whole-completion ablation in the text.
         results (`Mapping[str, Mapping[str, float]]`, *optional*):
-            Benchmark name → metric name → value in %, e.g. `{"RTLLM v1.1": {"pass@1": 62.6, "pass@5": 72.4}}`. Fills
-            the evaluation table and the card's `model-index`.
+            Benchmark name → metric name → value in %, e.g. `{"RTLLM v1.1": {"pass@1": 62.6, "pass@5":
+            72.4}}`. Fills the evaluation table and the card's `model-index`.
         method (`str`, *optional*, defaults to `"signal-aware DPO"`):
             Training method named in the text (e.g. `"rejection-sampled SFT"` for the SFT stage).
         tags (`Sequence[str]`, *optional*):
@@ -63,7 +65,8 @@ def render_model_card(
             Another Jinja template; defaults to salv-trl's `model_card.md`.
 
     Returns:
-        [`~huggingface_hub.ModelCard`]: ready for `.save(path)` or `.push_to_hub(repo_id)`; its metadata validates.
+        [`~huggingface_hub.ModelCard`]: ready for `.save(path)` or `.push_to_hub(repo_id)`; its metadata
+        validates.
 
     Example:
 

@@ -1,15 +1,16 @@
 """Tiny, download-free models for tests, examples and CPU smoke runs.
 
-[`train_tokenizer`] trains a byte-level BPE tokenizer in-process with the `tokenizers` library, with the special tokens
-and a chat template in the style of Qwen2.5 (`<|im_start|>role\\n...<|im_end|>`), so both plain-text and
-conversational rows work with trl's trainers. [`tiny_qwen2`] builds a randomly initialised
+[`train_tokenizer`] trains a byte-level BPE tokenizer in-process with the `tokenizers` library, with the
+special tokens and a chat template in the style of Qwen2.5 (`<|im_start|>role\\n...<|im_end|>`), so both
+plain-text and conversational rows work with trl's trainers. [`tiny_qwen2`] builds a randomly initialised
 [`~transformers.Qwen2ForCausalLM`] from a config sized for that tokenizer.
 
 Example:
 
 ```python
 >>> from salv_trl.tiny import train_tokenizer, tiny_qwen2
->>> tokenizer = train_tokenizer(["module top(input a, output y); assign y = a; endmodule"] * 10, vocab_size=300)
+>>> tokenizer = train_tokenizer(["module top(input a, output y); assign y = a; endmodule"] * 10,
+vocab_size=300)
 >>> model = tiny_qwen2(tokenizer)
 >>> model.num_parameters() < 1_000_000
 True
@@ -28,12 +29,14 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
 
-# Qwen2.5's layout without its tool-calling branches. The `generation` block marks assistant tokens, so SFT with
+# Qwen2.5's layout without its tool-calling branches. The `generation` block marks assistant tokens, so SFT
+# with
 # `assistant_only_loss=True` works too.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"
-    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
+    "{{ '<|im_start|>assistant\\n' }}"
+    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}"
     "{{ '\\n' }}"
     "{% else %}"
     "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
@@ -43,12 +46,14 @@ CHAT_TEMPLATE = (
 )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 512, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 512, min_frequency: int = 2
+) -> PreTrainedTokenizerFast:
     """
     Train a byte-level BPE tokenizer on `texts`, in-process and without any download.
 
-    The tokenizer never produces unknown tokens (the 256 byte symbols are always in the vocabulary), adds no BOS, and
-    uses `<|im_end|>` as EOS and `<|endoftext|>` as padding, as Qwen2.5 instruct models do.
+    The tokenizer never produces unknown tokens (the 256 byte symbols are always in the vocabulary), adds no
+    BOS, and uses `<|im_end|>` as EOS and `<|endoftext|>` as padding, as Qwen2.5 instruct models do.
 
     Args:
         texts (`Iterable[str]`):
@@ -93,10 +98,11 @@ def tiny_qwen2(
     seed: int = 0,
 ) -> Qwen2ForCausalLM:
     """
-    Build a randomly initialised [`~transformers.Qwen2ForCausalLM`] for `tokenizer` from a config (no download).
+    Build a randomly initialised [`~transformers.Qwen2ForCausalLM`] for `tokenizer` from a config (no
+    download).
 
-    With the defaults and a 512-token vocabulary the model has about 0.1M parameters; it has the same module names as
-    Qwen2.5 (`q_proj`, ..., `down_proj`), so LoRA configs written for the real model apply to it.
+    With the defaults and a 512-token vocabulary the model has about 0.1M parameters; it has the same module
+    names as Qwen2.5 (`q_proj`, ..., `down_proj`), so LoRA configs written for the real model apply to it.
 
     Args:
         tokenizer ([`~transformers.PreTrainedTokenizerFast`]):
@@ -144,7 +150,8 @@ def tiny_qwen2(
 
 def tiny_preference_rows(n: int = 32, seed: int = 0, conversational: bool = False) -> list[dict]:
     """
-    A synthetic signal-aware preference set in the schema of salv-trl's pair datasets, for tests and CPU smoke runs.
+    A synthetic signal-aware preference set in the schema of salv-trl's pair datasets, for tests and CPU smoke
+    runs.
 
     Each row asks for a small module with two outputs; the chosen and the rejected completion differ in the
     expression of one output (the contrast signal), and `chosen_spans` / `rejected_spans` cover that output's
@@ -156,7 +163,8 @@ def tiny_preference_rows(n: int = 32, seed: int = 0, conversational: bool = Fals
         seed (`int`, *optional*, defaults to `0`):
             Seed of the random choices.
         conversational (`bool`, *optional*, defaults to `False`):
-            Whether prompt and completions are chat messages (`[{"role": ..., "content": ...}]`) instead of text.
+            Whether prompt and completions are chat messages (`[{"role": ..., "content": ...}]`) instead of
+            text.
 
     Returns:
         `list[dict]`: rows with `prompt`, `chosen`, `rejected`, `chosen_spans`, `rejected_spans`, `signals`,
@@ -171,10 +179,15 @@ def tiny_preference_rows(n: int = 32, seed: int = 0, conversational: bool = Fals
         width = rng.choice([1, 4, 8])
         good, bad = rng.sample(operators, 2)
         other = rng.choice(operators)
-        prompt = f"Write a Verilog module top_{index} with {width}-bit inputs a and b: y = a {good} b, z = a {other} b.\n"
+        prompt = (
+            f"Write a Verilog module top_{index} with {width}-bit inputs a and b: "
+            f"y = a {good} b, z = a {other} b.\n"
+        )
 
-        def completion(op: str) -> tuple[str, list[list[int]]]:
-            head = f"```verilog\nmodule top_{index}(input [{width - 1}:0] a, b, output [{width - 1}:0] y, z);\n"
+        def completion(op: str, index=index, width=width, other=other) -> tuple[str, list[list[int]]]:
+            head = (
+                f"```verilog\nmodule top_{index}(input [{width - 1}:0] a, b, output [{width - 1}:0] y, z);\n"
+            )
             line = f"  assign y = a {op} b;\n"
             tail = f"  assign z = a {other} b;\nendmodule\n```"
             return head + line + tail, [[len(head), len(head) + len(line)]]

@@ -1,4 +1,5 @@
-"""`accelerate launch recipes/dpo.py` on CPU: tiny assets, LoRA adapter, model card, kill -9 and resume, 2 processes."""
+"""`accelerate launch recipes/dpo.py` on CPU: tiny assets, LoRA adapter, model card, kill -9 and resume,
+2 processes."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_
 
 def dpo_command(tmp_path: Path, output: str, *extra: str, processes: int = 1) -> list[str]:
     return [
-        *ACCELERATE, "--cpu", "--num_processes", str(processes), "--num_machines", "1", "--mixed_precision", "no",
+        *ACCELERATE, "--cpu", "--num_processes", str(processes), "--num_machines", "1",
+        "--mixed_precision", "no",
         "--dynamo_backend", "no", "--main_process_port", str(29500 + os.getpid() % 1000 + processes),
         str(ROOT / "recipes" / "dpo.py"), "--config", str(TINY_CONFIG),
         "--model_name_or_path", str(tmp_path / "model"), "--dataset_name", str(tmp_path / "pairs"),
@@ -57,7 +59,11 @@ def test_tiny_config_builds_assets_trains_a_lora_adapter_and_renders_the_card(un
     assert weights and all("lora_" in name for name in weights)
     card = ModelCard.load(out / "README.md")
     assert card.data.library_name == "peft" and "salv" in card.data.tags
-    assert "2510.19296" in card.text and "| signal_mask | signal |" in card.text and "| lora_r | 8 |" in card.text
+    assert (
+        "2510.19296" in card.text
+        and "| signal_mask | signal |" in card.text
+        and "| lora_r | 8 |" in card.text
+    )
 
 
 def test_kill_9_then_resume_ends_with_the_same_adapter(uninterrupted):
@@ -73,14 +79,18 @@ def test_kill_9_then_resume_ends_with_the_same_adapter(uninterrupted):
     )
     try:
         deadline = time.monotonic() + 300
-        while not ((checkpoint / "trainer_state.json").is_file() and (checkpoint / "rng_state.pth").is_file()):
+        while not (
+            (checkpoint / "trainer_state.json").is_file() and (checkpoint / "rng_state.pth").is_file()
+        ):
             assert process.poll() is None, "the run ended before its first checkpoint"
             assert time.monotonic() < deadline, "no checkpoint after 300 s"
             time.sleep(0.05)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    assert not (tmp_path / "killed" / "adapter_model.safetensors").exists(), "killed after the end of training"
+    assert not (tmp_path / "killed" / "adapter_model.safetensors").exists(), (
+        "killed after the end of training"
+    )
 
     run(dpo_command(tmp_path, "killed", "--resume_from_checkpoint", str(checkpoint)))
     resumed, full = adapter(tmp_path / "killed"), adapter(tmp_path / "full")
@@ -98,10 +108,29 @@ def test_sft_recipe_on_the_chosen_completions(uninterrupted):
     config = ROOT / "recipes" / "tiny-qwen2" / "sft" / "config_cpu.yaml"
     run(
         [
-            *ACCELERATE, "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-            "--dynamo_backend", "no", str(ROOT / "recipes" / "sft.py"), "--config", str(config),
-            "--model_name_or_path", str(uninterrupted / "model"), "--dataset_name", str(uninterrupted / "pairs"),
-            "--output_dir", str(uninterrupted / "sft"), "--max_steps", "2", "--disable_tqdm", "true",
+            *ACCELERATE,
+            "--cpu",
+            "--num_processes",
+            "1",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            str(ROOT / "recipes" / "sft.py"),
+            "--config",
+            str(config),
+            "--model_name_or_path",
+            str(uninterrupted / "model"),
+            "--dataset_name",
+            str(uninterrupted / "pairs"),
+            "--output_dir",
+            str(uninterrupted / "sft"),
+            "--max_steps",
+            "2",
+            "--disable_tqdm",
+            "true",
         ]  # fmt: skip
     )
     card = ModelCard.load(uninterrupted / "sft" / "README.md")

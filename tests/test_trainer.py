@@ -21,7 +21,8 @@ torch.set_num_threads(1)
 
 ROWS = tiny_preference_rows(8)
 LOSS_TYPES = [
-    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot", "aot_unpaired",
+    "sigmoid", "hinge", "ipo", "exo_pair", "nca_pair", "robust", "bco_pair", "sppo_hard", "aot",
+    "aot_unpaired",
     "apo_zero", "apo_down", "discopop", "sft", "sigmoid_norm",
 ]  # fmt: skip
 
@@ -67,7 +68,7 @@ def batch_of(trainer, n=2):
 def char_ranges(tokenizer, ids):
     """Character range of each token, from decoding growing prefixes (independent of the offset mapping)."""
     ends = [len(tokenizer.decode(ids[: i + 1])) for i in range(len(ids))]
-    return list(zip([0] + ends[:-1], ends))
+    return list(zip([0] + ends[:-1], ends, strict=True))
 
 
 def expected_mask(tokenizer, example, side, spans_column, shift):
@@ -79,7 +80,8 @@ def expected_mask(tokenizer, example, side, spans_column, shift):
 
 
 def hidden_grad(trainer, batch):
-    """Gradient of the loss w.r.t. the final hidden states, the input of the (linear) LM head: position t is zero iff
+    """Gradient of the loss w.r.t. the final hidden states, the input of the (linear) LM head: position t is
+    zero iff
     the logits at t do not enter the loss."""
     model = trainer.model
     norm = (model.get_base_model() if hasattr(model, "get_base_model") else model).model.norm
@@ -113,7 +115,13 @@ def assert_grad_follows_mask(trainer, batch):
 def test_token_signal_mask_counts_every_overlapping_token():
     offsets = [(0, 3), (3, 6), (6, 6), (6, 9), (9, 12)]
     assert token_signal_mask(offsets, [[4, 5]], shift=0) == [0, 1, 0, 0, 0]  # a span inside one token
-    assert token_signal_mask(offsets, [[2, 7]], shift=0) == [1, 1, 1, 1, 0]  # edges inside tokens; (6, 6) is inside
+    assert token_signal_mask(offsets, [[2, 7]], shift=0) == [
+        1,
+        1,
+        1,
+        1,
+        0,
+    ]  # edges inside tokens; (6, 6) is inside
     assert token_signal_mask(offsets, [[3, 6]], shift=0) == [0, 1, 0, 0, 0]  # edges on token boundaries
     assert token_signal_mask(offsets, [[0, 1], [11, 12]], shift=0) == [1, 0, 0, 0, 1]
     assert token_signal_mask(offsets, [[5, 5]], shift=0) == [0] * 5  # an empty span covers nothing
@@ -129,12 +137,14 @@ def test_partial_spans_gradient_is_zero_outside_the_mask(tokenizer, tmp_path):
         assert example[f"{side}_signal_mask"] == expected
         assert 0 < sum(expected) < len(expected)
         # the flagged tokens spell the span's text (an `assign` line)
-        ids = [t for t, f in zip(example[f"{side}_ids"], expected) if f]
+        ids = [t for t, f in zip(example[f"{side}_ids"], expected, strict=True) if f]
         start, end = ROWS[0][column][0]
         assert ROWS[0][side][start:end].strip() in tokenizer.decode(ids)
     batch = batch_of(trainer)
     assert batch["completion_mask"].sum(dim=1).tolist() == [
-        sum(trainer.train_dataset[i][f"{side}_signal_mask"]) for side in ("chosen", "rejected") for i in range(2)
+        sum(trainer.train_dataset[i][f"{side}_signal_mask"])
+        for side in ("chosen", "rejected")
+        for i in range(2)
     ]
     assert (batch["completion_mask"].sum(dim=1) < batch["completion_tokens"]).all()
     assert_grad_follows_mask(trainer, batch)
@@ -171,7 +181,8 @@ def test_every_loss_type_keeps_gradient_inside_the_mask(tokenizer, tmp_path):
         trainer.loss_types, trainer.loss_weights = [loss_type], [1.0]
         trainer.model.zero_grad()
         if loss_type in ("aot", "aot_unpaired", "hinge", "sppo_hard"):
-            # these compare sorted/shifted log-ratios; with policy == reference some have zero gradient everywhere
+            # these compare sorted/shifted log-ratios; with policy == reference some have zero gradient
+            # everywhere
             with torch.no_grad():
                 for p in trainer.model.parameters():
                     p.add_(0.01 * torch.randn_like(p))
@@ -198,11 +209,15 @@ def test_span_edge_cases(tokenizer, tmp_path):
     assert trainer.signal_span_stats["train"].empty == 1 and len(trainer.train_dataset) == 2
     first, second = trainer.train_dataset[0], trainer.train_dataset[1]
     for side, column in (("chosen", "chosen_spans"), ("rejected", "rejected_spans")):
-        assert first[f"{side}_signal_mask"] == expected_mask(tokenizer, first, side, column, len(merged["prompt"]))
+        assert first[f"{side}_signal_mask"] == expected_mask(
+            tokenizer, first, side, column, len(merged["prompt"])
+        )
     assert sum(first["chosen_signal_mask"]) == 1 and first["chosen_signal_mask"][0] == 1
     assert "veri" in tokenizer.decode(first["chosen_ids"][:1])  # the boundary token moved into the completion
     assert sum(first["rejected_signal_mask"]) == 1
-    assert "assign" in tokenizer.decode([t for t, f in zip(first["rejected_ids"], first["rejected_signal_mask"]) if f])
+    assert "assign" in tokenizer.decode(
+        [t for t, f in zip(first["rejected_ids"], first["rejected_signal_mask"], strict=True) if f]
+    )
     # spans over the whole text: every completion token but the EOS trl appends
     assert second["chosen_signal_mask"] == [1] * (len(second["chosen_ids"]) - 1) + [0]
     assert second["chosen_ids"][-1] == tokenizer.eos_token_id
@@ -228,8 +243,10 @@ def test_truncation_at_max_length(tokenizer, tmp_path):
     assert_grad_follows_mask(trainer, batch)
 
     beyond = make_trainer(tokenizer, tmp_path, rows=[row, ROWS[1]], max_length=prompt_len + 3)
-    assert beyond.signal_span_stats["train"].truncated == 2 and len(beyond.train_dataset) == 0 or (
-        beyond.signal_span_stats["train"].truncated == 1 and len(beyond.train_dataset) == 1
+    assert (
+        beyond.signal_span_stats["train"].truncated == 2
+        and len(beyond.train_dataset) == 0
+        or (beyond.signal_span_stats["train"].truncated == 1 and len(beyond.train_dataset) == 1)
     )
     kept = make_trainer(tokenizer, tmp_path, rows=[row], max_length=prompt_len + 3, unmappable_rows="whole")
     assert kept.signal_span_stats["train"].truncated == 1
@@ -243,7 +260,10 @@ def test_chat_template_rows(tokenizer, tmp_path):
     rendered = tokenizer.apply_chat_template(rows[0]["prompt"] + rows[0]["chosen"], tokenize=False)
     shift = rendered.rindex(rows[0]["chosen"][0]["content"])
     assert example["chosen_signal_mask"] == expected_mask(tokenizer, example, "chosen", "chosen_spans", shift)
-    assert 0 < sum(example["chosen_signal_mask"]) and example["chosen_signal_mask"][-2:] == [0, 0]  # <|im_end|>\n
+    assert 0 < sum(example["chosen_signal_mask"]) and example["chosen_signal_mask"][-2:] == [
+        0,
+        0,
+    ]  # <|im_end|>\n
     assert_grad_follows_mask(trainer, batch_of(trainer))
 
 
@@ -278,9 +298,15 @@ def test_peft_reference_uses_the_mask_and_trains_only_the_adapter(tokenizer, tmp
 
 def test_gradient_accumulation_matches_a_large_batch(tokenizer, tmp_path):
     # SGD: Adam's normalisation would blow float noise in near-zero gradients up to learning-rate-sized steps
-    large = make_trainer(tokenizer, tmp_path / "a", per_device_train_batch_size=4, optim="sgd", learning_rate=0.1)
+    large = make_trainer(
+        tokenizer, tmp_path / "a", per_device_train_batch_size=4, optim="sgd", learning_rate=0.1
+    )
     accumulated = make_trainer(
-        tokenizer, tmp_path / "b", per_device_train_batch_size=2, gradient_accumulation_steps=2, optim="sgd",
+        tokenizer,
+        tmp_path / "b",
+        per_device_train_batch_size=2,
+        gradient_accumulation_steps=2,
+        optim="sgd",
         learning_rate=0.1,
     )
     large.train()

@@ -17,8 +17,14 @@ def test_card_with_results_has_model_index_and_table():
     )
     reloaded = ModelCard(str(card))  # parses and validates the metadata
     values = {(r.dataset_name, r.metric_type): r.metric_value for r in reloaded.data.eval_results}
-    assert values == {("RTLLM v1.1", "pass@1"): 62.6, ("RTLLM v1.1", "pass@5"): 72.4, ("VerilogEval v2", "pass@1"): 50.0}
-    assert reloaded.data.base_model == "Qwen/Qwen2.5-Coder-7B-Instruct" and reloaded.data.library_name == "peft"
+    assert values == {
+        ("RTLLM v1.1", "pass@1"): 62.6,
+        ("RTLLM v1.1", "pass@5"): 72.4,
+        ("VerilogEval v2", "pass@1"): 50.0,
+    }
+    assert (
+        reloaded.data.base_model == "Qwen/Qwen2.5-Coder-7B-Instruct" and reloaded.data.library_name == "peft"
+    )
     assert "| RTLLM v1.1 | 62.6 | 72.4 |" in card.text and "| VerilogEval v2 | 50.0 | – |" in card.text
     assert "ablation" in card.text and "arXiv:2510.19296" in card.text
 
@@ -26,5 +32,7 @@ def test_card_with_results_has_model_index_and_table():
 def test_card_without_results_or_hyperparameters():
     card = render_model_card("tiny", method="rejection-sampled SFT")
     assert card.data.eval_results is None and "model-index" not in str(card)
-    assert "Not evaluated yet" in card.text and "rejection sampling" in card.text and "DPO loss" not in card.text
+    assert (
+        "Not evaluated yet" in card.text and "rejection sampling" in card.text and "DPO loss" not in card.text
+    )
     assert card.data.library_name == "transformers"

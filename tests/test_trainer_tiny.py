@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from salv_trl.tiny import IM_END, train_tokenizer, tiny_qwen2
+from salv_trl.tiny import IM_END, tiny_qwen2, train_tokenizer
 
 CORPUS = ["module top(input a, output y); assign y = a; endmodule"] * 20 + ["Write a Verilog module."] * 5
 
@@ -25,6 +25,6 @@ def test_tiny_qwen2_is_small_deterministic_and_runs():
     tokenizer = train_tokenizer(CORPUS, vocab_size=300)
     model, again = tiny_qwen2(tokenizer), tiny_qwen2(tokenizer)
     assert model.num_parameters() < 1_000_000
-    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), again.parameters(), strict=True))
     out = model.generate(**tokenizer("module", return_tensors="pt"), max_new_tokens=4, do_sample=False)
     assert out.shape == (1, len(tokenizer("module")["input_ids"]) + 4)

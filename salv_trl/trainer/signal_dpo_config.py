@@ -16,40 +16,46 @@ class SignalAwareDPOConfig(DPOConfig):
     Configuration class for the [`SignalAwareDPOTrainer`].
 
     It adds to [`~trl.DPOConfig`] the parameters of signal-aware DPO (QiMeng-SALV, arXiv 2510.19296): the DPO
-    log-probabilities of the chosen and rejected completions are summed over the tokens that overlap the row's signal
-    spans only. Every other parameter, including `loss_type`, `beta`, `max_length` and `precompute_ref_log_probs`,
-    keeps its [`~trl.DPOConfig`] meaning.
+    log-probabilities of the chosen and rejected completions are summed over the tokens that overlap the row's
+    signal spans only. Every other parameter, including `loss_type`, `beta`, `max_length` and
+    `precompute_ref_log_probs`, keeps its [`~trl.DPOConfig`] meaning.
 
     Parameters:
         > Parameters that control the signal mask
 
         chosen_spans_column (`str`, *optional*, defaults to `"chosen_spans"`):
-            Dataset column with the `[start, end)` character offsets of the signal spans in the chosen completion (the
-            text of its single assistant message for conversational rows).
+            Dataset column with the `[start, end)` character offsets of the signal spans in the chosen
+            completion (the text of its single assistant message for conversational rows).
         rejected_spans_column (`str`, *optional*, defaults to `"rejected_spans"`):
             Same, for the rejected completion.
         signal_mask (`str`, *optional*, defaults to `"signal"`):
-            `"signal"`: the loss counts only the completion tokens that overlap a span. `"full"`: every completion token
-            counts, i.e. plain DPO on the same rows (rows are kept or dropped exactly as in `"signal"` mode), for
-            ablations.
+            `"signal"`: the loss counts only the completion tokens that overlap a span. `"full"`: every
+            completion token counts, i.e. plain DPO on the same rows (rows are kept or dropped exactly as in
+            `"signal"` mode), for ablations.
         unmappable_rows (`str`, *optional*, defaults to `"drop"`):
             What to do with a row whose chosen or rejected spans cover no token that survives truncation to
-            `max_length` (empty spans, or spans past the truncation point). `"drop"`: remove the row. `"whole"`: train
-            on its whole completions, as plain DPO would. Such rows are counted per dataset and logged.
+            `max_length` (empty spans, or spans past the truncation point). `"drop"`: remove the row.
+            `"whole"`: train on its whole completions, as plain DPO would. Such rows are counted per dataset
+            and logged.
     """
 
     chosen_spans_column: str = field(
         default="chosen_spans",
-        metadata={"help": "Column with the [start, end) character spans of the signal in the chosen completion."},
+        metadata={
+            "help": "Column with the [start, end) character spans of the signal in the chosen completion."
+        },
     )
     rejected_spans_column: str = field(
         default="rejected_spans",
-        metadata={"help": "Column with the [start, end) character spans of the signal in the rejected completion."},
+        metadata={
+            "help": "Column with the [start, end) character spans of the signal in the rejected completion."
+        },
     )
     signal_mask: str = field(
         default="signal",
         metadata={
-            "help": "'signal': the loss counts only completion tokens overlapping a span. 'full': all completion "
+            "help": "'signal': the loss counts only completion tokens overlapping a span. 'full': all "
+            "completion "
             "tokens (plain DPO on the same rows, for ablations).",
             "choices": list(SIGNAL_MASK_MODES),
         },

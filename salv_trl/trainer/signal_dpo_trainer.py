@@ -24,7 +24,8 @@ logger = logging.getLogger(__name__)
 CHOSEN_MASK = "chosen_signal_mask"
 REJECTED_MASK = "rejected_signal_mask"
 STATUS = "signal_status"
-# Batch key with the number of completion tokens before narrowing, for the token-share metric. It is removed before
+# Batch key with the number of completion tokens before narrowing, for the token-share metric. It is removed
+# before
 # any forward pass: extra batch keys would be handed to `model(**inputs)`.
 COMPLETION_TOKENS = "completion_tokens"
 
@@ -32,17 +33,17 @@ COMPLETION_TOKENS = "completion_tokens"
 @dataclass
 class DataCollatorForSignalAwarePreference(DataCollatorForPreference):
     """
-    Data collator for signal-aware preference data: [`~trl.trainer.dpo_trainer.DataCollatorForPreference`] whose
-    `completion_mask` is narrowed to the signal tokens.
+    Data collator for signal-aware preference data: [`~trl.trainer.dpo_trainer.DataCollatorForPreference`]
+    whose `completion_mask` is narrowed to the signal tokens.
 
     Besides `"prompt_ids"`, `"chosen_ids"` and `"rejected_ids"`, each example holds `"chosen_signal_mask"` and
-    `"rejected_signal_mask"`: one 0/1 flag per completion token (as written by
-    [`SignalAwareDPOTrainer`]'s dataset preparation). The returned `"completion_mask"` is the parent's mask times
-    these flags, truncated and padded the same way. [`~trl.DPOTrainer`] turns `completion_mask == 0` into label
-    `-100` for the policy, the reference model (a separate one, PEFT's adapter-disabled base, or the precomputed
-    reference log-probabilities alike), so narrowing it here restricts every log-probability of the loss at once.
-    `"completion_tokens"` holds each sequence's completion length before narrowing; the trainer removes it before the
-    forward pass.
+    `"rejected_signal_mask"`: one 0/1 flag per completion token (as written by [`SignalAwareDPOTrainer`]'s
+    dataset preparation). The returned `"completion_mask"` is the parent's mask times these flags, truncated
+    and padded the same way. [`~trl.DPOTrainer`] turns `completion_mask == 0` into label `-100` for the
+    policy, the reference model (a separate one, PEFT's adapter-disabled base, or the precomputed reference
+    log-probabilities alike), so narrowing it here restricts every log-probability of the loss at once.
+    `"completion_tokens"` holds each sequence's completion length before narrowing; the trainer removes it
+    before the forward pass.
 
     Examples:
     ```python
@@ -64,7 +65,11 @@ class DataCollatorForSignalAwarePreference(DataCollatorForPreference):
         flags = [[0] * len(ex["prompt_ids"]) + list(ex[CHOSEN_MASK]) for ex in examples]
         flags += [[0] * len(ex["prompt_ids"]) + list(ex[REJECTED_MASK]) for ex in examples]
         if self.max_length is not None:  # the parent validated `truncation_mode`
-            keep = slice(None, self.max_length) if self.truncation_mode == "keep_start" else slice(-self.max_length, None)
+            keep = (
+                slice(None, self.max_length)
+                if self.truncation_mode == "keep_start"
+                else slice(-self.max_length, None)
+            )
             flags = [f[keep] for f in flags]
         completion_mask = output["completion_mask"]
         signal = torch.zeros_like(completion_mask)
@@ -102,8 +107,8 @@ def token_signal_mask(offsets: list[tuple[int, int]], spans: list[list[int]], sh
             Position of the completion's first character in the tokenized text.
 
     Returns:
-        `list[int]`: 1 for a token that shares at least one character with a span (a span edge inside a token counts
-        the whole token), else 0.
+        `list[int]`: 1 for a token that shares at least one character with a span (a span edge inside a token
+        counts the whole token), else 0.
     """
     if not spans or not offsets:
         return [0] * len(offsets)
@@ -119,7 +124,8 @@ def _check_spans(spans: Any, length: int, column: str) -> list[list[int]]:
     for span in spans:
         if len(span) != 2 or not 0 <= span[0] <= span[1] <= length:
             raise ValueError(
-                f"`{column}` must hold [start, end) character offsets with 0 <= start <= end <= {length} (the "
+                f"`{column}` must hold [start, end) character offsets with 0 <= start <= end <= {length} "
+                "(the "
                 f"completion's length), got {span}."
             )
     return spans
@@ -128,28 +134,33 @@ def _check_spans(spans: Any, length: int, column: str) -> list[list[int]]:
 def _texts_with_offsets(
     tokenizer: PreTrainedTokenizerBase, batch: dict[str, list], side: str
 ) -> tuple[list[str], list[int], list[int], bool]:
-    """The prompt + completion texts trl tokenizes, the position of each completion (the text its spans index) in
+    """The prompt + completion texts trl tokenizes, the position of each completion (the text its spans index)
+    in
     them, the completions' lengths, and whether the texts come from a chat template."""
     first = {key: values[0] for key, values in batch.items()}
     if not is_conversational(first):
-        texts = [prompt + completion for prompt, completion in zip(batch["prompt"], batch[side])]
+        texts = [prompt + completion for prompt, completion in zip(batch["prompt"], batch[side], strict=True)]
         return texts, [len(prompt) for prompt in batch["prompt"]], [len(c) for c in batch[side]], False
     texts, shifts, lengths = [], [], []
-    for index, (prompt, completion) in enumerate(zip(batch["prompt"], batch[side])):
+    for index, (prompt, completion) in enumerate(zip(batch["prompt"], batch[side], strict=True)):
         if len(completion) != 1:
             raise ValueError(
-                f"Conversational `{side}` completions must be a single assistant message for their spans to index "
+                f"Conversational `{side}` completions must be a single assistant message for their spans to "
+                "index "
                 f"it, got {len(completion)} messages."
             )
         content = completion[0]["content"]
         tools = batch["tools"][index] if "tools" in batch else None
         kwargs = batch["chat_template_kwargs"][index] if "chat_template_kwargs" in batch else None
-        text = tokenizer.apply_chat_template(prompt + completion, tokenize=False, tools=tools, **(kwargs or {}))
+        text = tokenizer.apply_chat_template(
+            prompt + completion, tokenize=False, tools=tools, **(kwargs or {})
+        )
         # The completion is the last message, so its content is the last occurrence of its text
         start = text.rfind(content)
         if start < 0:
             raise ValueError(
-                "The chat template changes the text of the completion (e.g. strips it), so the character spans "
+                "The chat template changes the text of the completion (e.g. strips it), so the character "
+                "spans "
                 f"cannot be placed in the rendered conversation: {content[:80]!r}"
             )
         texts.append(text)
@@ -161,7 +172,8 @@ def _texts_with_offsets(
 def _add_signal_masks(
     batch: dict[str, list], tokenizer: PreTrainedTokenizerBase, args: SignalAwareDPOConfig
 ) -> dict[str, list]:
-    """Batched dataset `map` function: token flags of the signal spans for the chosen and rejected completions."""
+    """Batched dataset `map` function: token flags of the signal spans for the chosen and rejected
+    completions."""
     rows = len(batch["prompt_ids"])
     output: dict[str, list] = {CHOSEN_MASK: [], REJECTED_MASK: []}
     status = ["ok"] * rows
@@ -170,16 +182,19 @@ def _add_signal_masks(
         ("rejected", args.rejected_spans_column, REJECTED_MASK),
     ):
         texts, shifts, lengths, chat = _texts_with_offsets(tokenizer, batch, side)
-        # `_tokenize` calls the tokenizer on plain text, and `apply_chat_template` tokenizes without special tokens
+        # `_tokenize` calls the tokenizer on plain text, and `apply_chat_template` tokenizes without special
+        # tokens
         encoding = tokenizer(text=texts, return_offsets_mapping=True, add_special_tokens=not chat)
         for row in range(rows):
             prompt_ids, completion_ids = batch["prompt_ids"][row], batch[f"{side}_ids"][row]
             n_prompt = len(prompt_ids)
-            # trl moves tokens that merge across the prompt/completion boundary into the completion; only the very
+            # trl moves tokens that merge across the prompt/completion boundary into the completion; only the
+            # very
             # same tokenization gives the right offsets
             if encoding["input_ids"][row] != list(prompt_ids) + list(completion_ids):
                 raise ValueError(
-                    f"Re-tokenizing the {side} completion with offsets did not reproduce trl's token ids; the signal "
+                    f"Re-tokenizing the {side} completion with offsets did not reproduce trl's token ids; "
+                    "the signal "
                     "mask cannot be aligned with the tokens trained on."
                 )
             spans = _check_spans(batch[column][row], lengths[row], column)
@@ -206,31 +221,34 @@ class SignalAwareDPOTrainer(DPOTrainer):
     Trainer for signal-aware Direct Preference Optimization, the training method of [QiMeng-SALV: Signal-Aware
     Learning for Verilog Code Generation](https://huggingface.co/papers/2510.19296).
 
-    The DPO log-probabilities of the chosen and rejected completions are summed only over the tokens that overlap the
-    row's signal spans (`chosen_spans` / `rejected_spans`: `[start, end)` character offsets into the completions, e.g.
-    the backward slice of one output signal that is correct in the chosen module and wrong in the rejected one). The
-    trainer knows character spans, not Verilog: any preference dataset with span columns works.
+    The DPO log-probabilities of the chosen and rejected completions are summed only over the tokens that
+    overlap the row's signal spans (`chosen_spans` / `rejected_spans`: `[start, end)` character offsets into
+    the completions, e.g. the backward slice of one output signal that is correct in the chosen module and
+    wrong in the rejected one). The trainer knows character spans, not Verilog: any preference dataset with
+    span columns works.
 
-    How it works: dataset preparation tokenizes the rows exactly as [`~trl.DPOTrainer`] does, then re-tokenizes
-    prompt + completion with character offsets (plain text, or the conversation rendered by the chat template),
-    checks that the ids are identical, and stores one 0/1 flag per completion token (`chosen_signal_mask`,
-    `rejected_signal_mask`). [`DataCollatorForSignalAwarePreference`] narrows `completion_mask` with those flags, so
-    the policy, the reference model and the precomputed reference log-probabilities are all restricted the same way,
-    for every `loss_type`. Tokens added around the completion (the EOS of plain-text rows, the chat template's
-    end-of-turn) lie outside every span. Rows whose spans cover no token that survives truncation are dropped or
-    trained whole (`unmappable_rows`), and counted in `signal_span_stats`. The share of completion tokens kept is
-    logged as `signal/chosen_token_share` and `signal/rejected_token_share`.
+    How it works: dataset preparation tokenizes the rows exactly as [`~trl.DPOTrainer`] does, then
+    re-tokenizes prompt + completion with character offsets (plain text, or the conversation rendered by the
+    chat template), checks that the ids are identical, and stores one 0/1 flag per completion token
+    (`chosen_signal_mask`, `rejected_signal_mask`). [`DataCollatorForSignalAwarePreference`] narrows
+    `completion_mask` with those flags, so the policy, the reference model and the precomputed reference
+    log-probabilities are all restricted the same way, for every `loss_type`. Tokens added around the
+    completion (the EOS of plain-text rows, the chat template's end-of-turn) lie outside every span. Rows
+    whose spans cover no token that survives truncation are dropped or trained whole (`unmappable_rows`), and
+    counted in `signal_span_stats`. The share of completion tokens kept is logged as
+    `signal/chosen_token_share` and `signal/rejected_token_share`.
 
     Args:
-        model, ref_model, train_dataset, eval_dataset, processing_class, compute_metrics, callbacks, optimizers,
-        quantization_config, peft_config:
-            As in [`~trl.DPOTrainer`]. The datasets also need the span columns named in `args`. `processing_class`
-            must be a fast tokenizer (character offsets); processors of vision models are not supported.
+        model, ref_model, train_dataset, eval_dataset, processing_class, compute_metrics, callbacks,
+        optimizers, quantization_config, peft_config:
+            As in [`~trl.DPOTrainer`]. The datasets also need the span columns named in `args`.
+            `processing_class` must be a fast tokenizer (character offsets); processors of vision models are
+            not supported.
         args ([`SignalAwareDPOConfig`], *optional*):
             Training configuration. Defaults to `SignalAwareDPOConfig("<model name>-SALV")`.
         data_collator (`DataCollatorForSignalAwarePreference`, *optional*):
-            Defaults to one built from `args` and the tokenizer's padding token. Another collator is refused: it
-            would silently train on whole completions.
+            Defaults to one built from `args` and the tokenizer's padding token. Another collator is refused:
+            it would silently train on whole completions.
 
     Example:
 
@@ -258,7 +276,8 @@ class SignalAwareDPOTrainer(DPOTrainer):
         "title": "QiMeng-SALV: Signal-Aware Learning for Verilog Code Generation",
         "id": "2510.19296",
         "citation": (
-            "@article{salv2025,\n    title   = {{QiMeng-SALV: Signal-Aware Learning for Verilog Code Generation}},\n"
+            "@article{salv2025,\n"
+            "    title   = {{QiMeng-SALV: Signal-Aware Learning for Verilog Code Generation}},\n"
             "    journal = {arXiv preprint arXiv:2510.19296},\n    year    = {2025}\n}"
         ),
     }
@@ -290,7 +309,9 @@ class SignalAwareDPOTrainer(DPOTrainer):
                 trust_remote_code=args.trust_remote_code,
             )
         if not isinstance(processing_class, PreTrainedTokenizerBase) or not processing_class.is_fast:
-            raise TypeError("`processing_class` must be a fast tokenizer: the spans are mapped with character offsets.")
+            raise TypeError(
+                "`processing_class` must be a fast tokenizer: the spans are mapped with character offsets."
+            )
         if data_collator is None:
             if args.pad_token is not None:
                 processing_class.pad_token = args.pad_token
@@ -304,7 +325,8 @@ class SignalAwareDPOTrainer(DPOTrainer):
             )
         elif not isinstance(data_collator, DataCollatorForSignalAwarePreference):
             raise TypeError(
-                "`data_collator` must be a `DataCollatorForSignalAwarePreference`; another collator would ignore the "
+                "`data_collator` must be a `DataCollatorForSignalAwarePreference`; another collator would "
+                "ignore the "
                 "signal masks and train on whole completions."
             )
         self.signal_span_stats: dict[str, SignalSpanStats] = {}
@@ -338,15 +360,23 @@ class SignalAwareDPOTrainer(DPOTrainer):
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         map_kwargs: dict[str, Any] = {}
         if isinstance(dataset, Dataset):  # IterableDataset takes neither `num_proc` nor `desc`
-            map_kwargs = {"num_proc": args.dataset_num_proc, "desc": f"Mapping signal spans of {dataset_name} dataset"}
+            map_kwargs = {
+                "num_proc": args.dataset_num_proc,
+                "desc": f"Mapping signal spans of {dataset_name} dataset",
+            }
         with global_then_local_main_first():
             dataset = dataset.map(
-                _add_signal_masks, fn_kwargs={"tokenizer": processing_class, "args": args}, batched=True, **map_kwargs
+                _add_signal_masks,
+                fn_kwargs={"tokenizer": processing_class, "args": args},
+                batched=True,
+                **map_kwargs,
             )
             unmappable = True  # unknown for an IterableDataset, which is filtered lazily
             if isinstance(dataset, Dataset):
                 counts = Counter(dataset[STATUS])
-                stats = SignalSpanStats(len(dataset), counts["empty"], counts["truncated"], args.unmappable_rows)
+                stats = SignalSpanStats(
+                    len(dataset), counts["empty"], counts["truncated"], args.unmappable_rows
+                )
                 self.signal_span_stats[dataset_name] = stats
                 (logger.warning if stats.unmappable else logger.info)(
                     "Signal spans of the %s dataset: %s", dataset_name, asdict(stats)
@@ -376,7 +406,10 @@ class SignalAwareDPOTrainer(DPOTrainer):
         signal_tokens = inputs["completion_mask"].sum(dim=1)
         counts = torch.stack([t.sum() for t in (*signal_tokens.chunk(2), *completion_tokens.chunk(2))])
         signal_chosen, signal_rejected, total_chosen, total_rejected = (
-            self.accelerator.gather_for_metrics(counts.to(self.accelerator.device)).view(-1, 4).sum(dim=0).tolist()
+            self.accelerator.gather_for_metrics(counts.to(self.accelerator.device))
+            .view(-1, 4)
+            .sum(dim=0)
+            .tolist()
         )
         self._metrics[mode]["signal/chosen_token_share"].append(signal_chosen / max(total_chosen, 1))
         self._metrics[mode]["signal/rejected_token_share"].append(signal_rejected / max(total_rejected, 1))
@@ -389,9 +422,9 @@ class SignalAwareDPOTrainer(DPOTrainer):
         tags: str | list[str] | None = None,
     ):
         """
-        Write `README.md` in `output_dir`: the salv-trl model card (top-level `model_card.md`), filled with the base
-        model, the dataset, the method and this run's hyperparameters. Called on every checkpoint, by `push_to_hub`,
-        and by the recipes after `save_model`.
+        Write `README.md` in `output_dir`: the salv-trl model card (top-level `model_card.md`), filled with
+        the base model, the dataset, the method and this run's hyperparameters. Called on every checkpoint, by
+        `push_to_hub`, and by the recipes after `save_model`.
 
         Args:
             model_name (`str`, *optional*):
@@ -408,7 +441,9 @@ class SignalAwareDPOTrainer(DPOTrainer):
         tags = [tags] if isinstance(tags, str) else list(tags or [])
         base_model = get_config_model_id(self.model.config)
         card = render_model_card(
-            model_name=model_name or self.hub_model_id or os.path.basename(os.path.normpath(self.args.output_dir)),
+            model_name=model_name
+            or self.hub_model_id
+            or os.path.basename(os.path.normpath(self.args.output_dir)),
             base_model=base_model if base_model and not os.path.isdir(base_model) else None,
             datasets=[dataset_name] if dataset_name else None,
             hyperparameters=training_hyperparameters(self.args, self.model),
