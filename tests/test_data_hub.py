@@ -95,6 +95,9 @@ def test_round_trip_of_all_configs(folder, tmp_path):
     rollouts = _load(folder, "rollouts", tmp_path)
     assert rollouts[3]["code_offset"] is None and rollouts[0]["slices"][1]["core_spans"] == [[78, 93]]
     pairs = _load(folder, "pairs", tmp_path)
+    # A stage re-run in the same folder: load_dataset (same cache) sees the new rows, not its cached copy.
+    save_config(pairs.select([0]), folder, "pairs")
+    assert len(_load(folder, "pairs", tmp_path)) == 1
     assert sorted(pairs["kind"]) == ["no_code", "signal"] and pairs.features == PAIR_FEATURES
 
 
@@ -105,6 +108,8 @@ def test_card_is_generated_from_the_data_and_validates(folder):
     assert [c["config_name"] for c in data["configs"]] == list(CONFIGS)
     assert data["configs"][2]["data_files"] == [{"split": "train", "path": "pairs/train-*"}]
     assert data["size_categories"] == ["n<1K"] and "verilog" in data["tags"]
+    sizes = {info["config_name"]: info["splits"][0]["num_examples"] for info in data["dataset_info"]}
+    assert sizes == {"tasks": 1, "rollouts": 4, "pairs": 2}
     # The YAML round-trips through huggingface_hub's card classes unchanged.
     assert DatasetCard(str(card)).data.to_dict() == data
     text = card.text

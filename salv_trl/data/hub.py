@@ -26,7 +26,8 @@ from statistics import mean
 from typing import Any
 
 import pyarrow.parquet as pq
-from datasets import Dataset, load_dataset
+from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo, load_dataset
+from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
 __all__ = [
@@ -197,6 +198,17 @@ def render_card(folder: str | os.PathLike, repo_id: str | None = None) -> Datase
         ],
         license=info.get("license"),
     )
+    # Sizes per config, as push_to_hub records them. They also key datasets' cache of a local folder: without
+    # them, `load_dataset(folder, config)` after a stage re-ran in the same folder could return the old rows.
+    sizes = DatasetInfosDict()
+    for config, dataset in data.items():
+        nbytes, download_size = dataset.data.nbytes, config_file(folder, config).stat().st_size
+        splits = SplitDict()
+        splits.add(SplitInfo(name=_SPLIT, num_bytes=nbytes, num_examples=len(dataset)))
+        sizes[config] = DatasetInfo(
+            features=dataset.features, splits=splits, download_size=download_size, dataset_size=nbytes
+        )
+    sizes.to_dataset_card_data(card_data)
     name = repo_id or "<this repository>"
     body = [
         "# Signal-aware Verilog preference data",
