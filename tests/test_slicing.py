@@ -105,8 +105,11 @@ module two(input a, b, clk, output x, output reg y);
 endmodule""",
         "top",
         {
-            "o1": (["two u", "module two", "assign o1 = p;"], ["assign o2"]),
-            "o2": (["two u", "module two", "assign o2 = ~q;"], ["assign o1"]),
+            "o1": (["two u", "module two", "assign o1 = p;", "assign x = ~a;"], ["assign o2", "y <= b"]),
+            "o2": (
+                ["two u", "module two", "assign o2 = ~q;", "always @(posedge clk) y <= b;"],
+                ["assign o1", "assign x"],
+            ),
         },
     ),
     "ordered_connections_and_param_override": (
@@ -387,6 +390,16 @@ def test_child_port_dependencies_are_precise():
     slices = slice_signals(text, top)
     assert slices["o1"].depends_on == ("i1", "p")
     assert slices["o2"].depends_on == ("clk", "i2", "q")
+    core = "".join(text[s:e] for s, e in slices["o1"].core_spans)
+    assert "assign x = ~a;" in core and "y <= b" not in core
+
+
+def test_child_used_for_two_ports_keeps_both_slices():
+    text = CASES["submodule_sliced_through_ports"][0]
+    text = text.replace("assign o2 = ~q;", "assign o2 = ~q;\n  assign o3 = p ^ q;")
+    text = text.replace("output o2);", "output o2, output o3);")
+    rendered = slice_signals(text, "top")["o3"].render()
+    assert "assign x = ~a;" in rendered and "y <= b;" in rendered and "assign o2" not in rendered
 
 
 def test_over_approximations_are_warned():

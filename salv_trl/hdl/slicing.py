@@ -21,7 +21,8 @@ of the enclosing `case`, loop headers), a continuous assignment, a declaration, 
 task.
 Starting from the output, every unit that drives a needed name is kept and the names it reads become needed;
 the declarations of every name a kept unit mentions are kept too. Instances are sliced through the child
-module's ports: an output connection needs only the inputs that the child's own slice of that port reads.
+module's ports: an output connection needs only the inputs that the child's own slice of that port reads,
+and the child module itself is reduced to the union of the slices of the ports the parent needs.
 
 Precision is by name: a bit or part select of a vector counts as the whole vector, and functions, tasks,
 `` ` ``-macro expanded items, gates and instances of modules outside the text count as whole units. That
@@ -117,7 +118,7 @@ class SignalSlice:
         output: the output port's name.
         core_spans: `[start, end)` character spans of what drives this output specifically: the kept
             statements with their control skeleton, continuous assignments, initialised declarations,
-            instances and the child modules they use.
+            instances, and the slices of the child modules they instantiate.
         spans: `core_spans` plus the shared interface: module header and port list, port and other used
             declarations, parameters, `endmodule`, and the `` `define `` directives used; sorted, disjoint.
         depends_on: the declared names (ports, signals, parameters, functions) the output depends on,
@@ -159,6 +160,7 @@ class _Unit:
     root: _Element | None = None  # a control-flow statement is kept when its procedural block is
     warning: str | None = None
     instance_of: str | None = None
+    child_ports: dict[str, frozenset[str]] = field(default_factory=dict)  # written name -> child output ports
 
 
 @dataclass(eq=False)
@@ -480,6 +482,7 @@ class _Module:
                     parameters |= frozenset(self.ids_of(assignment.expr))
         dependencies = self.slicer.port_dependencies(name)
         drives: dict[str, set[str]] = {}
+        written_ports: dict[str, set[str]] = {}
         names: set[str] = set(parameters)
         warning = None
         for instance in syntax_nodes(node.instances):
@@ -516,6 +519,7 @@ class _Module:
                     reads |= ids - set(bases)  # index expressions of the output connection
                 for base in bases:
                     drives.setdefault(base, set()).update(reads | parameters | dimension_ids | context)
+                    written_ports.setdefault(base, set()).add(port)
         if dependencies is None:
             warning = (
                 f"instance of {name} at {self._where(start)}: module not in the text (or recursive), "
@@ -529,6 +533,7 @@ class _Module:
             needs=parameters | context,
             warning=warning,
             instance_of=name,
+            child_ports={base: frozenset(ports) for base, ports in written_ports.items()},
         )
 
     def _gate(self, node, context: frozenset[str]) -> _Unit:
@@ -744,13 +749,23 @@ def _slice_all(source: Source, top: str | None) -> dict[str, SignalSlice]:
             continue
         kept, needed = module.closure(output)
         edits, core = module.edits(kept)
-        children = _needed_modules(slicer, kept)
-        module_edits = []
-        for name, syntax in slicer.syntax.items():
-            if name != chosen.name and name not in children:
-                start, end = source.span(syntax.node)
-                module_edits.append(_removal(text, start, end))
-        child_spans = [source.span(slicer.syntax[name].node) for name in children]
+        children = _child_slices(slicer, kept, needed)
+        child_spans, warnings = [], module.warnings(kept)
+        for name, child_kept in children.items():
+            child = slicer.modules.get(name)
+            start, end = source.span(slicer.syntax[name].node)
+            if child_kept is None or child is None:  # kept whole
+                child_spans.append((start, end))
+                continue
+            child_edits, _ = child.edits(child_kept)
+            edits += child_edits
+            child_spans += _subtract([(start, end)], child_edits, text)
+            warnings += child.warnings(child_kept)
+        module_edits = [
+            _removal(text, *source.span(syntax.node))
+            for name, syntax in slicer.syntax.items()
+            if name != chosen.name and name not in children
+        ]
         all_edits = sorted(edits + module_edits)
         kept_spans = _subtract([(module.start, module.end)] + child_spans, edits, text)
         slices[output] = SignalSlice(
@@ -759,7 +774,7 @@ def _slice_all(source: Source, top: str | None) -> dict[str, SignalSlice]:
             spans=_subtract(kept_spans + _used_macros(text, kept_spans), [], text),
             depends_on=tuple(sorted((needed - {output}) & module.declared)),
             warnings=common_warnings
-            + module.warnings(kept)
+            + list(dict.fromkeys(warnings))
             + ([] if output in module.drivers else [f"output {output} is never driven in {chosen.name}"]),
             text=text,
             edits=tuple(all_edits),
@@ -789,17 +804,39 @@ def _used_macros(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int
     return found
 
 
-def _needed_modules(slicer: _Slicer, kept: set[_Unit]) -> set[str]:
-    """Modules of the text instantiated by kept units, transitively (child modules are kept whole)."""
-    pending = [unit.instance_of for unit in kept if unit.instance_of in slicer.syntax]
-    needed: set[str] = set()
+def _child_slices(slicer: _Slicer, kept: set[_Unit], needed: set[str]) -> dict[str, set[_Unit] | None]:
+    """The kept units of each module of the text that the slice instantiates, transitively: the union of the
+    slices of the child output ports whose connections are needed. None: kept whole (recursive modules)."""
+    wanted: dict[str, set[str]] = {}
+    result: dict[str, set[_Unit] | None] = {}
+    pending = [(kept, needed)]
     while pending:
-        name = pending.pop()
-        if name in needed:
-            continue
-        needed.add(name)
-        pending += [child for child in slicer.syntax[name].instantiated if child in slicer.syntax]
-    return needed
+        parent_kept, parent_needed = pending.pop()
+        for unit in parent_kept:
+            name = unit.instance_of
+            if name not in slicer.syntax:
+                continue
+            ports = {
+                port for base in unit.child_ports if base in parent_needed for port in unit.child_ports[base]
+            }
+            if name in result and (result[name] is None or ports <= wanted[name]):
+                continue
+            wanted[name] = wanted.get(name, set()) | ports
+            child = slicer.module(name)
+            assert child is not None  # the name is a module of the text
+            if slicer.port_dependencies(name) is None:  # instantiated recursively: kept whole
+                result[name] = None
+                pending.append((set(child.units), set(child.declared)))
+                continue
+            child_kept: set[_Unit] = set()
+            child_needed: set[str] = set()
+            for port in sorted(wanted[name]):
+                port_kept, port_needed = child.closure(port)
+                child_kept |= port_kept
+                child_needed |= port_needed
+            result[name] = child_kept
+            pending.append((child_kept, child_needed))
+    return result
 
 
 def _removal(text: str, start: int, end: int) -> tuple[int, int, str]:
