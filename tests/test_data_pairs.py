@@ -126,3 +126,19 @@ def test_merge_spans_and_mask_share():
     tokenizer = train_tokenizer(["abcde fghij"] * 10, vocab_size=300)
     tokens = mask_share([pair], tokenizer)
     assert tokens["unit"].startswith("tokens") and 0 < tokens["chosen"] < 1 and tokens["rejected"] == 0
+
+
+def test_pairs_stage_without_pairs_writes_an_empty_config(tmp_path):
+    from datasets import Dataset
+
+    from salv_trl.data.hub import load_config, save_config
+    from salv_trl.data.pairs import PAIR_FEATURES
+    from salv_trl.data.rollouts import VERIFIED_ROLLOUT_FEATURES
+    from salv_trl.data.stages import pairs_stage
+
+    rollouts = [ROLLOUTS[3], ROLLOUTS[5]]  # a compile error and a completion without code: nothing to pair
+    save_config(Dataset.from_list(rollouts, features=VERIFIED_ROLLOUT_FEATURES), tmp_path, "rollouts")
+    assert len(pairs_stage(tmp_path, PairOptions(), progress=False)) == 0
+    empty = load_config(tmp_path, "pairs")
+    assert len(empty) == 0 and empty.features == PAIR_FEATURES
+    assert "0 pairs from 0 tasks" in (tmp_path / "README.md").read_text()

@@ -49,10 +49,19 @@ def compact(
     missing = [key for key in order if key not in rows]
     if missing:
         raise RuntimeError(f"{len(missing)} rows missing from {store.directory}, e.g. {missing[0]}")
-    dataset = Dataset.from_list([rows[key] for key in order], features=features)
+    dataset = _dataset([rows[key] for key in order], features)
     save_config(dataset, folder, config)
     store.clear()
+    if not any(store.directory.parent.iterdir()):  # the folder's `.work/`, once no stage has shards left
+        store.directory.parent.rmdir()
     return dataset
+
+
+def _dataset(rows: list[dict], features: Features) -> Dataset:
+    """Rows as a Dataset with `features`, also when there are none (from_list([]) would have no columns)."""
+    if not rows:
+        return Dataset.from_dict({name: [] for name in features}, features=features)
+    return Dataset.from_list(rows, features=features)
 
 
 def save_tasks(tasks: Dataset, folder: str | os.PathLike, source: str) -> None:
@@ -176,7 +185,7 @@ def pairs_stage(
             f"the rollouts of {folder} are not verified yet: run `salv-trl verify --dataset {folder}`"
         )
     pairs = build_pairs(tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options)
-    dataset = Dataset.from_list(pairs, features=PAIR_FEATURES)
+    dataset = _dataset(pairs, PAIR_FEATURES)
     # Whole-sequence pairs are trivially 100% masked in; the share that says something is that of signal
     # pairs.
     signal_pairs = [p for p in pairs if p["kind"] == "signal"]
