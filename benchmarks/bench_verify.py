@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--per-reference", type=int, default=8)
     parser.add_argument("--vectors", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=os.cpu_count())
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="default: the engine's")
     parser.add_argument("--timeout", type=float, default=2.0, help="per simulator step (the original release: 1 s)")
     args = parser.parse_args()
     if not reference_designs():

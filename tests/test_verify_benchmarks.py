@@ -62,7 +62,7 @@ def test_mutants_are_flagged_on_exactly_their_output():
 
 
 def test_random_and_given_testbenches_agree_on_verilogeval_v2():
-    """VerilogEval v2 references pass their own testbench, and on references plus up to two mutants per problem
+    """VerilogEval v2 references pass their own testbench, and on references plus one mutant per problem
     the random testbench (1000 vectors) and the benchmark's testbench agree on pass/fail for >= 98%."""
     candidates = []
     for design in reference_designs():
@@ -70,10 +70,11 @@ def test_random_and_given_testbenches_agree_on_verilogeval_v2():
             continue
         testbench = _ve2_testbench(design)
         candidates.append((design, testbench, design.text))
-        candidates += [(design, testbench, m.text) for m in mutants(design.text, design.top, per_output=1)[:2]]
-    ours = verify_many([VerifyJob(c, d.text, top=d.top) for d, _, c in candidates], progress=False)
+        candidates += [(design, testbench, m.text) for m in mutants(design.text, design.top, per_output=1)[:1]]
+    # Generous timeouts: Prob144_conwaylife alone simulates for ~8 s (ours) and ~28 s (its own testbench).
+    ours = verify_many([VerifyJob(c, d.text, top=d.top) for d, _, c in candidates], progress=False, timeout=60)
     theirs = verify_many([VerifyJob(c, d.text, testbench=t, top="TopModule") for d, t, c in candidates],
-                         progress=False)  # fmt: skip
+                         progress=False, timeout=60)  # fmt: skip
     references = [v for (d, _, c), v in zip(candidates, theirs) if c == d.text]
     assert all(v.passed for v in references), [v.detail[:200] for v in references if not v.passed]
     agree = sum(a.passed == b.passed for a, b in zip(ours, theirs))

@@ -173,7 +173,7 @@ def verify_many(
 
     Args:
         jobs: the verification jobs.
-        workers: worker processes (None: all cores; 1: in this process).
+        workers: worker processes (None: twice the cores, as compile and run are latency-bound; 1: in this process).
         progress: show a tqdm progress bar.
         batch_size: most candidates simulated in one compile + run (1: one simulation per candidate).
         timeout: wall-clock seconds for each simulator step.
@@ -183,7 +183,8 @@ def verify_many(
     """
     from tqdm.auto import tqdm
 
-    workers = workers or os.cpu_count() or 1
+    # Twice the cores: the simulators spend much of their wall time waiting on their own sub-processes.
+    workers = workers or 2 * (os.cpu_count() or 1)
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
         groups.setdefault(job.group_key(), []).append(index)
