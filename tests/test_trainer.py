@@ -328,3 +328,19 @@ def test_refuses_a_collator_that_would_ignore_the_mask(tokenizer, tmp_path):
             processing_class=tokenizer,
         )
     assert isinstance(make_trainer(tokenizer, tmp_path).data_collator, DataCollatorForSignalAwarePreference)
+
+
+def test_iterable_dataset_is_filtered_lazily(tokenizer, tmp_path):
+    rows = ROWS + [dict(ROWS[0], chosen_spans=[], task_id="empty")]
+    trainer = SignalAwareDPOTrainer(
+        model=tiny_qwen2(tokenizer),
+        ref_model=tiny_qwen2(tokenizer),
+        args=make_args(tmp_path, max_steps=1),
+        train_dataset=Dataset.from_list(rows).to_iterable_dataset(),
+        processing_class=tokenizer,
+    )
+    prepared = list(trainer.train_dataset)
+    assert [row["task_id"] for row in prepared] == [row["task_id"] for row in ROWS]
+    assert trainer.signal_span_stats == {}  # not countable without reading the stream
+    trainer.train()
+    assert 0 < trainer.state.log_history[0]["signal/chosen_token_share"] < 1
