@@ -1,11 +1,12 @@
 """Candidates per second: the batched verification engine vs one compile + one run per candidate.
 
 The per-candidate route is what the original release does (one `iverilog` and one `vvp` per candidate); the
-batched engine simulates up to `--batch-size` candidates of the same reference in one compile and one run. Both
-judge the same candidates (each benchmark reference and its mutants) with the same stimulus, over the same worker
-processes, and must give identical verdicts.
+batched engine simulates up to `--batch-size` candidates of the same reference in one compile and one run.
+Both judge the same candidates (each benchmark reference and its mutants) with the same stimulus, over the
+same worker processes, and must give identical verdicts.
 
-    python benchmarks/bench_verify.py [--designs 40] [--per-reference 8] [--vectors 1000] [--workers N] [--timeout 2]
+    python benchmarks/bench_verify.py [--designs 40] [--per-reference 8] [--vectors 1000] [--workers N]
+    [--timeout 2]
 """
 
 from __future__ import annotations
@@ -27,14 +28,16 @@ UNSIMULATABLE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytime
 
 
 def candidate_jobs(designs: int, per_reference: int, vectors: int) -> list[VerifyJob]:
-    """`per_reference` distinct candidates per task, as a sampler gives a fixed number of completions per prompt:
-    the reference itself and its single-output mutants, for the first `designs` references (spread over the suites)
-    that have that many distinct mutants."""
+    """`per_reference` distinct candidates per task, as a sampler gives a fixed number of completions per
+    prompt: the reference itself and its single-output mutants, for the first `designs` references (spread
+    over the suites) that have that many distinct mutants."""
     eligible = []
     for design in reference_designs():
         if design.name in UNSIMULATABLE:
             continue
-        texts = list(dict.fromkeys([design.text] + [m.text for m in mutants(design.text, design.top, per_output=4)]))
+        texts = list(
+            dict.fromkeys([design.text] + [m.text for m in mutants(design.text, design.top, per_output=4)])
+        )
         if len(texts) >= per_reference:
             eligible.append((design, texts[:per_reference]))
     chosen = eligible[:: max(1, len(eligible) // designs)][:designs]
@@ -47,27 +50,40 @@ def main() -> None:
     parser.add_argument("--per-reference", type=int, default=8)
     parser.add_argument("--vectors", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="default: the engine's")
-    parser.add_argument("--timeout", type=float, default=2.0, help="per simulator step (the original release: 1 s)")
+    parser.add_argument(
+        "--workers", type=int, default=2 * (os.cpu_count() or 1), help="default: the engine's"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=2.0, help="per simulator step (the original release: 1 s)"
+    )
     args = parser.parse_args()
     if not reference_designs():
         sys.exit("benchmark references not found (../shared/benchmarks)")
     jobs = candidate_jobs(args.designs, args.per_reference, args.vectors)
     timings = {}
     results = {}
-    for name, batch_size in (("per-candidate (1 compile + 1 run each)", 1), ("batched engine", args.batch_size)):
+    for name, batch_size in (
+        ("per-candidate (1 compile + 1 run each)", 1),
+        ("batched engine", args.batch_size),
+    ):
         start = time.perf_counter()
-        results[name] = verify_many(jobs, workers=args.workers, progress=False, batch_size=batch_size,
-                                    timeout=args.timeout)  # fmt: skip
+        results[name] = verify_many(
+            jobs, workers=args.workers, progress=False, batch_size=batch_size, timeout=args.timeout
+        )
         timings[name] = time.perf_counter() - start
     single, batched = (results[name] for name in timings)
-    same = [a.to_dict() == b.to_dict() for a, b in zip(single, batched)]
-    print(f"{len(jobs)} distinct candidates of {len(jobs) // args.per_reference} references, {args.vectors} vectors, {args.workers} workers,"
-          f" timeout {args.timeout:g} s")  # fmt: skip
+    same = [a.to_dict() == b.to_dict() for a, b in zip(single, batched, strict=True)]
+    print(
+        f"{len(jobs)} distinct candidates of {len(jobs) // args.per_reference} references,"
+        f" {args.vectors} vectors, {args.workers} workers, timeout {args.timeout:g} s"
+    )
     for name, seconds in timings.items():
         print(f"  {name:<40} {seconds:7.2f} s  {len(jobs) / seconds:8.1f} candidates/s")
     names = list(timings)
-    print(f"  speed-up: {timings[names[0]] / timings[names[1]]:.2f}x   identical verdicts: {sum(same)}/{len(jobs)}")
+    print(
+        f"  speed-up: {timings[names[0]] / timings[names[1]]:.2f}x"
+        f"   identical verdicts: {sum(same)}/{len(jobs)}"
+    )
     if not all(same):
         sys.exit("verdicts differ between the two routes")
 

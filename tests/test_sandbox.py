@@ -1,4 +1,5 @@
-"""The sandbox: limits, timeouts that kill the whole process group, output cap, cleanup, no network; the screen."""
+"""The sandbox: limits, timeouts that kill the whole process group, output cap, cleanup, no network; the
+screen."""
 
 from __future__ import annotations
 

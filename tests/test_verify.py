@@ -15,8 +15,8 @@ from salv_trl.hdl.verify import ModuleVerdict, Status, VerifyJob, verify, verify
 
 ADDER = "module m(input [7:0] a, b, output [7:0] s, output c); assign s = a + b; assign c = a < b; endmodule"
 WRONG_S = ADDER.replace("a + b", "a - b")
-SIGNED = """module m(input signed [15:0] a, input signed [15:0] b, input [69:0] w, output lt, output [69:0] x);
-assign lt = a < b; assign x = w ^ {a, b};
+SIGNED = """module m(input signed [15:0] a, input signed [15:0] b, input [69:0] w, output lt, output [69:0]
+x); assign lt = a < b; assign x = w ^ {a, b};
 endmodule"""
 COUNTER = """module cnt(input clk, input rst_n, input en, output reg [3:0] q, output z);
 always @(posedge clk or negedge rst_n) if (!rst_n) q <= 0; else if (en) q <= q + 1;
@@ -45,7 +45,9 @@ def test_per_output_verdicts():
 
 def test_signed_and_wide_inputs():
     assert all(_ok(verify(SIGNED, SIGNED, vectors=100)).values())
-    unsigned = SIGNED.replace("input signed [15:0] a, input signed [15:0] b", "input [15:0] a, input [15:0] b")
+    unsigned = SIGNED.replace(
+        "input signed [15:0] a, input signed [15:0] b", "input [15:0] a, input [15:0] b"
+    )
     assert _ok(verify(unsigned, SIGNED, vectors=100)) == {"lt": False, "x": True}
     high_bit = SIGNED.replace("w ^ {a, b}", "{1'b0, w[68:0] ^ {a, b}}")
     assert _ok(verify(high_bit, SIGNED, vectors=100)) == {"lt": True, "x": False}
@@ -55,7 +57,9 @@ def test_deterministic_for_a_seed():
     wrong = COUNTER.replace("q + 1", "q + 3")
     first = verify(wrong, COUNTER, vectors=100, seed=7)
     assert first.to_dict() == verify(wrong, COUNTER, vectors=100, seed=7).to_dict()
-    assert first.signals["q"].mismatches != verify(wrong, COUNTER, vectors=100, seed=8).signals["q"].mismatches
+    assert (
+        first.signals["q"].mismatches != verify(wrong, COUNTER, vectors=100, seed=8).signals["q"].mismatches
+    )
 
 
 def test_clock_and_reset_inference():
@@ -83,7 +87,8 @@ def test_sequential_designs_and_wrong_reset_polarity(design, wrong_polarity):
 
 def test_candidate_renamed_top_and_extra_modules():
     candidate = """module helper(input [7:0] a, b, output [7:0] s); assign s = a + b; endmodule
-module top_module(input [7:0] a, b, output [7:0] s, output c); helper h(a, b, s); assign c = a < b; endmodule"""
+module top_module(input [7:0] a, b, output [7:0] s, output c); helper h(a, b, s); assign c = a < b;
+endmodule"""
     assert all(_ok(verify(candidate, ADDER, vectors=50)).values())
 
 
@@ -95,14 +100,24 @@ module top_module(input [7:0] a, b, output [7:0] s, output c); helper h(a, b, s)
         (b"module m(\xff\xfe);", Status.syntax_error),
         ("module m(input a); endmodule\0", Status.syntax_error),
         ("this is not verilog", Status.syntax_error),
-        ("module m(input [7:0] a, b, output [7:0] s); assign s = a + b; endmodule", Status.interface_mismatch),
-        ("module m(input [7:0] a, b, output [6:0] s, output c); assign s = a; assign c = 0; endmodule",
-         Status.interface_mismatch),
-        ("module m(input [7:0] a, b, output [7:0] s, output c); assign s = a +; endmodule", Status.syntax_error),
-        ("module m(input [7:0] a, b, output [7:0] s, output c); assign s = q; assign c = 0; endmodule",
-         Status.compile_error),
+        (
+            "module m(input [7:0] a, b, output [7:0] s); assign s = a + b; endmodule",
+            Status.interface_mismatch,
+        ),
+        (
+            "module m(input [7:0] a, b, output [6:0] s, output c); assign s = a; assign c = 0; endmodule",
+            Status.interface_mismatch,
+        ),
+        (
+            "module m(input [7:0] a, b, output [7:0] s, output c); assign s = a +; endmodule",
+            Status.syntax_error,
+        ),
+        (
+            "module m(input [7:0] a, b, output [7:0] s, output c); assign s = q; assign c = 0; endmodule",
+            Status.compile_error,
+        ),
     ],
-)  # fmt: skip
+)
 def test_statuses(candidate, status):
     assert verify(candidate, ADDER, vectors=20).status == status
 
@@ -110,32 +125,56 @@ def test_statuses(candidate, status):
 def _hostile(marker: Path) -> dict[str, tuple[str, set[Status]]]:
     big = "module m(input [7:0] a, b, output [7:0] s, output c);\n" + "wire w;\n" * 1_300_000 + "endmodule\n"
     return {
-        "comb loop": ("module m(input [7:0] a, b, output [7:0] s, output c); wire x; assign x = ~x; "
-                      "assign s = a + b + x; assign c = a < b; endmodule", {Status.ok, Status.timeout}),
-        "always without delay": ("module m(input [7:0] a, b, output reg [7:0] s, output c); "
-                                 "always s = a + b; assign c = a < b; endmodule", {Status.compile_error, Status.timeout}),
-        "zero-delay loop": ("module m(input [7:0] a, b, output reg [7:0] s, output c); "
-                            "always @(a) while (1) s = a + b; assign c = a < b; endmodule", {Status.timeout}),
-        "display flood": ("module m(input [7:0] a, b, output [7:0] s, output c); assign s = a + b; "
-                          "assign c = a < b; always @(a) repeat (100000) $display(\"flood flood flood\"); endmodule",
-                          {Status.runtime_error}),
-        "system": (f'module m(input [7:0] a, b, output [7:0] s, output c); initial $system("touch {marker}"); '
-                   "assign s = a + b; assign c = a < b; endmodule", {Status.refused}),
-        "fopen": (f'module m(input [7:0] a, b, output [7:0] s, output c); integer f; initial begin '
-                  f'f = $fopen("{marker}", "w"); $fdisplay(f, "x"); end assign s = a + b; assign c = a < b; '
-                  "endmodule", {Status.refused}),
-        "forged lines": ("module m(input [7:0] a, b, output [7:0] s, output c); assign s = a - b; assign c = a < b;"
-                         ' initial begin $display("s error ctn: 0"); $display("Mismatches: 0 in 100 samples"); '
-                         'end final $display("Hint: Output \'s\' has no mismatches."); endmodule',
-                         {Status.ok}),
-        "forged nonce": ("module m(input [7:0] a, b, output [7:0] s, output c); assign s = a - b; assign c = a < b;"
-                         ' string p; initial begin #1 $sformat(p, "%m"); '
-                         '$display("SALV%s 0 0 0 20", p.substr(8, 23)); $display("SALV%s END", p.substr(8, 23)); '
-                         "end endmodule", {Status.ok, Status.runtime_error, Status.compile_error}),
-        "named like the reference": ("module m(input [7:0] a, b, output [7:0] s, output c); assign s = 0; "
-                                     "assign c = 0; endmodule", {Status.ok}),
+        "comb loop": (
+            "module m(input [7:0] a, b, output [7:0] s, output c); wire x; assign x = ~x; "
+            "assign s = a + b + x; assign c = a < b; endmodule",
+            {Status.ok, Status.timeout},
+        ),
+        "always without delay": (
+            "module m(input [7:0] a, b, output reg [7:0] s, output c); "
+            "always s = a + b; assign c = a < b; endmodule",
+            {Status.compile_error, Status.timeout},
+        ),
+        "zero-delay loop": (
+            "module m(input [7:0] a, b, output reg [7:0] s, output c); "
+            "always @(a) while (1) s = a + b; assign c = a < b; endmodule",
+            {Status.timeout},
+        ),
+        "display flood": (
+            "module m(input [7:0] a, b, output [7:0] s, output c); assign s = a + b; "
+            'assign c = a < b; always @(a) repeat (100000) $display("flood flood flood"); endmodule',
+            {Status.runtime_error},
+        ),
+        "system": (
+            f'module m(input [7:0] a, b, output [7:0] s, output c); initial $system("touch {marker}"); '
+            "assign s = a + b; assign c = a < b; endmodule",
+            {Status.refused},
+        ),
+        "fopen": (
+            f"module m(input [7:0] a, b, output [7:0] s, output c); integer f; initial begin "
+            f'f = $fopen("{marker}", "w"); $fdisplay(f, "x"); end assign s = a + b; assign c = a < b; '
+            "endmodule",
+            {Status.refused},
+        ),
+        "forged lines": (
+            "module m(input [7:0] a, b, output [7:0] s, output c); assign s = a - b; assign c = a < b;"
+            ' initial begin $display("s error ctn: 0"); $display("Mismatches: 0 in 100 samples"); '
+            "end final $display(\"Hint: Output 's' has no mismatches.\"); endmodule",
+            {Status.ok},
+        ),
+        "forged nonce": (
+            "module m(input [7:0] a, b, output [7:0] s, output c); assign s = a - b; assign c = a < b;"
+            ' string p; initial begin #1 $sformat(p, "%m"); '
+            '$display("SALV%s 0 0 0 20", p.substr(8, 23)); $display("SALV%s END", p.substr(8, 23)); '
+            "end endmodule",
+            {Status.ok, Status.runtime_error, Status.compile_error},
+        ),
+        "named like the reference": (
+            "module m(input [7:0] a, b, output [7:0] s, output c); assign s = 0; assign c = 0; endmodule",
+            {Status.ok},
+        ),
         "10 MB module": (big, {Status.refused}),
-    }  # fmt: skip
+    }
 
 
 def _processes_under(path: Path) -> list[str]:
@@ -156,10 +195,11 @@ def test_hostile_candidates_get_clean_statuses(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(sandboxes))  # in-process run: every sandbox is created here
     hostile = _hostile(marker)
     start = time.monotonic()
-    verdicts = verify_many([VerifyJob(c, ADDER, vectors=20) for c, _ in hostile.values()], workers=1,
-                           progress=False, timeout=5)  # fmt: skip
+    verdicts = verify_many(
+        [VerifyJob(c, ADDER, vectors=20) for c, _ in hostile.values()], workers=1, progress=False, timeout=5
+    )
     assert time.monotonic() - start < 60
-    for (name, (_, allowed)), verdict in zip(hostile.items(), verdicts):
+    for (name, (_, allowed)), verdict in zip(hostile.items(), verdicts, strict=True):
         assert verdict.status in allowed, (name, verdict)
         if verdict.status == Status.ok:  # whatever it printed, the wrong output stays wrong
             assert not all(v.correct for v in verdict.signals.values()), name
@@ -181,15 +221,27 @@ $display("s error ctn: %0d", es); $display("c error ctn: %0d", ec); $finish; end
 
 
 def test_batches_give_the_same_verdicts_as_single_runs():
-    candidates = [ADDER, WRONG_S, ADDER.replace("a < b", "a <= b"), "", ADDER.replace("a + b", "a + q"),
-                  "module m(input [7:0] a, b, output reg [7:0] s, output c); always @(a) while (1) s = a; "
-                  "assign c = 0; endmodule"]
+    candidates = [
+        ADDER,
+        WRONG_S,
+        ADDER.replace("a < b", "a <= b"),
+        "",
+        ADDER.replace("a + b", "a + q"),
+        "module m(input [7:0] a, b, output reg [7:0] s, output c); always @(a) while (1) s = a; "
+        "assign c = 0; endmodule",
+    ]
     jobs = [VerifyJob(c, ADDER, vectors=50) for c in candidates]
     batched = verify_many(jobs, workers=1, progress=False, timeout=3)
     single = [verify(c, ADDER, vectors=50, timeout=3) for c in candidates]
     assert [v.to_dict() for v in batched] == [v.to_dict() for v in single]
-    assert [v.status for v in batched] == [Status.ok, Status.ok, Status.ok, Status.no_code, Status.compile_error,
-                                           Status.timeout]  # fmt: skip
+    assert [v.status for v in batched] == [
+        Status.ok,
+        Status.ok,
+        Status.ok,
+        Status.no_code,
+        Status.compile_error,
+        Status.timeout,
+    ]
 
 
 def test_verdict_round_trip():
@@ -200,8 +252,12 @@ def test_verdict_round_trip():
 def test_given_output_parsers():
     seed = "a error ctn: 0\nb error ctn: 3\n"
     assert parse_given_output(seed) == {"a": (0, 0), "b": (3, 0)}
-    ve2 = ("Hint: Output 'q' has no mismatches.\nHint: Output 'z' has 4 mismatches. First mismatch occurred at time 5."
-           "\nHint: Total mismatched samples is 4 out of 20 samples\nMismatches: 4 in 20 samples\n")  # fmt: skip
+    ve2 = (
+        "Hint: Output 'q' has no mismatches.\n"
+        "Hint: Output 'z' has 4 mismatches. First mismatch occurred at time 5.\n"
+        "Hint: Total mismatched samples is 4 out of 20 samples\n"
+        "Mismatches: 4 in 20 samples\n"
+    )
     assert parse_given_output(ve2, ["q", "z"]) == {"q": (0, 20), "z": (4, 20)}
     with pytest.raises(TestbenchOutputError):
         parse_given_output(seed + "b error ctn: 0\n")
@@ -218,6 +274,13 @@ def test_cli_table_and_json(tmp_path, capsys):
     (tmp_path / "bad.v").write_text(WRONG_S)
     assert main(["verify", str(tmp_path / "ref.v"), "-r", str(tmp_path / "ref.v"), "--vectors", "20"]) == 0
     assert "all outputs correct" in capsys.readouterr().out
-    assert main(["verify", str(tmp_path / "bad.v"), "-r", str(tmp_path / "ref.v"), "--vectors", "20", "--json"]) == 1
+    assert (
+        main(["verify", str(tmp_path / "bad.v"), "-r", str(tmp_path / "ref.v"), "--vectors", "20", "--json"])
+        == 1
+    )
     rows = json.loads(capsys.readouterr().out)
-    assert rows[0]["status"] == "ok" and not rows[0]["signals"]["s"]["correct"] and rows[0]["signals"]["c"]["correct"]
+    assert (
+        rows[0]["status"] == "ok"
+        and not rows[0]["signals"]["s"]["correct"]
+        and rows[0]["signals"]["c"]["correct"]
+    )

@@ -1,4 +1,5 @@
-"""Verification on every benchmark reference: self-checks, mutants, agreement with VerilogEval's own testbenches.
+"""Verification on every benchmark reference: self-checks, mutants, agreement with VerilogEval's own
+testbenches.
 
 Run with `-s` to see the printed figures.
 """
@@ -26,18 +27,23 @@ def _ve2_testbench(design) -> str:
 
 def test_every_reference_verifies_against_itself():
     designs = reference_designs()
-    verdicts = verify_many([VerifyJob(d.text, d.text, top=d.top, vectors=100) for d in designs], progress=False)
-    failed = {d.name: v for d, v in zip(designs, verdicts) if not v.passed}
-    print(f"\nself-verification (random testbench): {len(designs) - len(failed)}/{len(designs)} references pass;"
-          f" simulator limitations: {sorted(failed)}")  # fmt: skip
+    verdicts = verify_many(
+        [VerifyJob(d.text, d.text, top=d.top, vectors=100) for d in designs], progress=False
+    )
+    failed = {d.name: v for d, v in zip(designs, verdicts, strict=True) if not v.passed}
+    print(
+        f"\nself-verification (random testbench): {len(designs) - len(failed)}/{len(designs)} references"
+        f" pass; simulator limitations: {sorted(failed)}"
+    )
     assert len(designs) == 235
     assert set(failed) == ICARUS_CANNOT_SIMULATE, {k: v.detail[:200] for k, v in failed.items()}
     assert all("harness" in v.detail and "not yet supported" in v.detail for v in failed.values())
 
 
 def test_mutants_are_flagged_on_exactly_their_output():
-    """Observable mutant: it simulates, and a long independent run (1000 vectors, another seed) sees any output
-    differ from the reference. Detected: the default-style run (300 vectors, seed 0) marks exactly its output wrong.
+    """Observable mutant: it simulates, and a long independent run (1000 vectors, another seed) sees any
+    output differ from the reference. Detected: the default-style run (300 vectors, seed 0) marks exactly its
+    output wrong.
     """
     jobs, mutated = [], []
     for design in reference_designs():
@@ -46,18 +52,23 @@ def test_mutants_are_flagged_on_exactly_their_output():
         for mutant in mutants(design.text, design.top, per_output=1):
             mutated.append(mutant.output)
             jobs.append(VerifyJob(mutant.text, design.text, top=design.top, vectors=300, seed=0))
-    oracle = verify_many([VerifyJob(j.candidate, j.reference, top=j.top, vectors=1000, seed=1) for j in jobs],
-                         progress=False)  # fmt: skip
+    oracle = verify_many(
+        [VerifyJob(j.candidate, j.reference, top=j.top, vectors=1000, seed=1) for j in jobs], progress=False
+    )
     verdicts = verify_many(jobs, progress=False)
     observable = exact = 0
-    for output, seen, verdict in zip(mutated, oracle, verdicts):
+    for output, seen, verdict in zip(mutated, oracle, verdicts, strict=True):
         if seen.status != Status.ok or all(v.correct for v in seen.signals.values()):
             continue
         observable += 1
-        exact += verdict.status == Status.ok and {n for n, v in verdict.signals.items() if not v.correct} == {output}
+        exact += verdict.status == Status.ok and {n for n, v in verdict.signals.items() if not v.correct} == {
+            output
+        }
     rate = exact / observable
-    print(f"\nmutation test: {len(jobs)} single-output mutants, {observable} observable, {exact} flagged on exactly"
-          f" their output: {rate:.1%}")  # fmt: skip
+    print(
+        f"\nmutation test: {len(jobs)} single-output mutants, {observable} observable, {exact} flagged on"
+        f" exactly their output: {rate:.1%}"
+    )
     assert observable >= 100 and rate >= 0.95
 
 
@@ -70,16 +81,25 @@ def test_random_and_given_testbenches_agree_on_verilogeval_v2():
             continue
         testbench = _ve2_testbench(design)
         candidates.append((design, testbench, design.text))
-        candidates += [(design, testbench, m.text) for m in mutants(design.text, design.top, per_output=1)[:1]]
+        candidates += [
+            (design, testbench, m.text) for m in mutants(design.text, design.top, per_output=1)[:1]
+        ]
     # Generous timeouts: Prob144_conwaylife alone simulates for ~8 s (ours) and ~28 s (its own testbench).
-    ours = verify_many([VerifyJob(c, d.text, top=d.top) for d, _, c in candidates], progress=False, timeout=60)
-    theirs = verify_many([VerifyJob(c, d.text, testbench=t, top="TopModule") for d, t, c in candidates],
-                         progress=False, timeout=60)  # fmt: skip
-    references = [v for (d, _, c), v in zip(candidates, theirs) if c == d.text]
+    ours = verify_many(
+        [VerifyJob(c, d.text, top=d.top) for d, _, c in candidates], progress=False, timeout=60
+    )
+    theirs = verify_many(
+        [VerifyJob(c, d.text, testbench=t, top="TopModule") for d, t, c in candidates],
+        progress=False,
+        timeout=60,
+    )
+    references = [v for (d, _, c), v in zip(candidates, theirs, strict=True) if c == d.text]
     assert all(v.passed for v in references), [v.detail[:200] for v in references if not v.passed]
-    agree = sum(a.passed == b.passed for a, b in zip(ours, theirs))
-    missed = sum(not a.passed and b.passed for a, b in zip(ours, theirs))
-    print(f"\nagreement on VerilogEval v2: {len(references)} references pass their own testbench; random vs given "
-          f"testbench agree on {agree}/{len(candidates)} = {agree / len(candidates):.1%} (candidates the random "
-          f"testbench fails but the benchmark's passes: {missed})")  # fmt: skip
+    agree = sum(a.passed == b.passed for a, b in zip(ours, theirs, strict=True))
+    missed = sum(not a.passed and b.passed for a, b in zip(ours, theirs, strict=True))
+    print(
+        f"\nagreement on VerilogEval v2: {len(references)} references pass their own testbench; random vs"
+        f" given testbench agree on {agree}/{len(candidates)} = {agree / len(candidates):.1%} (candidates the"
+        f" random testbench fails but the benchmark's passes: {missed})"
+    )
     assert len(references) == 153 and agree / len(candidates) >= 0.98

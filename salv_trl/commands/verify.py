@@ -24,7 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", "-r", type=Path, help="reference Verilog file")
     parser.add_argument("--testbench", type=Path, help="use this testbench instead of random co-simulation")
     parser.add_argument("--top", help="the task's top module name (default: the reference's top)")
-    parser.add_argument("--vectors", type=int, default=1000, help="random vectors or clock cycles (default 1000)")
+    parser.add_argument(
+        "--vectors", type=int, default=1000, help="random vectors or clock cycles (default 1000)"
+    )
     parser.add_argument("--seed", type=int, default=0, help="stimulus seed (default 0)")
     parser.add_argument("--simulator", default="icarus", choices=["icarus", "verilator"])
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per simulator step (default 10)")
@@ -46,13 +48,16 @@ def run(args: argparse.Namespace) -> int:
         VerifyJob(path.read_bytes(), reference, testbench, args.top, args.vectors, args.seed, args.simulator)
         for path in args.candidates
     ]
-    verdicts = verify_many(jobs, workers=args.workers, progress=len(jobs) > 1 and not args.json,
-                           timeout=args.timeout)  # fmt: skip
+    verdicts = verify_many(
+        jobs, workers=args.workers, progress=len(jobs) > 1 and not args.json, timeout=args.timeout
+    )
     if args.json:
-        rows = [{"candidate": str(path), **v.to_dict()} for path, v in zip(args.candidates, verdicts)]
+        rows = [
+            {"candidate": str(path), **v.to_dict()} for path, v in zip(args.candidates, verdicts, strict=True)
+        ]
         print(json.dumps(rows, indent=2))
     else:
-        for path, verdict in zip(args.candidates, verdicts):
+        for path, verdict in zip(args.candidates, verdicts, strict=True):
             print(_table(str(path), verdict))
     return 0 if all(v.passed for v in verdicts) else 1
 
@@ -63,7 +68,9 @@ def _table(name: str, verdict: ModuleVerdict) -> str:
         width = max(6, *(len(s) for s in verdict.signals))
         lines.append(f"  {'output':<{width}}  {'mismatches':>10}  {'samples':>7}  verdict")
         for signal, v in verdict.signals.items():
-            lines.append(f"  {signal:<{width}}  {v.mismatches:>10}  {v.samples:>7}  {'ok' if v.correct else 'WRONG'}")
+            lines.append(
+                f"  {signal:<{width}}  {v.mismatches:>10}  {v.samples:>7}  {'ok' if v.correct else 'WRONG'}"
+            )
     if verdict.detail:
         lines += ["  " + line for line in verdict.detail.splitlines()[:20]]
     return "\n".join(lines)

@@ -4,9 +4,9 @@ Used to test signal-level verification (a mutant of output `o` must be judged wr
 others), and to make negative examples for data pipelines and evaluation.
 
 A mutation site must lie in the *exclusive* part of the output's driver: the statements in the output's core
-slice ([`salv_trl.hdl.slicing.slice_signals`]) that no other output's core slice contains. A change there can only
-reach the mutated output. Outputs whose whole driver is shared (e.g. a counter register that also feeds a flag
-output) get no mutants.
+slice ([`salv_trl.hdl.slicing.slice_signals`]) that no other output's core slice contains. A change there can
+only reach the mutated output. Outputs whose whole driver is shared (e.g. a counter register that also feeds
+a flag output) get no mutants.
 
 ```python
 >>> from salv_trl.hdl.mutate import mutants
@@ -33,21 +33,55 @@ Kind = pysyntax.SyntaxKind
 MUTATION_KINDS = ("operator", "constant", "condition")
 
 _OPERATOR_SWAP = {
-    "+": "-", "-": "+", "*": "+", "&": "|", "|": "&", "^": "|", "~^": "^", "^~": "^", "&&": "||", "||": "&&",
-    "==": "!=", "!=": "==", "===": "!==", "!==": "===", "<": ">=", ">=": "<", ">": "<=", "<=": ">",
-    "<<": ">>", ">>": "<<", "<<<": ">>>", ">>>": "<<<",
-}  # fmt: skip
+    "+": "-",
+    "-": "+",
+    "*": "+",
+    "&": "|",
+    "|": "&",
+    "^": "|",
+    "~^": "^",
+    "^~": "^",
+    "&&": "||",
+    "||": "&&",
+    "==": "!=",
+    "!=": "==",
+    "===": "!==",
+    "!==": "===",
+    "<": ">=",
+    ">=": "<",
+    ">": "<=",
+    "<=": ">",
+    "<<": ">>",
+    ">>": "<<",
+    "<<<": ">>>",
+    ">>>": "<<<",
+}
 _BINARY_KINDS = tuple(
     getattr(Kind, name)
     for name in (
-        "AddExpression", "SubtractExpression", "MultiplyExpression", "BinaryAndExpression", "BinaryOrExpression",
-        "BinaryXorExpression", "BinaryXnorExpression", "LogicalAndExpression", "LogicalOrExpression",
-        "EqualityExpression", "InequalityExpression", "CaseEqualityExpression", "CaseInequalityExpression",
-        "LessThanExpression", "LessThanEqualExpression", "GreaterThanExpression", "GreaterThanEqualExpression",
-        "LogicalShiftLeftExpression", "LogicalShiftRightExpression", "ArithmeticShiftLeftExpression",
+        "AddExpression",
+        "SubtractExpression",
+        "MultiplyExpression",
+        "BinaryAndExpression",
+        "BinaryOrExpression",
+        "BinaryXorExpression",
+        "BinaryXnorExpression",
+        "LogicalAndExpression",
+        "LogicalOrExpression",
+        "EqualityExpression",
+        "InequalityExpression",
+        "CaseEqualityExpression",
+        "CaseInequalityExpression",
+        "LessThanExpression",
+        "LessThanEqualExpression",
+        "GreaterThanExpression",
+        "GreaterThanEqualExpression",
+        "LogicalShiftLeftExpression",
+        "LogicalShiftRightExpression",
+        "ArithmeticShiftLeftExpression",
         "ArithmeticShiftRightExpression",
     )
-)  # fmt: skip
+)
 _HEX_FLIP = str.maketrans("0123456789abcdefABCDEF", "1032547698badcfeBADCFE")
 
 
@@ -101,7 +135,9 @@ def mutants(
             chosen = sorted(random.Random(f"{seed}:{output}").sample(chosen, per_output))
         for start, end, replacement, kind in chosen:
             description = f"{text[start:end]!r} -> {replacement!r}"
-            found.append(Mutant(text[:start] + replacement + text[end:], output, kind, description, (start, end)))
+            found.append(
+                Mutant(text[:start] + replacement + text[end:], output, kind, description, (start, end))
+            )
     return found
 
 

@@ -3,8 +3,8 @@
 Every candidate module is model output and is treated as hostile. A [`Sandbox`] is a fresh temporary directory
 (removed on exit) in which commands run:
 
-- in a new session (own process group), killed as a whole at the wall-clock timeout, and again after a normal exit
-  so that no child is left behind;
+- in a new session (own process group), killed as a whole at the wall-clock timeout, and again after a normal
+  exit so that no child is left behind;
 - under resource limits set by `prlimit` before `exec`: CPU seconds, address space, size of any file written,
   process count;
 - with stdout and stderr captured up to a byte cap (a `$display` flood is killed once it exceeds the cap);
@@ -12,8 +12,8 @@ Every candidate module is model output and is treated as hostile. A [`Sandbox`] 
   namespace (needs root or user namespaces); [`network_isolated`] says whether this host grants it;
 - with a minimal environment (`PATH`, `LANG=C`, `HOME` set to the sandbox directory).
 
-Refusing host-touching system tasks (`$system`, `$fopen`, ...) before simulation is [`salv_trl.hdl.screen`]'s job;
-the sandbox is the second line of defence.
+Refusing host-touching system tasks (`$system`, `$fopen`, ...) before simulation is [`salv_trl.hdl.screen`]'s
+job; the sandbox is the second line of defence.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 __all__ = ["SandboxLimits", "SandboxResult", "Sandbox", "run_sandboxed", "network_isolated"]
 
@@ -102,8 +102,8 @@ def _limit(kind: int, value: int) -> int:
 def _wrapper(limits: SandboxLimits, isolate: bool) -> list[str]:
     """`prlimit ... -- [unshare -n --]`: limits and network namespace set by small exec wrappers.
 
-    Wrappers rather than a Python `preexec_fn`: that forces a full `fork()` of the (large) Python process, which
-    costs more than the two extra `exec`s.
+    Wrappers rather than a Python `preexec_fn`: that forces a full `fork()` of the (large) Python process,
+    which costs more than the two extra `exec`s.
     """
     if not shutil.which("prlimit"):
         raise OSError("the sandbox needs `prlimit` (util-linux) on PATH")
@@ -151,20 +151,32 @@ class Sandbox:
         return target
 
     def run(
-        self, argv: Sequence[str], timeout: float, *, untrusted: bool = True, idle_timeout: float | None = None
+        self,
+        argv: Sequence[str],
+        timeout: float,
+        *,
+        untrusted: bool = True,
+        idle_timeout: float | None = None,
     ) -> SandboxResult:
         """Run `argv` in the sandbox directory; kill its whole process group after `timeout` seconds.
 
         Args:
             argv: the command.
             timeout: wall-clock seconds.
-            untrusted: the command executes candidate code (a simulation); False for a compiler, which skips the
+            untrusted: the command executes candidate code (a simulation); False for a compiler, which skips
+            the
                 network namespace (creating one costs about 10 ms). Resource limits apply either way.
-            idle_timeout: also kill (as a timeout) when nothing was printed for this many seconds; for commands
+            idle_timeout: also kill (as a timeout) when nothing was printed for this many seconds; for
+            commands
                 that report progress.
         """
         isolate = untrusted and not self.limits.network and network_isolated()
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C", "HOME": str(self.path)}
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C",
+            "LC_ALL": "C",
+            "HOME": str(self.path),
+        }
         start = time.monotonic()
         proc = subprocess.Popen(
             _wrapper(self.limits, isolate) + list(argv),

@@ -1,15 +1,15 @@
 """Refuse candidate Verilog that could reach outside the simulation sandbox or forge the harness's verdict.
 
-The check works on pyslang's raw token stream (no preprocessing, so nothing is read from disk), which means that
-forbidden names inside strings or comments never cause a refusal, while a forbidden system task is caught wherever
-it is called. Refused:
+The check works on pyslang's raw token stream (no preprocessing, so nothing is read from disk), which means
+that forbidden names inside strings or comments never cause a refusal, while a forbidden system task is
+caught wherever it is called. Refused:
 
 - `$system` and every file-I/O system task (`$fopen`, `$fwrite`, `$fdisplay`, `$readmemh`, `$writememb`,
   `$dumpfile`, `$dumpvars`, `$sdf_annotate`, ...);
 - system tasks that end the simulation (`$finish`, `$stop`, `$exit`, `$fatal`): a candidate that stops the run
   before the harness prints its lines could otherwise make forged lines the only ones;
-- `` `include `` and other directives outside a small harmless set, and macro token pasting (which could assemble
-  a forbidden name from harmless pieces);
+- `` `include `` and other directives outside a small harmless set, and macro token pasting (which could
+  assemble a forbidden name from harmless pieces);
 - `import "DPI-C"` (foreign code) and `$root` (absolute hierarchical references into the harness);
 - NUL characters and texts larger than `max_chars`.
 """
@@ -25,24 +25,86 @@ __all__ = ["screen", "FORBIDDEN_SYSTEM_TASKS", "ALLOWED_DIRECTIVES"]
 
 FORBIDDEN_SYSTEM_TASKS = frozenset(
     {
-        "$system", "$finish", "$stop", "$exit", "$fatal", "$sdf_annotate", "$test$plusargs", "$value$plusargs",
-        "$fopen", "$fclose", "$fflush", "$fread", "$fgets", "$fgetc", "$fscanf", "$ftell", "$fseek", "$feof",
-        "$ferror", "$rewind", "$ungetc", "$fwrite", "$fwriteb", "$fwriteh", "$fwriteo", "$fdisplay", "$fdisplayb",
-        "$fdisplayh", "$fdisplayo", "$fstrobe", "$fstrobeb", "$fstrobeh", "$fstrobeo", "$fmonitor", "$fmonitorb",
-        "$fmonitorh", "$fmonitoro", "$readmemh", "$readmemb", "$writememh", "$writememb", "$input", "$key",
-        "$log", "$save", "$restart", "$incsave", "$scope", "$list", "$nokey", "$nolog", "$reset",
+        "$system",
+        "$finish",
+        "$stop",
+        "$exit",
+        "$fatal",
+        "$sdf_annotate",
+        "$test$plusargs",
+        "$value$plusargs",
+        "$fopen",
+        "$fclose",
+        "$fflush",
+        "$fread",
+        "$fgets",
+        "$fgetc",
+        "$fscanf",
+        "$ftell",
+        "$fseek",
+        "$feof",
+        "$ferror",
+        "$rewind",
+        "$ungetc",
+        "$fwrite",
+        "$fwriteb",
+        "$fwriteh",
+        "$fwriteo",
+        "$fdisplay",
+        "$fdisplayb",
+        "$fdisplayh",
+        "$fdisplayo",
+        "$fstrobe",
+        "$fstrobeb",
+        "$fstrobeh",
+        "$fstrobeo",
+        "$fmonitor",
+        "$fmonitorb",
+        "$fmonitorh",
+        "$fmonitoro",
+        "$readmemh",
+        "$readmemb",
+        "$writememh",
+        "$writememb",
+        "$input",
+        "$key",
+        "$log",
+        "$save",
+        "$restart",
+        "$incsave",
+        "$scope",
+        "$list",
+        "$nokey",
+        "$nolog",
+        "$reset",
     }
-)  # fmt: skip
+)
 # Families matched by prefix: VCD/EVCD dumping writes files; $ivl_* and $vpi_* reach simulator internals.
 _FORBIDDEN_PREFIXES = ("$dump", "$readmem", "$writemem", "$ivl_", "$vpi_")
 
 ALLOWED_DIRECTIVES = frozenset(
     {
-        "`timescale", "`define", "`undef", "`undefineall", "`ifdef", "`ifndef", "`elsif", "`else", "`endif",
-        "`default_nettype", "`resetall", "`celldefine", "`endcelldefine", "`unconnected_drive",
-        "`nounconnected_drive", "`begin_keywords", "`end_keywords", "`line", "`__LINE__",
+        "`timescale",
+        "`define",
+        "`undef",
+        "`undefineall",
+        "`ifdef",
+        "`ifndef",
+        "`elsif",
+        "`else",
+        "`endif",
+        "`default_nettype",
+        "`resetall",
+        "`celldefine",
+        "`endcelldefine",
+        "`unconnected_drive",
+        "`nounconnected_drive",
+        "`begin_keywords",
+        "`end_keywords",
+        "`line",
+        "`__LINE__",
     }
-)  # fmt: skip
+)
 _DIRECTIVE_NAME = re.compile(r"`[A-Za-z_][A-Za-z0-9_$]*")
 
 

@@ -1,8 +1,9 @@
 """Simulator back ends behind one interface: compile a set of sources in a [`Sandbox`], then run the result.
 
-- `icarus` (default, required): `iverilog -g2012` + `vvp -n`, the flow of VerilogEval and of the original release.
-- `verilator`: `verilator --binary --timing` (Verilator 5), then the built executable. Slower to compile, and it
-  rejects some constructs Icarus accepts; offered where a second opinion is wanted.
+- `icarus` (default, required): `iverilog -g2012` + `vvp -n`, the flow of VerilogEval and of the original
+  release.
+- `verilator`: `verilator --binary --timing` (Verilator 5), then the built executable. Slower to compile, and
+  it rejects some constructs Icarus accepts; offered where a second opinion is wanted.
 
 [`simulate`] is the one-call route used by [`salv_trl.hdl.verify`] and by the evaluation harness.
 """
@@ -10,8 +11,8 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from .sandbox import Sandbox, SandboxLimits, SandboxResult
 
@@ -31,11 +32,13 @@ class Simulator:
     def compile(
         self, box: Sandbox, sources: Sequence[str], top: str | None, timeout: float, flags: Sequence[str] = ()
     ) -> SandboxResult:
-        """Compile the files `sources` (names inside `box`) with `top` as the root module (None: all roots)."""
+        """Compile the files `sources` (names inside `box`) with `top` as the root module (None: all
+        roots)."""
         raise NotImplementedError
 
     def run(self, box: Sandbox, timeout: float, idle_timeout: float | None = None) -> SandboxResult:
-        """Run the simulation compiled by the last [`compile`] in `box` (see [`Sandbox.run`] for the timeouts)."""
+        """Run the simulation compiled by the last [`compile`] in `box` (see [`Sandbox.run`] for the
+        timeouts)."""
         raise NotImplementedError
 
 
@@ -60,10 +63,25 @@ class Verilator(Simulator):
     executables = ("verilator",)
 
     def compile(self, box, sources, top, timeout, flags=()):
-        argv = [
-            "verilator", "--binary", "--timing", "-j", "1", "-Wno-fatal", "-Wno-lint", "-Wno-style",
-            "--Mdir", "obj", "-o", "sim", *flags,
-        ] + (["--top-module", top] if top else []) + list(sources)  # fmt: skip
+        argv = (
+            [
+                "verilator",
+                "--binary",
+                "--timing",
+                "-j",
+                "1",
+                "-Wno-fatal",
+                "-Wno-lint",
+                "-Wno-style",
+                "--Mdir",
+                "obj",
+                "-o",
+                "sim",
+                *flags,
+            ]
+            + (["--top-module", top] if top else [])
+            + list(sources)
+        )
         return box.run(argv, timeout, untrusted=False)
 
     def run(self, box, timeout, idle_timeout=None):
@@ -74,7 +92,8 @@ SIMULATORS: dict[str, type[Simulator]] = {"icarus": Icarus, "verilator": Verilat
 
 
 def get_simulator(name: str | Simulator) -> Simulator:
-    """The back end called `name` (`"icarus"` or `"verilator"`); raises ValueError for others or when missing."""
+    """The back end called `name` (`"icarus"` or `"verilator"`); raises ValueError for others or when
+    missing."""
     if isinstance(name, Simulator):
         return name
     if name not in SIMULATORS:

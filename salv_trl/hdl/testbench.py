@@ -1,25 +1,27 @@
-"""Testbenches: random-stimulus co-simulation generated from a reference alone, and parsers of given testbenches.
+"""Testbenches: random-stimulus co-simulation generated from a reference alone, and parsers of given
+testbenches.
 
-**Random co-simulation** ([`random_testbench`]) instantiates the reference and any number of candidates side by
-side, drives every input with seeded random values at full width (signed and wide vectors included, parameters at
-their defaults) and counts, per candidate and per output, the samples where the candidate differs from the
-reference. Comparison is bitwise with `(ref ^ ref ^ ref) !== (ref ^ cand ^ ref)`: an X or Z in the reference is a
-don't-care (VerilogEval's rule, extended to Z: an undriven reference output constrains nothing), an X/Z in the
-candidate where the reference is known is a mismatch.
+**Random co-simulation** ([`random_testbench`]) instantiates the reference and any number of candidates side
+by side, drives every input with seeded random values at full width (signed and wide vectors included,
+parameters at their defaults) and counts, per candidate and per output, the samples where the candidate
+differs from the reference. Comparison is bitwise with `(ref ^ ref ^ ref) !== (ref ^ cand ^ ref)`: an X or Z
+in the reference is a don't-care (VerilogEval's rule, extended to Z: an undriven reference output constrains
+nothing), an X/Z in the candidate where the reference is known is a mismatch.
 
-- Combinational designs (no input used in an edge event): apply a vector, compare 7 time units later; `vectors`
-  samples.
-- Sequential designs: clocks are the inputs used in edge events whose names look like clocks (else all edge-event
-  inputs that are not resets); resets are inputs named like resets (`rst`, `reset`, `areset`, `clr`, ...), active
-  low when named so (`rst_n`, `resetn`, `nrst`, ...) or used with `negedge`, asynchronous when used in an edge
-  event. Reset is held for the first two cycles and asserted again at random moments (about one cycle in 32). Each
-  cycle: falling edge at t, inputs change at t+2, compare at t+4, rising edge at t+5, compare at t+9 (the points
-  just before each clock edge, where VerilogEval's testbenches sample); `2 * vectors` samples.
+- Combinational designs (no input used in an edge event): apply a vector, compare 7 time units later;
+  `vectors` samples.
+- Sequential designs: clocks are the inputs used in edge events whose names look like clocks (else all
+  edge-event inputs that are not resets); resets are inputs named like resets (`rst`, `reset`, `areset`,
+  `clr`, ...), active low when named so (`rst_n`, `resetn`, `nrst`, ...) or used with `negedge`, asynchronous
+  when used in an edge event. Reset is held for the first two cycles and asserted again at random moments
+  (about one cycle in 64). Each cycle: falling edge at t, inputs change at t+2, compare at t+4, rising edge
+  at t+5, compare at t+9 (the points just before each clock edge, where VerilogEval's testbenches sample);
+  `2 * vectors` samples.
 
-**Unforgeable verdict lines**: the harness's own lines start with a per-run random nonce that appears nowhere in
-the candidate, the testbench module and its instances are named with the nonce too (so no upward hierarchical
-reference can reach them), each `(candidate, output)` line must appear exactly once and the run must end with
-exactly one end line. Anything else makes [`parse_random_output`] fail.
+**Unforgeable verdict lines**: the harness's own lines start with a per-run random nonce that appears nowhere
+in the candidate, the testbench module and its instances are named with the nonce too (so no upward
+hierarchical reference can reach them), each `(candidate, output)` line must appear exactly once and the run
+must end with exactly one end line. Anything else makes [`parse_random_output`] fail.
 
 **Given testbenches** ([`parse_given_output`]): the original release's `<signal> error ctn: <N>` lines, and
 VerilogEval v2's `Hint: Output '<name>' has N mismatches.` / `has no mismatches.` with `Mismatches: N in M
@@ -30,8 +32,8 @@ duplicates the real one and fails).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 __all__ = [
     "ResetSpec",
@@ -98,8 +100,9 @@ def plan_stimulus(inputs: Sequence[str], edge_events: Mapping[str, Iterable[str]
 
     Example:
     ```python
-    >>> plan_stimulus(["clk", "rst_n", "d"], {"clk": {"posedge"}, "rst_n": {"negedge"}})
-    StimulusPlan(clocks=('clk',), resets=(ResetSpec(name='rst_n', active_low=True, asynchronous=True),), data=('d',))
+    >>> plan = plan_stimulus(["clk", "rst_n", "d"], {"clk": {"posedge"}, "rst_n": {"negedge"}})
+    >>> plan.clocks, plan.resets, plan.data
+    (('clk',), (ResetSpec(name='rst_n', active_low=True, asynchronous=True),), ('d',))
     ```
     """
     edged = {name: set(edges) for name, edges in edge_events.items() if name in inputs and edges}
@@ -120,8 +123,8 @@ def plan_stimulus(inputs: Sequence[str], edge_events: Mapping[str, Iterable[str]
 def reference_constants(text: str, limit: int = 64) -> tuple[int, ...]:
     """Distinct integer literals of a reference (first `limit`), used as directed stimulus.
 
-    Random full-width vectors almost never hit the exact values a design compares against (a 16-bit scan code, a
-    terminal count); driving them now and then reaches those branches.
+    Random full-width vectors almost never hit the exact values a design compares against (a 16-bit scan
+    code, a terminal count); driving them now and then reaches those branches.
     """
     found: dict[int, None] = {}
     for match in _LITERAL.finditer(text):
@@ -195,8 +198,10 @@ def random_testbench(
     compare = ["samples = samples + 1;"]
     for k in range(len(candidate_modules)):
         for j, p in enumerate(outputs):
-            ref, cand = f"ref_{p.name}", f"c{k}_{p.name}"
-            compare.append(f"if (({ref} ^ {ref} ^ {ref}) !== ({ref} ^ {cand} ^ {ref})) {errors[k][j]} = {errors[k][j]} + 1;")
+            ref, cand, count = f"ref_{p.name}", f"c{k}_{p.name}", errors[k][j]
+            compare.append(
+                f"if (({ref} ^ {ref} ^ {ref}) !== ({ref} ^ {cand} ^ {ref})) {count} = {count} + 1;"
+            )
     data = [_drive(name, _width(inputs, name), constants) for name in plan.data]
 
     # Progress lines (flushed) let the harness tell a long batch from a hung one; the parser ignores them.
@@ -237,7 +242,8 @@ def random_testbench(
 
 
 def _drive(name: str, width: int, constants: Sequence[int]) -> str:
-    """A statement giving input `name` a random value, or now and then one of `constants` that fits its width."""
+    """A statement giving input `name` a random value, or now and then one of `constants` that fits its
+    width."""
     random_value = f"in_{name} = {_random_value(width, 'seed_var')};"
     fitting = [c for c in constants if c < (1 << width)]
     if not fitting:
@@ -294,8 +300,8 @@ _SUMMARY = re.compile(r"^Mismatches: (\d+) in (\d+) samples\s*$")
 def parse_given_output(output: str, outputs: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
     """Output name -> (mismatches, samples) from a given testbench's output (seed or VerilogEval v2 format).
 
-    Samples are taken from VerilogEval's `Mismatches: N in M samples` line; they are 0 where the testbench does not
-    report them (seed format). Lines about names outside `outputs` (when given) are ignored.
+    Samples are taken from VerilogEval's `Mismatches: N in M samples` line; they are 0 where the testbench
+    does not report them (seed format). Lines about names outside `outputs` (when given) are ignored.
 
     Raises:
         TestbenchOutputError: no verdict line at all, or a signal line or the summary line appears twice.

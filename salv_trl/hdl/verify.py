@@ -2,30 +2,33 @@
 
 ```python
 >>> from salv_trl.hdl.verify import verify
->>> ref = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a + b; assign c = a < b; endmodule"
->>> cand = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a - b; assign c = a < b; endmodule"
->>> verdict = verify(cand, ref, vectors=100)
+>>> ref = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a + b; assign c = a < b;
+endmodule" >>> cand = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a - b; assign c = a <
+b; endmodule" >>> verdict = verify(cand, ref, vectors=100)
 >>> verdict.status.value, {name: v.correct for name, v in verdict.signals.items()}
 ('ok', {'s': False, 'c': True})
 ```
 
 Route of a candidate:
 
-1. text checks: empty → `no_code`; not UTF-8 or NUL characters → `syntax_error`; [`screen`] refusal → `refused`;
-2. pyslang front end: no module, or the task's top missing → `syntax_error`; ports that differ from the reference
+1. text checks: empty → `no_code`; not UTF-8 or NUL characters → `syntax_error`; [`screen`] refusal →
+`refused`; 2. pyslang front end: no module, or the task's top missing → `syntax_error`; ports that differ
+from the reference
    (names, directions, widths) → `interface_mismatch`;
-3. every module of the candidate is renamed to a unique name (`salv_c<k>_<nonce>_<name>`), so it can neither collide
+3. every module of the candidate is renamed to a unique name (`salv_c<k>_<nonce>_<name>`), so it can neither
+collide
    with nor replace a reference module (a candidate module called `RefModule` is just another module);
-4. simulation in a [`Sandbox`]: with a given testbench (the candidate's top keeps the task's top name, which the
+4. simulation in a [`Sandbox`]: with a given testbench (the candidate's top keeps the task's top name, which
+the
    testbench instantiates) or with a random co-simulation testbench generated from the reference alone
    ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax error") or
    `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict lines →
    `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output.
 
 [`verify_many`] judges many jobs over all cores. Candidates of the same reference and settings are simulated
-together, several per compile and run (the stimulus depends on the reference and the seed only, so a candidate's
-verdict does not depend on its batch); a batch that fails to compile, times out or prints bad lines is re-run one
-candidate at a time, so one hostile candidate never changes another's verdict.
+together, several per compile and run (the stimulus depends on the reference and the seed only, so a
+candidate's verdict does not depend on its batch); a batch that fails to compile, times out or prints bad
+lines is re-run one candidate at a time, so one hostile candidate never changes another's verdict.
 """
 
 from __future__ import annotations
@@ -33,10 +36,11 @@ from __future__ import annotations
 import os
 import re
 import secrets
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Sequence
+from typing import Any
 
 from .parse import ParsedDesign, parse, rename_modules
 from .sandbox import SandboxLimits
@@ -94,7 +98,9 @@ class ModuleVerdict:
     @property
     def passed(self) -> bool:
         """Simulated, and every output correct."""
-        return self.status == Status.ok and bool(self.signals) and all(v.correct for v in self.signals.values())
+        return (
+            self.status == Status.ok and bool(self.signals) and all(v.correct for v in self.signals.values())
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (for dataset columns): `{"status", "signals": {name: {...}}, "detail"}`."""
@@ -173,8 +179,8 @@ def verify_many(
 
     Args:
         jobs: the verification jobs.
-        workers: worker processes (None: twice the cores, as compile and run are latency-bound; 1: in this process).
-        progress: show a tqdm progress bar.
+        workers: worker processes (None: twice the cores, as compile and run are latency-bound; 1: in this
+        process). progress: show a tqdm progress bar.
         batch_size: most candidates simulated in one compile + run (1: one simulation per candidate).
         timeout: wall-clock seconds for each simulator step.
 
@@ -198,7 +204,7 @@ def verify_many(
     bar = tqdm(total=len(jobs), desc="verify", unit="cand", disable=not progress)
 
     def store(chunk: list[int], verdicts: list[ModuleVerdict]) -> None:
-        for index, verdict in zip(chunk, verdicts):
+        for index, verdict in zip(chunk, verdicts, strict=True):
             results[index] = verdict
         bar.update(len(chunk))
 
@@ -207,8 +213,10 @@ def verify_many(
             store(chunk, _verify_chunk([jobs[i] for i in chunk], batch_size, timeout))
     else:
         with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
-            futures = {pool.submit(_verify_chunk, [jobs[i] for i in chunk], batch_size, timeout): tuple(chunk)
-                       for chunk in chunks}  # fmt: skip
+            futures = {
+                pool.submit(_verify_chunk, [jobs[i] for i in chunk], batch_size, timeout): tuple(chunk)
+                for chunk in chunks
+            }
             for future, chunk in futures.items():
                 try:
                     verdicts = future.result()
@@ -276,7 +284,9 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> lis
         return verdicts  # type: ignore[return-value]
     for start in range(0, len(ready), batch_size):
         batch = ready[start : start + batch_size]
-        for (index, _), verdict in zip(batch, _run_batch([c for _, c in batch], reference, first, nonce, timeout)):
+        for (index, _), verdict in zip(
+            batch, _run_batch([c for _, c in batch], reference, first, nonce, timeout), strict=True
+        ):
             verdicts[index] = verdict
     return verdicts  # type: ignore[return-value]
 
@@ -285,16 +295,20 @@ _BLAMED = re.compile(r"^cand(\d+)\.v:\d+:.*(?:error|sorry)", re.MULTILINE)
 
 
 def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float):
-    """Verdicts of a batch; a failed batch is re-run without the candidates the compiler blamed, or one by one."""
+    """Verdicts of a batch; a failed batch is re-run without the candidates the compiler blamed, or one by
+    one."""
     if len(batch) == 1:
         outcome = _run_random(batch, reference, job, nonce, timeout)
         if isinstance(outcome, ModuleVerdict):
             _check_reference_alone(outcome, reference, job, nonce, timeout)
             return [outcome]
         return outcome
-    # A batch gets each candidate's share of time (the work grows with the instances: K + 1 against 2 alone), and
-    # is declared hung as soon as its progress lines stop for half a timeout; its candidates are then re-run alone.
-    outcome = _run_random(batch, reference, job, nonce, timeout * (len(batch) + 1) / 2, idle=max(0.5, timeout / 2))
+    # A batch gets each candidate's share of time (the work grows with the instances: K + 1 against 2 alone),
+    # and is declared hung as soon as its progress lines stop for half a timeout; its candidates are then
+    # re-run alone.
+    outcome = _run_random(
+        batch, reference, job, nonce, timeout * (len(batch) + 1) / 2, idle=max(0.5, timeout / 2)
+    )
     if not isinstance(outcome, ModuleVerdict):
         return outcome
     blamed = set()
@@ -303,7 +317,9 @@ def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, n
     if not blamed or len(blamed) == len(batch):
         return [_run_batch([c], reference, job, nonce, timeout)[0] for c in batch]
     rest = [k for k in range(len(batch)) if k not in blamed]
-    results = dict(zip(rest, _run_batch([batch[k] for k in rest], reference, job, nonce, timeout)))
+    results = dict(
+        zip(rest, _run_batch([batch[k] for k in rest], reference, job, nonce, timeout), strict=True)
+    )
     results.update({k: _run_batch([batch[k]], reference, job, nonce, timeout)[0] for k in sorted(blamed)})
     return [results[k] for k in range(len(batch))]
 
@@ -365,8 +381,9 @@ _HARNESS_NAME = re.compile(r"salv_(tb|ref|c\d+)_[0-9a-f]{16}(_?)")
 
 def _scrub(message: str) -> str:
     """Simulator messages with the harness's nonce names put back as the user wrote them."""
-    return _HARNESS_NAME.sub(lambda m: "" if m.group(2) else {"tb": "tb", "ref": "reference"}.get(m.group(1),
-                             "candidate"), message)  # fmt: skip
+    return _HARNESS_NAME.sub(
+        lambda m: "" if m.group(2) else {"tb": "tb", "ref": "reference"}.get(m.group(1), "candidate"), message
+    )
 
 
 def _failure(sim: Simulation, limits: SandboxLimits) -> ModuleVerdict | None:
@@ -374,14 +391,18 @@ def _failure(sim: Simulation, limits: SandboxLimits) -> ModuleVerdict | None:
     step = sim.compile if sim.run is None else sim.run
     message = _scrub((step.stderr + step.stdout).strip())
     if step.timed_out:
-        return ModuleVerdict(Status.timeout, detail=f"{'compile' if sim.run is None else 'simulation'} timed out")
+        return ModuleVerdict(
+            Status.timeout, detail=f"{'compile' if sim.run is None else 'simulation'} timed out"
+        )
     if step.output_exceeded:
         return ModuleVerdict(Status.runtime_error, detail=f"output exceeded {limits.output_bytes} bytes")
     if sim.run is None:
         status = Status.syntax_error if re.search(r"syntax error", message, re.I) else Status.compile_error
         return ModuleVerdict(status, detail=message[-2000:])
     if step.returncode != 0:
-        return ModuleVerdict(Status.runtime_error, detail=f"simulator exited with {step.returncode}: {message[-2000:]}")
+        return ModuleVerdict(
+            Status.runtime_error, detail=f"simulator exited with {step.returncode}: {message[-2000:]}"
+        )
     return None
 
 
@@ -399,22 +420,41 @@ def _separator(previous: list[str]) -> str:
 
 
 def _run_random(
-    candidates: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float,
+    candidates: list[_Candidate],
+    reference: _Reference,
+    job: VerifyJob,
+    nonce: str,
+    timeout: float,
     idle: float | None = None,
 ):
     """Verdicts of candidates simulated together, or one verdict that stands for the whole batch's failure."""
     interface = reference.design.interface
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
     modules = [c.module for c in candidates]
-    tb = random_testbench(interface.ports, plan, reference.design.top, modules, nonce=nonce, vectors=job.vectors,
-                          seed=job.seed, constants=reference_constants(job.reference))  # fmt: skip
+    tb = random_testbench(
+        interface.ports,
+        plan,
+        reference.design.top,
+        modules,
+        nonce=nonce,
+        vectors=job.vectors,
+        seed=job.seed,
+        constants=reference_constants(job.reference),
+    )
     sources = {"tb.v": tb, "sep_ref.v": _separator([tb]), "ref.v": job.reference}
     for k, candidate in enumerate(candidates):  # each file starts from the same compiler-directive state
         sources[f"sep{k}.v"] = _separator([job.reference] + [c.text for c in candidates[:k]])
         sources[f"cand{k}.v"] = candidate.text
     limits = SandboxLimits()
-    sim = simulate(sources, top=f"salv_tb_{nonce}", simulator=job.simulator, compile_timeout=max(timeout, 30),
-                   run_timeout=timeout, run_idle_timeout=idle, limits=limits)  # fmt: skip
+    sim = simulate(
+        sources,
+        top=f"salv_tb_{nonce}",
+        simulator=job.simulator,
+        compile_timeout=max(timeout, 30),
+        run_timeout=timeout,
+        run_idle_timeout=idle,
+        limits=limits,
+    )
     failed = _failure(sim, limits)
     if failed:
         return failed
@@ -425,7 +465,9 @@ def _run_random(
     return [ModuleVerdict(Status.ok, {n: SignalVerdict.of(*c[n]) for n in reference.outputs}) for c in counts]
 
 
-def _check_reference_alone(failure: ModuleVerdict, reference: _Reference, job: VerifyJob, nonce, timeout) -> None:
+def _check_reference_alone(
+    failure: ModuleVerdict, reference: _Reference, job: VerifyJob, nonce, timeout
+) -> None:
     """Raise when a failure is the reference's own (it does not simulate even without any candidate)."""
     if failure.status in (Status.compile_error, Status.syntax_error, Status.runtime_error):
         alone = _run_random([], reference, job, nonce, timeout)
@@ -439,8 +481,14 @@ def _run_given(candidate: _Candidate, reference: _Reference, job: VerifyJob, tim
     flags = GIVEN_TESTBENCH_FLAGS if job.simulator == "icarus" else ()
     limits = SandboxLimits()
     # No `-s`: the simulator elaborates every root, which is the testbench whatever it is called.
-    sim = simulate(sources, simulator=job.simulator, flags=flags,
-                   compile_timeout=max(timeout, 30), run_timeout=max(timeout, 30), limits=limits)  # fmt: skip
+    sim = simulate(
+        sources,
+        simulator=job.simulator,
+        flags=flags,
+        compile_timeout=max(timeout, 30),
+        run_timeout=max(timeout, 30),
+        limits=limits,
+    )
     failed = _failure(sim, limits)
     if failed:
         return failed
