@@ -76,6 +76,7 @@ COMPILE_TIMEOUT = 60.0  # the official flows set none; a hostile candidate must 
 # Timeouts are enforced as CPU seconds (the simulators are single-threaded, so on an idle machine this is the wall
 # clock of the official flows); the wall clock only backs them up, at this multiple, for a loaded machine.
 WALL_FACTOR = 3.0
+BATCH_MARGIN, BATCH_FLOOR = 4.0, 2.0  # a batch's time limit: margin x its expected time, and at least the floor
 
 _DISPLAY = re.compile(r"(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*\")")
 _MISMATCHES = re.compile(r"^Mismatches: (\d+) in (\d+) samples$")
@@ -345,7 +346,8 @@ def _official_files(problem: Problem, code: str, tag: str) -> tuple[dict[str, st
     return files, compile_argv, ["vvp", "-n", "sim"], RTLLM_TIMEOUT
 
 
-def _run_official(problem: Problem, code: str) -> SampleResult:
+def _run_official(problem: Problem, code: str) -> tuple[SampleResult, float | None]:
+    """The official flow for one candidate: its verdict, and the seconds its simulation ran when it ran to the end."""
     tag = f"@{secrets.token_hex(6)}@"
     files, compile_argv, run_argv, timeout = _official_files(problem, code, tag)
     with Sandbox(files, _limits(max(timeout, COMPILE_TIMEOUT))) as box:
@@ -355,10 +357,13 @@ def _run_official(problem: Problem, code: str) -> SampleResult:
         ran = box.run(run_argv, timeout * WALL_FACTOR) if compiled else None
     family = harness_of(problem)
     if family == "verilog-eval-v2":
-        return _judge_v2(code, built, ran, tag)
-    if family == "verilog-eval-v1":
-        return _judge_v1(built, ran, tag)
-    return _judge_rtllm(built, ran, tag)
+        result = _judge_v2(code, built, ran, tag)
+    elif family == "verilog-eval-v1":
+        result = _judge_v1(built, ran, tag)
+    else:
+        result = _judge_rtllm(built, ran, tag)
+    finished = ran is not None and ran.ok and result.status == "ok"
+    return result, ran.elapsed if finished else None
 
 
 def _precheck(problem: Problem, completion: str) -> tuple[str | None, SampleResult | None]:
@@ -380,7 +385,7 @@ def score_sample(problem: Problem, completion: str) -> SampleResult:
     if harness_of(problem) == "custom":
         return _score_custom([(problem, completion)])[0]
     code, early = _precheck(problem, completion)
-    return early if early is not None else _run_official(problem, code)
+    return early if early is not None else _run_official(problem, code)[0]
 
 
 def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
@@ -412,6 +417,8 @@ def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
 
 _SEEDED = re.compile(r"\$(random|urandom)\b(?!\s*\()")
 _DUMP = re.compile(r"\$dump\w*\s*(\([^;]*\))?\s*;")
+_FINISH = re.compile(r"\$finish\b\s*(\(\s*\d*\s*\))?")
+_ASKED = re.compile(r"^SALV_FINISH (\d+)$", re.MULTILINE)
 
 
 _SLOT, _NONCE = "SALVSLOT", "SALVNONCE"  # placeholders filled in per copy
@@ -423,33 +430,50 @@ def _batch_template(testbench: str, reference: str, top: str) -> str | None:
     batched exactly.
 
     In a copy every module is suffixed `__s<slot>` (the candidate's top name included, as the testbench instantiates
-    it), the testbench's display strings are tagged, its dump calls are dropped (copies would share one file), and
-    each `$random` / `$urandom` call draws from the copy's own seed variable: Icarus starts its global seeds at 0,
-    and so do these. Not batchable: `$urandom_range` (no per-copy seed form), and stimulus that reads the
-    comparison result (`tb_match`), whose timing could then depend on the candidate.
+    it), the testbench's display strings are tagged and its dump calls dropped (copies would share one file). Each
+    `$random` / `$urandom` call draws from the copy's own seed variable (Icarus starts its global seeds at 0, and so
+    do these), and `$finish` becomes a request: the simulation ends when every copy has asked, and each copy
+    reports when it asked, so that a copy that ran past its own end is not believed. Not batchable:
+    `$urandom_range`, which has no per-copy seed form.
     """
     text = testbench + reference
     if "$urandom_range" in text or _SLOT in text or _NONCE in text:
         return None
+    names = set(_MODULE_DECL.findall(testbench)) | set(_MODULE_DECL.findall(reference)) | {top}
+    mapping = {name: f"{name}__s{_SLOT}" for name in names}
     try:
-        spans = module_spans(testbench)
-        stimulus = spans.get("stimulus_gen")
-        if stimulus is not None and testbench[stimulus[0] : stimulus[1]].count("tb_match") > 1:
-            return None
-        names = set(_MODULE_DECL.findall(testbench)) | set(_MODULE_DECL.findall(reference)) | {top}
-        mapping = {name: f"{name}__s{_SLOT}" for name in names}
         tb = _tag(rename_modules(_DUMP.sub("", testbench), mapping), f"@{_NONCE}:{_SLOT}@")
         ref = rename_modules(reference, mapping) if reference.strip() else ""
     except VerilogInputError:
         return None
     seeds = f"salv_seeds__s{_SLOT}"
-    seeds_module = f"module {seeds};\n  integer r = 0;\n  integer u = 0;\nendmodule\n"
+    tb = _FINISH.sub(f"{seeds}.request()", tb)
+    seeds_module = f"""module {seeds};
+  integer r = 0;
+  integer u = 0;
+  time asked_at = 0;
+  reg asked = 0;
+  task request;
+    if (!asked) begin
+      asked = 1;
+      asked_at = $time;
+      salv_batch.requests = salv_batch.requests + 1;
+      if (salv_batch.requests == salv_batch.copies) $finish;
+    end
+  endtask
+  final $display("@{_NONCE}:{_SLOT}@SALV_FINISH %0d", asked_at);
+endmodule
+"""
     seeded = _SEEDED.sub(lambda m: f"${m.group(1)}({seeds}.{m.group(1)[0]})", tb + "\n" + ref)
     return seeded + "\n" + seeds_module
 
 
-def _batch(problem: Problem, codes: list[str]) -> list[SampleResult | None]:
-    """Score `codes` (screened candidates of one VerilogEval problem) together; None where a code needs its own run."""
+def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[SampleResult | None]:
+    """Score `codes` (screened candidates of one VerilogEval problem) together; None where a code needs its own run.
+
+    The batch may simulate for `BATCH_MARGIN` times the expected time (copies x `seconds_per_copy`, at least
+    `BATCH_FLOOR` seconds, at most the official timeout); past that every copy runs alone.
+    """
     template = _batch_template(problem.testbench, problem.reference if harness_of(problem) == "verilog-eval-v2" else "",
                                problem.top)  # fmt: skip
     results: list[SampleResult | None] = [None] * len(codes)
@@ -478,8 +502,11 @@ def _batch(problem: Problem, codes: list[str]) -> list[SampleResult | None]:
         if len(slots) < 2:
             return results
         sources = {f"s{slot}.sv": files[slot] for slot in slots}
-        roots = [arg for slot in slots for arg in ("-s", f"tb__s{slot}", "-s", f"salv_seeds__s{slot}")]
-        timeout = V2_TIMEOUT if v2 else V1_TIMEOUT  # for the whole batch: past it, every copy runs alone
+        sources["salv_batch.sv"] = f"module salv_batch;\n  integer requests = 0;\n  integer copies = {len(slots)};\nendmodule\n"
+        roots = ["-s", "salv_batch"]
+        roots += [arg for slot in slots for arg in ("-s", f"tb__s{slot}", "-s", f"salv_seeds__s{slot}")]
+        expected = len(slots) * seconds_per_copy
+        timeout = min(V2_TIMEOUT if v2 else V1_TIMEOUT, max(BATCH_FLOOR, BATCH_MARGIN * expected))
         with Sandbox(sources, _limits(COMPILE_TIMEOUT)) as box:
             built = box.run(["iverilog", *IVERILOG_FLAGS, *roots, "-o", "sim", *sources], COMPILE_TIMEOUT * WALL_FACTOR)
             messages = (built.stdout + built.stderr).splitlines()
@@ -498,10 +525,13 @@ def _batch(problem: Problem, codes: list[str]) -> list[SampleResult | None]:
         if any(line.strip() and f"@{nonce}:" not in line for line in output.splitlines()):
             return results  # something besides the testbenches spoke: every copy runs alone
         empty = SandboxResult(0, "", "")
-        for index, tag, code in slots.values():
-            lines = "\n".join(_split_output(output, tag)[0])
-            if not re.search(r"^Mismatches: \d+ in \d+ samples$", lines, re.MULTILINE):
-                continue  # no summary line: let the official flow say why
+        outputs = {slot: "\n".join(_split_output(output, tag)[0]) for slot, (_, tag, _) in slots.items()}
+        asked = {slot: int(m.group(1)) for slot, text in outputs.items() if (m := _ASKED.search(text))}
+        end = max(asked.values(), default=None)
+        for slot, (index, tag, code) in slots.items():
+            lines = _ASKED.sub("", outputs[slot]).strip("\n")
+            if asked.get(slot) != end or not re.search(r"^Mismatches: \d+ in \d+ samples$", lines, re.MULTILINE):
+                continue  # ran past its own end, or no summary line: the official flow decides
             run = SandboxResult(0, lines, "")
             results[index] = _judge_v2(code, empty, run, "") if v2 else _judge_v1(empty, run, "")
         return results
@@ -575,8 +605,23 @@ def score(
 
     def work(unit: tuple[int, list[str], list[list[int]]]) -> list[SampleResult]:
         i, codes, _ = unit
-        batched = _batch(problems[i], codes) if len(codes) > 1 else [None]
-        return [found or _run_official(problems[i], code) for code, found in zip(codes, batched)]
+        verdicts: list[SampleResult | None] = [None] * len(codes)
+        if len(codes) > 2 and harness_of(problems[i]).startswith("verilog-eval"):
+            # Candidates run alone until one simulates to the end: its run time bounds how long the batch of the
+            # others may take, so that a batch stuck on a hanging copy is given up early.
+            seconds, position = None, 0
+            while seconds is None and position < len(codes):
+                verdicts[position], seconds = _run_official(problems[i], codes[position])
+                position += 1
+            if seconds is not None:
+                # as many copies as fit in the official timeout with the margin, so a batch is never cut short
+                limit = V2_TIMEOUT if harness_of(problems[i]) == "verilog-eval-v2" else V1_TIMEOUT
+                size = max(1, int(limit // (BATCH_MARGIN * max(seconds, 1e-3))))
+                for start in range(position, len(codes), size):
+                    chunk = codes[start : start + size]
+                    if len(chunk) > 1:
+                        verdicts[start : start + len(chunk)] = _batch(problems[i], chunk, seconds)
+        return [found or _run_official(problems[i], code)[0] for code, found in zip(codes, verdicts)]
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         outcomes = pool.map(work, units)
