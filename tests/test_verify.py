@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -284,3 +285,18 @@ def test_cli_table_and_json(tmp_path, capsys):
         and not rows[0]["signals"]["s"]["correct"]
         and rows[0]["signals"]["c"]["correct"]
     )
+
+
+def test_pasted_testbench_is_ignored_and_duplicates_are_judged_once():
+    pasted = ADDER + '\nmodule tb; initial begin $dumpfile("w.vcd"); $finish; end endmodule\n'
+    verdicts = verify_many([VerifyJob(pasted, ADDER, vectors=20)] * 3, workers=1, progress=False)
+    assert all(v.passed for v in verdicts) and verdicts[0] is verdicts[2]
+    used = ADDER.replace("assign c = a < b;", 'assign c = a < b; initial $fopen("x");')
+    assert verify(used, ADDER, vectors=20).status == Status.refused
+
+
+@pytest.mark.skipif(shutil.which("verilator") is None, reason="verilator is not installed")
+def test_verilator_backend():
+    jobs = [VerifyJob(c, ADDER, vectors=50, simulator="verilator") for c in (ADDER, WRONG_S)]
+    right, wrong = verify_many(jobs, workers=1, progress=False, timeout=240)
+    assert right.passed and _ok(wrong) == {"s": False, "c": True}

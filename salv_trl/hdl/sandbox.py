@@ -163,12 +163,10 @@ class Sandbox:
         Args:
             argv: the command.
             timeout: wall-clock seconds.
-            untrusted: the command executes candidate code (a simulation); False for a compiler, which skips
-            the
-                network namespace (creating one costs about 10 ms). Resource limits apply either way.
+            untrusted: the command executes candidate code (a simulation); False for a compiler, which
+                skips the network namespace (creating one costs about 10 ms). Limits apply either way.
             idle_timeout: also kill (as a timeout) when nothing was printed for this many seconds; for
-            commands
-                that report progress.
+                commands that report progress.
         """
         isolate = untrusted and not self.limits.network and network_isolated()
         env = {

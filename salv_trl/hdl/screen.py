@@ -21,7 +21,7 @@ import re
 import pyslang
 from pyslang import parsing
 
-__all__ = ["screen", "FORBIDDEN_SYSTEM_TASKS", "ALLOWED_DIRECTIVES"]
+__all__ = ["screen", "FORBIDDEN_SYSTEM_TASKS", "ALLOWED_DIRECTIVES", "MAX_CHARS"]
 
 FORBIDDEN_SYSTEM_TASKS = frozenset(
     {
@@ -108,7 +108,10 @@ ALLOWED_DIRECTIVES = frozenset(
 _DIRECTIVE_NAME = re.compile(r"`[A-Za-z_][A-Za-z0-9_$]*")
 
 
-def screen(text: str, *, max_chars: int = 1_000_000) -> str | None:
+MAX_CHARS = 1_000_000  # far more than any model completion; larger inputs only cost time
+
+
+def screen(text: str, *, max_chars: int = MAX_CHARS) -> str | None:
     """Return why `text` must not be simulated, or None when it may be.
 
     Args:

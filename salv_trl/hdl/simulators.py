@@ -32,13 +32,11 @@ class Simulator:
     def compile(
         self, box: Sandbox, sources: Sequence[str], top: str | None, timeout: float, flags: Sequence[str] = ()
     ) -> SandboxResult:
-        """Compile the files `sources` (names inside `box`) with `top` as the root module (None: all
-        roots)."""
+        """Compile the files `sources` (names inside `box`) with root module `top` (None: all roots)."""
         raise NotImplementedError
 
     def run(self, box: Sandbox, timeout: float, idle_timeout: float | None = None) -> SandboxResult:
-        """Run the simulation compiled by the last [`compile`] in `box` (see [`Sandbox.run`] for the
-        timeouts)."""
+        """Run what the last [`compile`] built in `box` (timeouts as in [`Sandbox.run`])."""
         raise NotImplementedError
 
 
@@ -92,8 +90,7 @@ SIMULATORS: dict[str, type[Simulator]] = {"icarus": Icarus, "verilator": Verilat
 
 
 def get_simulator(name: str | Simulator) -> Simulator:
-    """The back end called `name` (`"icarus"` or `"verilator"`); raises ValueError for others or when
-    missing."""
+    """The back end called `name` (`"icarus"` or `"verilator"`); ValueError for others or when missing."""
     if isinstance(name, Simulator):
         return name
     if name not in SIMULATORS:

@@ -1,5 +1,4 @@
-"""Testbenches: random-stimulus co-simulation generated from a reference alone, and parsers of given
-testbenches.
+"""Testbenches: random co-simulation generated from a reference alone, and parsers of given testbenches.
 
 **Random co-simulation** ([`random_testbench`]) instantiates the reference and any number of candidates side
 by side, drives every input with seeded random values at full width (signed and wide vectors included,
@@ -242,8 +241,7 @@ def random_testbench(
 
 
 def _drive(name: str, width: int, constants: Sequence[int]) -> str:
-    """A statement giving input `name` a random value, or now and then one of `constants` that fits its
-    width."""
+    """A statement giving input `name` a random value, or now and then one of the `constants` that fit."""
     random_value = f"in_{name} = {_random_value(width, 'seed_var')};"
     fitting = [c for c in constants if c < (1 << width)]
     if not fitting:

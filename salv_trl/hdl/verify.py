@@ -11,18 +11,16 @@ b; endmodule" >>> verdict = verify(cand, ref, vectors=100)
 
 Route of a candidate:
 
-1. text checks: empty → `no_code`; not UTF-8 or NUL characters → `syntax_error`; [`screen`] refusal →
-`refused`; 2. pyslang front end: no module, or the task's top missing → `syntax_error`; ports that differ
-from the reference
-   (names, directions, widths) → `interface_mismatch`;
+1. text checks: empty → `no_code`; not UTF-8 or NUL characters → `syntax_error`; too large → `refused`;
+2. pyslang front end: no module → `syntax_error`; modules the top does not reach (e.g. a pasted testbench) are
+   blanked out, then a [`screen`] refusal → `refused`; ports that differ from the reference (names,
+   directions, widths) → `interface_mismatch`;
 3. every module of the candidate is renamed to a unique name (`salv_c<k>_<nonce>_<name>`), so it can neither
-collide
-   with nor replace a reference module (a candidate module called `RefModule` is just another module);
+   collide with nor replace a reference module (a candidate module called `RefModule` is just another one);
 4. simulation in a [`Sandbox`]: with a given testbench (the candidate's top keeps the task's top name, which
-the
-   testbench instantiates) or with a random co-simulation testbench generated from the reference alone
-   ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax error") or
-   `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict lines →
+   the testbench instantiates) or with a random co-simulation testbench generated from the reference alone
+   ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax error")
+   or `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict lines →
    `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output.
 
 [`verify_many`] judges many jobs over all cores. Candidates of the same reference and settings are simulated
@@ -42,11 +40,11 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from .parse import ParsedDesign, parse, rename_modules
+from .parse import ModuleSyntax, ParsedDesign, module_syntax, parse, rename_modules
 from .sandbox import SandboxLimits
-from .screen import screen
+from .screen import MAX_CHARS, screen
 from .simulators import Simulation, simulate
-from .source import VerilogInputError
+from .source import VerilogInputError, load_source
 from .testbench import (
     TestbenchOutputError,
     parse_given_output,
@@ -191,9 +189,14 @@ def verify_many(
 
     # Twice the cores: the simulators spend much of their wall time waiting on their own sub-processes.
     workers = workers or 2 * (os.cpu_count() or 1)
+    # Identical jobs are judged once (verdicts are deterministic): sampled completions often repeat.
+    first_of: dict[tuple, int] = {}
     groups: dict[tuple, list[int]] = {}
     for index, job in enumerate(jobs):
-        groups.setdefault(job.group_key(), []).append(index)
+        key = (job.candidate, *job.group_key())
+        if key not in first_of:
+            first_of[key] = index
+            groups.setdefault(job.group_key(), []).append(index)
     # Full batches, unless there are too few of them to keep every worker busy.
     full = sum(-(-len(indices) // batch_size) for indices in groups.values())
     chunks = []
@@ -201,7 +204,7 @@ def verify_many(
         size = batch_size if full >= workers else max(1, min(batch_size, -(-len(indices) // workers)))
         chunks += [indices[i : i + size] for i in range(0, len(indices), size)]
     results: list[ModuleVerdict | None] = [None] * len(jobs)
-    bar = tqdm(total=len(jobs), desc="verify", unit="cand", disable=not progress)
+    bar = tqdm(total=len(first_of), desc="verify", unit="cand", disable=not progress)
 
     def store(chunk: list[int], verdicts: list[ModuleVerdict]) -> None:
         for index, verdict in zip(chunk, verdicts, strict=True):
@@ -224,7 +227,7 @@ def verify_many(
                     verdicts = [_harness_error(error)] * len(chunk)
                 store(list(chunk), verdicts)
     bar.close()
-    return results  # type: ignore[return-value]
+    return [results[first_of[(job.candidate, *job.group_key())]] for job in jobs]  # type: ignore[misc]
 
 
 def _harness_error(error: BaseException) -> ModuleVerdict:
@@ -295,8 +298,7 @@ _BLAMED = re.compile(r"^cand(\d+)\.v:\d+:.*(?:error|sorry)", re.MULTILINE)
 
 
 def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float):
-    """Verdicts of a batch; a failed batch is re-run without the candidates the compiler blamed, or one by
-    one."""
+    """Verdicts of a batch; a failed batch is re-run without the candidates the compiler blamed, or singly."""
     if len(batch) == 1:
         outcome = _run_random(batch, reference, job, nonce, timeout)
         if isinstance(outcome, ModuleVerdict):
@@ -334,29 +336,51 @@ def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int
         return ModuleVerdict(Status.no_code, detail="empty candidate")
     if "\0" in raw:
         return ModuleVerdict(Status.syntax_error, detail="NUL character in the candidate")
-    reason = screen(raw)
-    if reason:
-        return ModuleVerdict(Status.refused, detail=reason)
+    if len(raw) > MAX_CHARS:  # refused before any parsing
+        return ModuleVerdict(Status.refused, detail=screen(raw))
     wanted = job.top or reference.design.top
     try:
         design = parse(raw)
         if wanted in design.modules and design.top != wanted:
             design = parse(raw, wanted)
+        text, modules = _design_only(raw, design.top)
     except VerilogInputError as error:
         return ModuleVerdict(Status.syntax_error, detail=str(error))
+    reason = screen(text)
+    if reason:
+        return ModuleVerdict(Status.refused, detail=reason)
     mismatch = _interface_mismatch(design, reference.design)
     if mismatch:
         return ModuleVerdict(Status.interface_mismatch, detail=mismatch)
+    mapping = {m: f"salv_c{index}_{nonce}_{m}" for m in modules}
     if job.testbench is not None:  # the testbench instantiates the candidate by the task's name
-        mapping = {m: f"salv_c{index}_{nonce}_{m}" for m in design.modules if m != design.top}
         mapping[design.top] = job.top or design.top
-    else:
-        mapping = {m: f"salv_c{index}_{nonce}_{m}" for m in design.modules}
     try:
-        text = rename_modules(raw, mapping)
+        text = rename_modules(text, mapping)
     except VerilogInputError as error:
         return ModuleVerdict(Status.syntax_error, detail=str(error))
     return _Candidate(text, mapping[design.top])
+
+
+def _design_only(text: str, top: str) -> tuple[str, set[str]]:
+    """`text` with every module that `top` does not reach blanked out (a pasted testbench with `$finish` or
+    `$dumpfile`, unused helpers), offsets and line numbers unchanged; and the names of the modules kept."""
+    source = load_source(text)
+    modules: dict[str, ModuleSyntax] = {}
+    for module in module_syntax(source):
+        modules.setdefault(module.name, module)
+    kept: set[str] = set()
+    todo = [top]
+    while todo:
+        name = todo.pop()
+        if name in modules and name not in kept:
+            kept.add(name)
+            todo += modules[name].instantiated
+    for name, module in modules.items():
+        if name not in kept:
+            start, end = source.span(module.node)
+            text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+    return text, kept
 
 
 def _interface_mismatch(candidate: ParsedDesign, reference: ParsedDesign) -> str | None:
