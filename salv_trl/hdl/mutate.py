@@ -13,6 +13,7 @@ a flag output) get no mutants.
 >>> text = "module m(input [3:0] a, b, output [3:0] s, d); assign s = a + b; assign d = a - b; endmodule"
 >>> [(m.output, m.kind, m.description) for m in mutants(text)]
 [('s', 'operator', "'+' -> '-'"), ('d', 'operator', "'-' -> '+'")]
+
 ```
 """
 

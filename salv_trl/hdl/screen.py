@@ -124,6 +124,7 @@ def screen(text: str, *, max_chars: int = MAX_CHARS) -> str | None:
     True
     >>> screen('module m; initial $system("rm -rf /"); endmodule')
     'forbidden system task $system at offset 18'
+
     ```
     """
     if len(text) > max_chars:

@@ -136,6 +136,7 @@ def simulate(
     >>> sim = simulate({"tb.v": 'module tb; initial $display("hi"); endmodule'})
     >>> sim.compiled, sim.run.stdout.strip()
     (True, 'hi')
+
     ```
     """
     backend = get_simulator(simulator)

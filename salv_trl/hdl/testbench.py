@@ -102,6 +102,7 @@ def plan_stimulus(inputs: Sequence[str], edge_events: Mapping[str, Iterable[str]
     >>> plan = plan_stimulus(["clk", "rst_n", "d"], {"clk": {"posedge"}, "rst_n": {"negedge"}})
     >>> plan.clocks, plan.resets, plan.data
     (('clk',), (ResetSpec(name='rst_n', active_low=True, asynchronous=True),), ('d',))
+
     ```
     """
     edged = {name: set(edges) for name, edges in edge_events.items() if name in inputs and edges}

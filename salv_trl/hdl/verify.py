@@ -2,11 +2,12 @@
 
 ```python
 >>> from salv_trl.hdl.verify import verify
->>> ref = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a + b; assign c = a < b;
-endmodule" >>> cand = "module m(input [3:0] a, b, output [3:0] s, output c); assign s = a - b; assign c = a <
-b; endmodule" >>> verdict = verify(cand, ref, vectors=100)
+>>> ref = "module m(input [3:0] a, b, output [3:0] s, c); assign s = a + b; assign c = a < b; endmodule"
+>>> cand = ref.replace("a + b", "a - b")
+>>> verdict = verify(cand, ref, vectors=100)
 >>> verdict.status.value, {name: v.correct for name, v in verdict.signals.items()}
 ('ok', {'s': False, 'c': True})
+
 ```
 
 Route of a candidate:
