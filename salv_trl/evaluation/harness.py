@@ -22,10 +22,12 @@ print a forged `Mismatches: 0` or `Pass` line; every candidate is screened ([`sa
 it is simulated (a candidate that redeclares a harness module such as `RefModule` fails to compile, as it does
 in the official flows).
 
-[`score`] adds a faster route with identical verdicts: for VerilogEval, up to `batch_size` candidates of one
-problem are compiled and simulated together, each with its own renamed copy of the testbench and reference
-(random streams kept per copy by giving every `$random` / `$urandom` call the copy's own seed variable, which
-Icarus starts from the same value as its global seed). Any candidate whose batched result could differ from its
+[`score`] adds a faster route with identical verdicts: for VerilogEval, candidates of one problem are compiled and
+simulated together, each with its own renamed copy of the testbench and reference. Random streams are kept per copy
+(every `$random` / `$urandom` call gets the copy's own seed variable, which Icarus starts from the same value as
+its global seed) and `$finish` becomes a per-copy request, so each copy sees exactly the stimulus of its own run
+and a copy that would have ended earlier than the others is not believed. The first candidate runs alone and its
+run time bounds the batch size and the batch's time limit. Any candidate whose batched result could differ from its
 own run (compiler messages, directives, untagged output, hang, missing summary line) is scored by the per-sample
 flow instead.
 """
