@@ -1,0 +1,445 @@
+"""
+End-to-end reproduction on CPU: does signal-aware DPO beat module-level DPO on a tiny model?
+
+Every stage goes through the project's public entry points, as a user would run them:
+
+1. synthetic tasks ([`salv_trl.synthetic`]): SFT corpus, train tasks (for rollouts), test tasks, disjoint;
+2. a tokenizer trained on the corpus and a tiny Qwen2 from a config ([`salv_trl.tiny`]), nothing downloaded;
+3. `accelerate launch recipes/sft.py` on the corpus;
+4. `salv-trl sample` on the train tasks → `salv-trl verify --dataset` → `salv-trl pairs` three ways;
+5. `accelerate launch recipes/dpo.py` from the SFT model, once per variant, on the same rollouts:
+   `module` (module-level pairs, whole sequences), `nomask` (signal pairs, whole sequences: the paper's
+   "without signal-aware extraction" ablation) and `signal` (signal pairs, loss on the slice tokens only);
+6. `salv-trl sample` on the test tasks for the SFT model and each DPO model, scored with the
+   `evaluation/verilog_pass_at_k` metric's `custom` config: pass@1 and per-signal pass rate.
+
+It writes `results.json`, `table.md`, learning curves (`curves_seed<S>.png`) and pair statistics under the
+output folder and prints the table (mean ± std over seeds when there are several).
+
+```bash
+python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml   # one seed, ~10 min on 2 cores
+python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml    # 3 seeds, mean ± std
+```
+Finished stages are skipped when the command is run again with the same output folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+VARIANTS = ("module", "nomask", "signal")
+MODELS = ("sft", *VARIANTS)
+LABELS = {
+    "sft": "SFT",
+    "module": "module-level DPO",
+    "nomask": "signal pairs, no mask",
+    "signal": "signal-aware DPO",
+}
+# `salv-trl pairs` switches of each variant's preference set.
+PAIR_SWITCHES = {"module": ["--mode", "module"], "nomask": ["--no-masks"], "signal": []}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def run(argv: list[str], log_file: Path, marker: Path | None = None) -> None:
+    """Run one pipeline command, its output in `log_file`; fail loudly with the log's tail.
+
+    A command that succeeded once leaves `marker`, and is then skipped: re-running the pipeline resumes it
+    without paying the start-up of every finished stage again.
+    """
+    if marker is not None and marker.is_file():
+        return
+    log("$ " + " ".join(argv))
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "SALV_TRL_ALLOW_CODE_EXECUTION": "1",
+        "PYTHONPATH": str(ROOT),
+    }
+    # A few-million-parameter model gains little from intra-op threads, and OpenMP threads on a busy machine
+    # slow it down by an order of magnitude: one thread per process unless the caller says otherwise.
+    env.setdefault("OMP_NUM_THREADS", "1")
+    with log_file.open("a") as handle:
+        done = subprocess.run(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = log_file.read_text(errors="replace").splitlines()[-40:]
+        raise SystemExit(f"command failed ({done.returncode}): {' '.join(argv)}\n" + "\n".join(tail))
+    if marker is not None:
+        marker.touch()
+
+
+def launch(recipe: str, config: str, overrides: dict, log_file: Path) -> None:
+    argv = [
+        str(BIN / "accelerate"),
+        "launch",
+        "--num_processes",
+        "1",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        str(ROOT / "recipes" / recipe),
+        "--config",
+        str(ROOT / config),
+    ]
+    for key, value in overrides.items():
+        argv += [f"--{key}", str(value)]
+    run(argv, log_file)
+
+
+def salv(verb: str, folder: Path, *args: str, log_file: Path) -> None:
+    """`salv-trl VERB ...` on a dataset folder, once (a `.salv-<verb>-done` marker in the folder)."""
+    run([str(BIN / "salv-trl"), verb, *args, "--no-progress"], log_file, folder / f".salv-{verb}-done")
+
+
+def write_jsonl(path: Path, rows) -> None:
+    with path.open("w") as handle:
+        handle.writelines(json.dumps(row) + "\n" for row in rows)
+
+
+# ---- stages ----
+
+
+def make_data(cfg: dict, seed: int, work: Path):
+    """Synthetic SFT corpus, train tasks and test tasks of this seed (train/test disjoint by construction)."""
+    from salv_trl.synthetic import generate_tasks
+
+    shape = cfg["tasks"].get("shape", {})
+    corpus = generate_tasks(cfg["tasks"]["sft"], split="train", seed=1000 + seed, **shape)
+    train = generate_tasks(cfg["tasks"]["train"], split="train", seed=2000 + seed, **shape)
+    test = generate_tasks(cfg["tasks"]["test"], split="test", seed=seed, **shape)
+    data = work / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    write_jsonl(data / "sft.jsonl", ({"prompt": t.prompt, "completion": t.completion} for t in corpus))
+    write_jsonl(data / "train_tasks.jsonl", (t.row() for t in train))
+    write_jsonl(data / "test_tasks.jsonl", (t.row() for t in test))
+    return corpus, train, test
+
+
+def make_base_model(cfg: dict, seed: int, corpus, path: Path) -> None:
+    """Tokenizer trained on the corpus + a randomly initialised tiny Qwen2, saved for the SFT recipe."""
+    if (path / "config.json").is_file():
+        return
+    from salv_trl.tiny import tiny_qwen2, train_tokenizer
+
+    model_cfg = dict(cfg["model"])
+    texts = [t.prompt + t.completion for t in corpus]
+    tokenizer = train_tokenizer(texts, vocab_size=model_cfg.pop("vocab_size"))
+    # Prompts stay plain text in every stage (SFT rows, sampling, preference rows), so that the model is
+    # trained and sampled on the same token sequences.
+    tokenizer.chat_template = None
+    model = tiny_qwen2(tokenizer, seed=seed, **model_cfg)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    log(f"base model: {model.num_parameters() / 1e6:.2f}M parameters, vocabulary {len(tokenizer)}")
+
+
+def sample(cfg: dict, model: Path, tasks: Path, folder: Path, n: int, seed: int, log_file: Path) -> None:
+    s = cfg["sample"]
+    settings = {"n": n, "temperature": s["temperature"], "top-p": s["top_p"], "seed": seed, "device": "cpu",
+                "max-new-tokens": s["max_new_tokens"], "batch-size": s["batch_size"]}  # fmt: skip
+    options = [part for key, value in settings.items() for part in (f"--{key}", str(value))]
+    salv("sample", folder, str(tasks), "--model", str(model), "--output", str(folder), *options,
+         log_file=log_file)  # fmt: skip
+
+
+def verify(cfg: dict, folder: Path, log_file: Path) -> None:
+    vectors = str(cfg["verify"]["vectors"])
+    salv("verify", folder, "--dataset", str(folder), "--vectors", vectors, log_file=log_file)
+
+
+def make_pairs(
+    cfg: dict, rollouts: Path, folder: Path, variant: str, tokenizer: Path, seed: int, log_file: Path
+) -> None:
+    """Copy the verified rollouts into the variant's folder and build its pairs there."""
+    from salv_trl.data.hub import config_file
+
+    if config_file(folder, "pairs").is_file():
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(rollouts, folder, ignore=shutil.ignore_patterns(".work"))
+    extra = []
+    if cfg["pairs"].get("max_pairs_per_task"):
+        extra = ["--max-pairs-per-task", str(cfg["pairs"]["max_pairs_per_task"])]
+    switches = [*PAIR_SWITCHES[variant], *extra, "--seed", str(seed), "--tokenizer", str(tokenizer)]
+    salv("pairs", folder, str(folder), *switches, log_file=log_file)
+
+
+def score(cfg: dict, model: Path, test_tasks: Path, tasks, folder: Path, seed: int, log_file: Path) -> dict:
+    """pass@1 (n samples per test task) and per-signal pass rate: the metric's `custom` config."""
+    result_file = folder / "score.json"
+    if result_file.is_file():
+        return json.loads(result_file.read_text())
+    import evaluate
+
+    from salv_trl.data.hub import load_config
+
+    n = cfg["eval"]["n"]
+    sample(cfg, model, test_tasks, folder, n, seed, log_file)
+    rollouts = load_config(folder, "rollouts").to_list()
+    by_task: dict[str, list[str]] = {}
+    for row in sorted(rollouts, key=lambda r: (r["task_id"], r["sample_index"])):
+        by_task.setdefault(row["task_id"], []).append(row["completion"])
+    ids = [t.task_id for t in tasks]
+    metric = evaluate.load(str(ROOT / "evaluation" / "verilog_pass_at_k"), "custom", data_dir=str(test_tasks))
+    report = metric.compute(predictions=[by_task[i] for i in ids], references=ids, k=[1])
+    # Per-signal pass rate over (task, sample, output): an output of a sample without per-output verdicts
+    # (no code, compile error, ...) counts as failed.
+    correct = total = 0
+    for task, problem in zip(tasks, report["per_problem"], strict=True):
+        for sample_result in problem["samples"]:
+            signals = sample_result.get("signals") or {}
+            total += len(task.output_names)
+            correct += sum(bool(signals.get(name, {}).get("correct")) for name in task.output_names)
+    result = {
+        "pass@1": report["pass@1"],
+        "signal_pass": correct / total,
+        "status_counts": report["status_counts"],
+        "samples": n,
+    }
+    result_file.write_text(json.dumps(result, indent=2))
+    return result
+
+
+def pair_stats(folder: Path, tokenizer_path: Path, num_tasks: int) -> dict:
+    """Pairs per task, signals per pair, and the masked-in share of completion tokens of one pair set."""
+    from transformers import AutoTokenizer
+
+    from salv_trl.data.hub import load_config
+    from salv_trl.data.pairs import mask_share
+
+    pairs = load_config(folder, "pairs").to_list()
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_path)
+    signal_pairs = [p for p in pairs if p["kind"] == "signal"]
+    share = mask_share(pairs, tokenizer) if pairs else {}
+    return {
+        "pairs": len(pairs),
+        "pairs_per_task": len(pairs) / num_tasks,
+        "tasks_with_pairs": len({p["task_id"] for p in pairs}),
+        "signals_per_pair": statistics.fmean(len(p["signals"]) for p in signal_pairs)
+        if signal_pairs
+        else 0.0,
+        "kinds": {kind: sum(p["kind"] == kind for p in pairs) for kind in sorted({p["kind"] for p in pairs})},
+        "mask_share": share,
+    }
+
+
+def rollout_stats(folder: Path) -> dict:
+    from salv_trl.data.hub import load_config
+
+    rollouts = load_config(folder, "rollouts").to_list()
+    statuses: dict[str, int] = {}
+    for row in rollouts:
+        statuses[row["verdict"]["status"]] = statuses.get(row["verdict"]["status"], 0) + 1
+    passed = sum(
+        r["verdict"]["status"] == "ok" and all(s["correct"] for s in r["verdict"]["signals"])
+        for r in rollouts
+    )
+    return {"rollouts": len(rollouts), "fully_correct": passed, "statuses": statuses}
+
+
+def learning_curves(work: Path, seed: int, out: Path) -> dict:
+    """Plot loss and reward margin of the three DPO runs; return their final logged values."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    finals = {}
+    for variant in VARIANTS:
+        states = sorted(
+            (work / f"dpo-{variant}").glob("checkpoint-*/trainer_state.json"),
+            key=lambda p: int(p.parent.name.split("-")[1]),
+        )
+        if not states:
+            continue
+        history = [h for h in json.loads(states[-1].read_text())["log_history"] if "loss" in h]
+        for ax, key in zip(axes, ("loss", "rewards/margins"), strict=True):
+            points = [(h["step"], h[key]) for h in history if key in h]
+            ax.plot(*zip(*points, strict=True), label=LABELS[variant], marker=".")
+            ax.set_title(key)
+            ax.set_xlabel("step")
+        finals[variant] = (
+            {k: v for k, v in history[-1].items() if isinstance(v, int | float)} if history else {}
+        )
+    axes[0].legend()
+    fig.suptitle(f"DPO on the tiny model, seed {seed}")
+    fig.tight_layout()
+    fig.savefig(out / f"curves_seed{seed}.png", dpi=120)
+    plt.close(fig)
+    return finals
+
+
+def run_seed(cfg: dict, seed: int, out: Path) -> dict:
+    work = out / f"seed{seed}"
+    work.mkdir(parents=True, exist_ok=True)
+    logs = work / "logs"
+    logs.mkdir(exist_ok=True)
+    timings: dict[str, float] = {}
+    clock = time.time()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        timings[stage] = round(time.time() - clock, 1)
+        clock = time.time()
+
+    corpus, train, test = make_data(cfg, seed, work)
+    base, sft = work / "base", work / "sft"
+    make_base_model(cfg, seed, corpus, base)
+    lap("data+model")
+    if not (sft / "config.json").is_file():
+        launch(
+            cfg["recipes"]["sft"],
+            cfg["recipes"]["sft_config"],
+            {
+                **cfg.get("sft_overrides", {}),
+                "model_name_or_path": base,
+                "dataset_name": work / "data" / "sft.jsonl",
+                "output_dir": sft,
+                "seed": seed,
+            },
+            logs / "sft.log",
+        )
+    lap("sft")
+
+    rollouts = work / "rollouts"
+    sample(
+        cfg, sft, work / "data" / "train_tasks.jsonl", rollouts, cfg["sample"]["n"], seed, logs / "sample.log"
+    )
+    lap("sample")
+    verify(cfg, rollouts, logs / "verify.log")
+    lap("verify")
+    stats = {"rollouts": rollout_stats(rollouts)}
+    for variant in VARIANTS:
+        make_pairs(cfg, rollouts, work / f"pairs-{variant}", variant, sft, seed, logs / "pairs.log")
+        stats[variant] = pair_stats(work / f"pairs-{variant}", sft, len(train))
+    lap("pairs")
+
+    from salv_trl.data.hub import config_file
+
+    trained = [v for v in VARIANTS if stats[v]["pairs"]]
+    for variant in VARIANTS:
+        target = work / f"dpo-{variant}"
+        if variant not in trained:
+            log(f"seed {seed}: no {variant} pairs (the SFT model's rollouts give no contrast), not trained")
+            continue
+        if (target / "config.json").is_file() or (target / "adapter_config.json").is_file():
+            continue
+        launch(
+            cfg["recipes"]["dpo"],
+            cfg["recipes"]["dpo_configs"][variant],
+            {
+                **cfg.get("dpo_overrides", {}),
+                "model_name_or_path": sft,
+                "dataset_name": config_file(work / f"pairs-{variant}", "pairs"),
+                "output_dir": target,
+                "seed": seed,
+            },
+            logs / f"dpo-{variant}.log",
+        )
+        lap(f"dpo-{variant}")
+
+    scores = {}
+    for name in ("sft", *trained):
+        model = sft if name == "sft" else work / f"dpo-{name}"
+        scores[name] = score(
+            cfg,
+            model,
+            work / "data" / "test_tasks.jsonl",
+            test,
+            work / f"eval-{name}",
+            seed,
+            logs / "eval.log",
+        )
+        log(
+            f"seed {seed} {LABELS[name]}: pass@1 {scores[name]['pass@1']:.3f}, "
+            f"signal pass {scores[name]['signal_pass']:.3f}"
+        )
+    lap("eval")
+    finals = learning_curves(work, seed, out)
+    result = {"seed": seed, "scores": scores, "pair_stats": stats, "final_logs": finals, "timings_s": timings}
+    (work / "result.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return "not trained (no pairs)"
+    if len(values) == 1:
+        return f"{100 * values[0]:.1f}"
+    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+
+
+def table(results: list[dict]) -> str:
+    """Markdown table: pass@1 and per-signal pass rate per model (%, mean ± std over seeds), pair stats."""
+    seeds = ", ".join(str(r["seed"]) for r in results)
+    lines = [
+        f"Test tasks, {results[0]['scores']['sft']['samples']} samples per task, seeds {seeds} (%):",
+        "",
+        "| model | pass@1 | per-signal pass | pairs / task | signals / pair | masked-in share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in MODELS:
+        cells = [
+            _cell([r["scores"][name][key] for r in results if name in r["scores"]])
+            for key in ("pass@1", "signal_pass")
+        ]
+        if name == "sft":
+            cells += ["", "", ""]
+        else:
+            stats = [r["pair_stats"][name] for r in results]
+            cells.append(f"{statistics.fmean(s['pairs_per_task'] for s in stats):.1f}")
+            cells.append(
+                f"{statistics.fmean(s['signals_per_pair'] for s in stats):.2f}" if name != "module" else ""
+            )
+            shares = [s["mask_share"].get("share", math.nan) for s in stats if s["mask_share"]]
+            cells.append(f"{100 * statistics.fmean(shares):.0f}%" if shares and name == "signal" else "100%")
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--config", default=str(ROOT / "recipes" / "tiny" / "config_quick.yaml"))
+    parser.add_argument("--output-dir", help="default: the config's output_dir")
+    parser.add_argument("--seeds", type=int, nargs="+", help="default: the config's seeds")
+    args = parser.parse_args(argv)
+    cfg = yaml.safe_load(Path(args.config).read_text())
+    out = Path(args.output_dir or cfg["output_dir"])
+    if not out.is_absolute():
+        out = ROOT / out
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.time()
+    results = [run_seed(cfg, seed, out) for seed in (args.seeds or cfg["seeds"])]
+    wall = time.time() - start
+    text = (
+        table(results)
+        + f"\n\nWall time: {wall / 60:.1f} min ({os.cpu_count()} CPU cores), config {args.config}.\n"
+    )
+    (out / "results.json").write_text(json.dumps({"results": results, "wall_time_s": wall}, indent=2))
+    (out / "table.md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
