@@ -3,12 +3,14 @@ SignalAwareDPOTrainer vs trl's DPOTrainer on identical rows with a tiny Qwen2: s
 dataset preparation time, as ratios measured in the same run. Targets: step time and peak memory <= 1.05,
 preparation <= 2.
 
-    python benchmarks/bench_trainer.py                      # CPU, or the GPU when there is one python
-    benchmarks/bench_trainer.py --hidden 512 --layers 8 --max-length 1024 --batch 8
+```bash
+python benchmarks/bench_trainer.py          # CPU, or the GPU when there is one
+python benchmarks/bench_trainer.py --hidden 512 --layers 8 --max-length 1024 --batch 8
+```
 
-Each arm runs in a fresh process (so that peak memory is its own), arms alternate, and each figure is the best
-of `--repeats` runs. Peak memory is the CUDA allocator's peak on a GPU, the growth of the peak RSS during
-training on CPU.
+Each arm trains in a fresh process (so that peak memory is its own), arms alternate, and each figure is the
+best of `--repeats` runs; preparation times alternate in one process, best of `--prep-repeats`. Peak memory is
+the CUDA allocator's peak on a GPU, the growth of the peak RSS during training on CPU.
 """
 
 from __future__ import annotations
@@ -25,16 +27,18 @@ import time
 ARMS = ("dpo", "signal")
 
 
-def measure(arm: str, opts: argparse.Namespace) -> dict:
-    """Run one arm in this process: dataset preparation time, median step time, peak memory."""
+def setup(arm: str, opts: argparse.Namespace, max_steps: int = 1):
+    """The rows, the tokenizer and a trainer of one arm, on identical rows and models."""
+    import datasets
     import torch
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import DPOConfig, DPOTrainer
 
     from salv_trl.tiny import tiny_preference_rows, tiny_qwen2, train_tokenizer
     from salv_trl.trainer import SignalAwareDPOConfig, SignalAwareDPOTrainer
 
+    datasets.disable_caching()  # every preparation is done from scratch
+    datasets.disable_progress_bars()
     rows = tiny_preference_rows(opts.rows, seed=0)
     for row in rows:  # longer completions, so that the sequences reach realistic lengths
         pad = "// " + " ".join(f"note{i}" for i in range(opts.filler)) + "\n"
@@ -45,13 +49,14 @@ def measure(arm: str, opts: argparse.Namespace) -> dict:
         [r["prompt"] + r["chosen"] + r["rejected"] for r in rows[:64]], vocab_size=512
     )
     cuda = torch.cuda.is_available()
-    trainer_cls, config_cls = (
-        (DPOTrainer, DPOConfig) if arm == "dpo" else (SignalAwareDPOTrainer, SignalAwareDPOConfig)
-    )
+    trainer_cls, config_cls = {
+        "dpo": (DPOTrainer, DPOConfig),
+        "signal": (SignalAwareDPOTrainer, SignalAwareDPOConfig),
+    }[arm]
     args = config_cls(
         output_dir=os.path.join(opts.workdir, arm),
         per_device_train_batch_size=opts.batch,
-        max_steps=opts.warmup + opts.steps,
+        max_steps=max_steps,
         max_length=opts.max_length,
         learning_rate=1e-4,
         report_to="none",
@@ -62,28 +67,39 @@ def measure(arm: str, opts: argparse.Namespace) -> dict:
         bf16=cuda,
         dataloader_num_workers=0,
     )
-    model = tiny_qwen2(
-        tokenizer, hidden_size=opts.hidden, num_hidden_layers=opts.layers, max_position_embeddings=4096
-    )
-    ref = tiny_qwen2(
-        tokenizer, hidden_size=opts.hidden, num_hidden_layers=opts.layers, max_position_embeddings=4096
-    )
+    size = {"hidden_size": opts.hidden, "num_hidden_layers": opts.layers, "max_position_embeddings": 4096}
     trainer = trainer_cls(
-        model=model,
-        ref_model=ref,
+        model=tiny_qwen2(tokenizer, **size),
+        ref_model=tiny_qwen2(tokenizer, **size),
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tokenizer,
     )
+    return rows, tokenizer, trainer
 
-    from datasets.utils.logging import disable_progress_bar
 
-    disable_progress_bar()
-    prep = []
-    for _ in range(3):
-        start = time.perf_counter()
-        trainer._prepare_dataset(Dataset.from_list(rows), tokenizer, args, "bench")
-        prep.append(time.perf_counter() - start)
+def measure_prep(opts: argparse.Namespace) -> dict:
+    """Dataset preparation time of both arms in this process, alternating, best of `--prep-repeats`."""
+    from datasets import Dataset
+
+    arms = {arm: setup(arm, opts) for arm in ARMS}
+    best = dict.fromkeys(ARMS, float("inf"))
+    for _ in range(opts.prep_repeats):
+        for arm, (rows, tokenizer, trainer) in arms.items():
+            dataset = Dataset.from_list(rows)
+            start = time.perf_counter()
+            trainer._prepare_dataset(dataset, tokenizer, trainer.args, "bench")
+            best[arm] = min(best[arm], time.perf_counter() - start)
+    return best
+
+
+def measure(arm: str, opts: argparse.Namespace) -> dict:
+    """Run one arm in this process: median step time and peak memory."""
+    import torch
+    from transformers import TrainerCallback
+
+    cuda = torch.cuda.is_available()
+    _, _, trainer = setup(arm, opts, max_steps=opts.warmup + opts.steps)
 
     class StepTimer(TrainerCallback):
         def __init__(self):
@@ -113,7 +129,6 @@ def measure(arm: str, opts: argparse.Namespace) -> dict:
         len(r["prompt_ids"]) + len(r["chosen_ids"]) for r in trainer.train_dataset.select(range(opts.batch))
     )
     return {
-        "prep_s": min(prep),
         "step_s": statistics.median(timer.times[opts.warmup :]),
         "peak_bytes": peak,
         "device": torch.cuda.get_device_name() if cuda else "cpu",
@@ -135,32 +150,34 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workdir", default="/tmp/salv-bench-trainer")
-    parser.add_argument("--arm", choices=ARMS, help=argparse.SUPPRESS)  # internal: run one arm, print JSON
+    parser.add_argument("--prep-repeats", type=int, default=5)
+    parser.add_argument("--arm", choices=(*ARMS, "prep"), help=argparse.SUPPRESS)  # internal: one measurement
     opts = parser.parse_args()
     if opts.arm:
-        print("RESULT " + json.dumps(measure(opts.arm, opts)))
+        print("RESULT " + json.dumps(measure_prep(opts) if opts.arm == "prep" else measure(opts.arm, opts)))
         return 0
 
-    results: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+    def child(arm: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, __file__, *sys.argv[1:], "--arm", arm], capture_output=True, text=True, env=env
+        )
+        line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
+        if out.returncode or not line:
+            raise RuntimeError(f"the {arm} measurement failed:\n{out.stderr[-4000:]}")
+        return json.loads(line[0][len("RESULT ") :])
+
+    results: dict[str, list[dict]] = {arm: [] for arm in ARMS}
     for _ in range(opts.repeats):
         for arm in ARMS:
-            out = subprocess.run(
-                [sys.executable, __file__, *sys.argv[1:], "--arm", arm],
-                capture_output=True,
-                text=True,
-                env=env,
-            )
-            line = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT ")]
-            if out.returncode or not line:
-                sys.stderr.write(out.stderr[-4000:])
-                return 1
-            results[arm].append(json.loads(line[0][len("RESULT ") :]))
-
+            results[arm].append(child(arm))
     best = {
-        arm: {key: min(r[key] for r in runs) for key in ("prep_s", "step_s", "peak_bytes")}
+        arm: {key: min(r[key] for r in runs) for key in ("step_s", "peak_bytes")}
         for arm, runs in results.items()
     }
+    for arm, seconds in child("prep").items():
+        best[arm]["prep_s"] = seconds
     first = results["dpo"][0]
     print(
         f"device: {first['device']}  model: hidden {opts.hidden} x {opts.layers} layers  batch {opts.batch}  "

@@ -110,13 +110,18 @@ def token_signal_mask(offsets: list[tuple[int, int]], spans: list[list[int]], sh
         `list[int]`: 1 for a token that shares at least one character with a span (a span edge inside a token
         counts the whole token), else 0.
     """
+    return _overlap_flags(offsets, spans, shift).tolist()
+
+
+def _overlap_flags(offsets: list[tuple[int, int]], spans: list[list[int]], shift: int) -> np.ndarray:
+    """[`token_signal_mask`] as an int8 array, which Arrow stores without inspecting every element."""
     if not spans or not offsets:
-        return [0] * len(offsets)
+        return np.zeros(len(offsets), dtype=np.int8)
     tokens = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
     bounds = np.asarray(spans, dtype=np.int64).reshape(-1, 2) + shift
     bounds = bounds[bounds[:, 0] < bounds[:, 1]]  # empty spans cover nothing
     overlap = (tokens[:, :1] < bounds[None, :, 1]) & (tokens[:, 1:] > bounds[None, :, 0])
-    return overlap.any(axis=1).astype(np.int64).tolist()
+    return overlap.any(axis=1).astype(np.int8)
 
 
 def _check_spans(spans: Any, length: int, column: str) -> list[list[int]]:
@@ -194,24 +199,23 @@ def _add_signal_masks(
             if encoding["input_ids"][row] != list(prompt_ids) + list(completion_ids):
                 raise ValueError(
                     f"Re-tokenizing the {side} completion with offsets did not reproduce trl's token ids; "
-                    "the signal "
-                    "mask cannot be aligned with the tokens trained on."
+                    "the signal mask cannot be aligned with the tokens trained on."
                 )
             spans = _check_spans(batch[column][row], lengths[row], column)
-            flags = token_signal_mask(encoding["offset_mapping"][row][n_prompt:], spans, shifts[row])
+            flags = _overlap_flags(encoding["offset_mapping"][row][n_prompt:], spans, shifts[row])
             visible = flags
             if args.max_length is not None:  # the collator truncates prompt + completion to `max_length`
                 if args.truncation_mode == "keep_start":
                     visible = flags[: max(0, args.max_length - n_prompt)]
                 else:
                     visible = flags[max(0, len(flags) - args.max_length) :]
-            if status[row] == "ok" and not any(visible):
-                status[row] = "empty" if not any(flags) else "truncated"
+            if status[row] == "ok" and not visible.any():
+                status[row] = "empty" if not flags.any() else "truncated"
             output[key].append(flags)
     for row in range(rows):
         if args.signal_mask == "full" or (status[row] != "ok" and args.unmappable_rows == "whole"):
             for key in (CHOSEN_MASK, REJECTED_MASK):
-                output[key][row] = [1] * len(output[key][row])
+                output[key][row] = np.ones_like(output[key][row])
     output[STATUS] = status
     return output
 
