@@ -15,6 +15,8 @@ import yaml
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
+pytestmark = pytest.mark.slow  # several `accelerate launch` runs: about a minute of CPU in all
+
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 TINY_CONFIG = ROOT / "recipes" / "tiny-qwen2" / "dpo" / "config_cpu.yaml"
