@@ -580,65 +580,73 @@ def score(
     if custom:
         for (i, j), result in zip(custom, _score_custom([(problems[i], predictions[i][j]) for i, j in custom])):
             results[i][j] = result
-    # distinct screened codes per problem
-    units: list[tuple[int, list[str], list[list[int]]]] = []
+    # distinct screened codes per problem, minus those already scored in this process
+    pending: dict[int, list[str]] = {}
+    where: dict[tuple[int, str], list[int]] = {}
     for i, problem in enumerate(problems):
         if harness_of(problem) == "custom":
             continue
-        distinct: dict[str, list[int]] = {}
+        key = _problem_key(problem, version) if reuse else ""
         for j, completion in enumerate(predictions[i]):
             code, early = _precheck(problem, completion)
             if early is not None:
                 results[i][j] = early
+            elif reuse and (key, code) in _VERDICTS:
+                results[i][j] = _VERDICTS[key, code]
             else:
-                distinct.setdefault(code, []).append(j)
-        key = _problem_key(problem, version) if reuse else ""
-        codes = []
-        for code, positions in distinct.items():
-            if reuse and (key, code) in _VERDICTS:
-                for j in positions:
-                    results[i][j] = _VERDICTS[key, code]
-            else:
-                codes.append(code)
-        size = batch_size if harness_of(problem) != "rtllm" else 1
-        for start in range(0, len(codes), max(1, size)):
-            chunk = codes[start : start + max(1, size)]
-            units.append((i, chunk, [distinct[c] for c in chunk]))
+                if (i, code) not in where:
+                    pending.setdefault(i, []).append(code)
+                where.setdefault((i, code), []).append(j)
+    verdicts: dict[tuple[int, str], SampleResult] = {}
+    from tqdm.auto import tqdm
 
-    def work(unit: tuple[int, list[str], list[list[int]]]) -> list[SampleResult]:
-        i, codes, _ = unit
-        verdicts: list[SampleResult | None] = [None] * len(codes)
-        if len(codes) > 2 and harness_of(problems[i]).startswith("verilog-eval"):
-            # Candidates run alone until one simulates to the end: its run time bounds how long the batch of the
-            # others may take, so that a batch stuck on a hanging copy is given up early.
-            seconds, position = None, 0
-            while seconds is None and position < len(codes):
-                verdicts[position], seconds = _run_official(problems[i], codes[position])
-                position += 1
+    bar = tqdm(total=len(where), desc="simulating", unit="completion", disable=not progress)
+
+    def alone(item: tuple[int, str]) -> tuple[SampleResult, float | None]:
+        outcome = _run_official(problems[item[0]], item[1])
+        bar.update(1)
+        return outcome
+
+    def probe(i: int) -> float | None:
+        # Candidates run alone until one simulates to the end: its run time sizes the batches of the others and
+        # bounds how long they may take, so that a batch stuck on a hanging copy is given up early.
+        for code in pending[i]:
+            verdicts[i, code], seconds = alone((i, code))
             if seconds is not None:
-                # as many copies as fit in the official timeout with the margin, so a batch is never cut short
-                limit = V2_TIMEOUT if harness_of(problems[i]) == "verilog-eval-v2" else V1_TIMEOUT
-                size = max(1, int(limit // (BATCH_MARGIN * max(seconds, 1e-3))))
-                for start in range(position, len(codes), size):
-                    chunk = codes[start : start + size]
-                    if len(chunk) > 1:
-                        verdicts[start : start + len(chunk)] = _batch(problems[i], chunk, seconds)
-        return [found or _run_official(problems[i], code)[0] for code, found in zip(codes, verdicts)]
+                return seconds
+        return None
 
+    def batch(job: tuple[int, list[str], float]) -> None:
+        i, codes, seconds = job
+        for code, found in zip(codes, _batch(problems[i], codes, seconds)):
+            if found is not None:
+                verdicts[i, code] = found
+                bar.update(1)
+
+    batchable = [i for i, codes in pending.items()
+                 if batch_size > 1 and len(codes) > 2 and harness_of(problems[i]).startswith("verilog-eval")]  # fmt: skip
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        outcomes = pool.map(work, units)
-        if progress:
-            from tqdm.auto import tqdm
-
-            outcomes = tqdm(outcomes, total=len(units), desc="simulating", unit="batch")
-        for (i, codes, positions), verdicts in zip(units, outcomes):
-            for code, where, verdict in zip(codes, positions, verdicts):
-                if reuse:
-                    if len(_VERDICTS) > 200_000:  # bound the memory a long-lived process spends on it
-                        _VERDICTS.clear()
-                    _VERDICTS[_problem_key(problems[i], version), code] = verdict
-                for j in where:
-                    results[i][j] = verdict
+        jobs = []
+        for i, seconds in zip(batchable, pool.map(probe, batchable)):
+            if seconds is None:
+                continue
+            limit = V2_TIMEOUT if harness_of(problems[i]) == "verilog-eval-v2" else V1_TIMEOUT
+            # as many copies as fit in the official timeout with the margin, so a batch is never cut short
+            size = min(batch_size, max(1, int(limit // (BATCH_MARGIN * max(seconds, 1e-3)))))
+            rest = [code for code in pending[i] if (i, code) not in verdicts]
+            jobs += [(i, rest[k : k + size], seconds) for k in range(0, len(rest), size) if len(rest[k : k + size]) > 1]
+        list(pool.map(batch, jobs))
+        singles = [(i, code) for i, codes in pending.items() for code in codes if (i, code) not in verdicts]
+        for item, (verdict, _) in zip(singles, pool.map(alone, singles)):
+            verdicts[item] = verdict
+    bar.close()
+    for (i, code), verdict in verdicts.items():
+        if reuse:
+            if len(_VERDICTS) > 200_000:  # bound the memory a long-lived process spends on it
+                _VERDICTS.clear()
+            _VERDICTS[_problem_key(problems[i], version), code] = verdict
+        for j in where[i, code]:
+            results[i][j] = verdict
     return results  # type: ignore[return-value]
 
 
