@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-# The trainer pulls in torch and trl; import it only when one of its names is used, so `salv_trl.hdl` stays
-# light.
+# The trainer pulls in torch and trl; import it only when one of its names is used, so that `salv_trl.hdl`
+# stays light.
 _LAZY = {
     "DataCollatorForSignalAwarePreference": "salv_trl.trainer",
     "SignalAwareDPOConfig": "salv_trl.trainer",

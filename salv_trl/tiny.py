@@ -29,9 +29,8 @@ IM_START = "<|im_start|>"
 IM_END = "<|im_end|>"
 SPECIAL_TOKENS = (ENDOFTEXT, IM_START, IM_END)
 
-# Qwen2.5's layout without its tool-calling branches. The `generation` block marks assistant tokens, so SFT
-# with
-# `assistant_only_loss=True` works too.
+# Qwen2.5's layout without its tool-calling branches. The `generation` block marks assistant tokens, so
+# SFT with `assistant_only_loss=True` works too.
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'assistant' %}"

@@ -181,8 +181,7 @@ def test_every_loss_type_keeps_gradient_inside_the_mask(tokenizer, tmp_path):
         trainer.loss_types, trainer.loss_weights = [loss_type], [1.0]
         trainer.model.zero_grad()
         if loss_type in ("aot", "aot_unpaired", "hinge", "sppo_hard"):
-            # these compare sorted/shifted log-ratios; with policy == reference some have zero gradient
-            # everywhere
+            # with policy == reference, some of these have a zero gradient everywhere: move off that point
             with torch.no_grad():
                 for p in trainer.model.parameters():
                     p.add_(0.01 * torch.randn_like(p))

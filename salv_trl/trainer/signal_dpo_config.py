@@ -55,8 +55,7 @@ class SignalAwareDPOConfig(DPOConfig):
         default="signal",
         metadata={
             "help": "'signal': the loss counts only completion tokens overlapping a span. 'full': all "
-            "completion "
-            "tokens (plain DPO on the same rows, for ablations).",
+            "completion tokens (plain DPO on the same rows, for ablations).",
             "choices": list(SIGNAL_MASK_MODES),
         },
     )

@@ -24,9 +24,8 @@ logger = logging.getLogger(__name__)
 CHOSEN_MASK = "chosen_signal_mask"
 REJECTED_MASK = "rejected_signal_mask"
 STATUS = "signal_status"
-# Batch key with the number of completion tokens before narrowing, for the token-share metric. It is removed
-# before
-# any forward pass: extra batch keys would be handed to `model(**inputs)`.
+# Batch key with the number of completion tokens before narrowing, for the token-share metric. It is
+# removed before any forward pass: extra batch keys would be handed to `model(**inputs)`.
 COMPLETION_TOKENS = "completion_tokens"
 
 
@@ -130,8 +129,7 @@ def _check_spans(spans: Any, length: int, column: str) -> list[list[int]]:
         if len(span) != 2 or not 0 <= span[0] <= span[1] <= length:
             raise ValueError(
                 f"`{column}` must hold [start, end) character offsets with 0 <= start <= end <= {length} "
-                "(the "
-                f"completion's length), got {span}."
+                f"(the completion's length), got {span}."
             )
     return spans
 
@@ -151,8 +149,7 @@ def _texts_with_offsets(
         if len(completion) != 1:
             raise ValueError(
                 f"Conversational `{side}` completions must be a single assistant message for their spans to "
-                "index "
-                f"it, got {len(completion)} messages."
+                f"index it, got {len(completion)} messages."
             )
         content = completion[0]["content"]
         tools = batch["tools"][index] if "tools" in batch else None
@@ -165,8 +162,7 @@ def _texts_with_offsets(
         if start < 0:
             raise ValueError(
                 "The chat template changes the text of the completion (e.g. strips it), so the character "
-                "spans "
-                f"cannot be placed in the rendered conversation: {content[:80]!r}"
+                f"spans cannot be placed in the rendered conversation: {content[:80]!r}"
             )
         texts.append(text)
         shifts.append(start)
@@ -187,15 +183,13 @@ def _add_signal_masks(
         ("rejected", args.rejected_spans_column, REJECTED_MASK),
     ):
         texts, shifts, lengths, chat = _texts_with_offsets(tokenizer, batch, side)
-        # `_tokenize` calls the tokenizer on plain text, and `apply_chat_template` tokenizes without special
-        # tokens
+        # as trl: the tokenizer is called on plain text; `apply_chat_template` adds no special tokens
         encoding = tokenizer(text=texts, return_offsets_mapping=True, add_special_tokens=not chat)
         for row in range(rows):
             prompt_ids, completion_ids = batch["prompt_ids"][row], batch[f"{side}_ids"][row]
             n_prompt = len(prompt_ids)
-            # trl moves tokens that merge across the prompt/completion boundary into the completion; only the
-            # very
-            # same tokenization gives the right offsets
+            # trl moves tokens that merge across the prompt/completion boundary into the completion; only
+            # the very same tokenization gives the right offsets
             if encoding["input_ids"][row] != list(prompt_ids) + list(completion_ids):
                 raise ValueError(
                     f"Re-tokenizing the {side} completion with offsets did not reproduce trl's token ids; "
@@ -330,8 +324,7 @@ class SignalAwareDPOTrainer(DPOTrainer):
         elif not isinstance(data_collator, DataCollatorForSignalAwarePreference):
             raise TypeError(
                 "`data_collator` must be a `DataCollatorForSignalAwarePreference`; another collator would "
-                "ignore the "
-                "signal masks and train on whole completions."
+                "ignore the signal masks and train on whole completions."
             )
         self.signal_span_stats: dict[str, SignalSpanStats] = {}
         super().__init__(
