@@ -15,8 +15,6 @@ import yaml
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-pytestmark = pytest.mark.slow  # several `accelerate launch` runs: about a minute of CPU in all
-
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
 TINY_CONFIG = ROOT / "recipes" / "tiny-qwen2" / "dpo" / "config_cpu.yaml"
@@ -51,6 +49,7 @@ def uninterrupted(tmp_path_factory):
     return tmp_path
 
 
+@pytest.mark.slow  # `accelerate launch` runs
 def test_tiny_config_builds_assets_trains_a_lora_adapter_and_renders_the_card(uninterrupted):
     config = yaml.safe_load(TINY_CONFIG.read_text())
     assert config["make_tiny"] and config["use_peft"] and config["use_cpu"]
@@ -68,6 +67,7 @@ def test_tiny_config_builds_assets_trains_a_lora_adapter_and_renders_the_card(un
     )
 
 
+@pytest.mark.slow  # `accelerate launch` runs
 def test_kill_9_then_resume_ends_with_the_same_adapter(uninterrupted):
     tmp_path = uninterrupted
     checkpoint = tmp_path / "killed" / "checkpoint-2"
@@ -101,11 +101,13 @@ def test_kill_9_then_resume_ends_with_the_same_adapter(uninterrupted):
         assert (resumed[name] == full[name]).all(), name
 
 
+@pytest.mark.slow  # `accelerate launch` runs
 def test_two_processes(uninterrupted):
     run(dpo_command(uninterrupted, "ddp", "--max_steps", "2", "--save_strategy", "no", processes=2))
     assert adapter(uninterrupted / "ddp")
 
 
+@pytest.mark.slow  # `accelerate launch` runs
 def test_sft_recipe_on_the_chosen_completions(uninterrupted):
     config = ROOT / "recipes" / "tiny-qwen2" / "sft" / "config_cpu.yaml"
     run(
@@ -138,3 +140,23 @@ def test_sft_recipe_on_the_chosen_completions(uninterrupted):
     card = ModelCard.load(uninterrupted / "sft" / "README.md")
     assert "rejection-sampled SFT" in card.text and "beta" not in card.text
     assert (uninterrupted / "sft" / "model.safetensors").is_file()
+
+
+def test_load_any_dataset_reads_every_local_layout(tmp_path):
+    sys.path.insert(0, str(ROOT / "recipes"))
+    from datasets import Dataset, DatasetDict
+    from recipe_utils import load_any_dataset
+
+    rows = Dataset.from_list([{"prompt": "p", "chosen": "c", "rejected": "r", "chosen_spans": [[0, 1]]}] * 3)
+    rows.to_json(tmp_path / "pairs.jsonl")
+    rows.to_parquet(tmp_path / "pairs.parquet")
+    (tmp_path / "folder").mkdir()
+    rows.to_json(tmp_path / "folder" / "train.jsonl")
+    rows.save_to_disk(tmp_path / "saved")
+    DatasetDict(train=rows, test=rows).save_to_disk(tmp_path / "saved_dict")
+    for name in ("pairs.jsonl", "pairs.parquet", "folder", "saved", "saved_dict"):
+        dataset = load_any_dataset(str(tmp_path / name))
+        assert dataset["train"]["chosen_spans"] == [[[0, 1]]] * 3, name
+    with pytest.raises(ValueError, match="unknown data file type"):
+        (tmp_path / "pairs.txt").write_text("x")
+        load_any_dataset(str(tmp_path / "pairs.txt"))
