@@ -130,7 +130,9 @@ def make_data(cfg: dict, seed: int, work: Path):
     data.mkdir(parents=True, exist_ok=True)
     write_jsonl(data / "sft.jsonl", ({"prompt": t.prompt, "completion": t.completion} for t in corpus))
     write_jsonl(data / "train_tasks.jsonl", (t.row() for t in train))
-    write_jsonl(data / "test_tasks.jsonl", (t.row() for t in test))
+    # The test tasks sit alone in a folder: the metric's `custom` config takes that folder as its `data_dir`.
+    (data / "test").mkdir(exist_ok=True)
+    write_jsonl(data / "test" / "tasks.jsonl", (t.row() for t in test))
     return corpus, train, test
 
 
@@ -192,6 +194,8 @@ def score(cfg: dict, model: Path, test_tasks: Path, tasks, folder: Path, seed: i
 
     from salv_trl.data.hub import load_config
 
+    # Running this pipeline is the opt-in to simulating model-written Verilog (always inside the sandbox).
+    os.environ.setdefault("SALV_TRL_ALLOW_CODE_EXECUTION", "1")
     n = cfg["eval"]["n"]
     sample(cfg, model, test_tasks, folder, n, seed, log_file)
     rollouts = load_config(folder, "rollouts").to_list()
@@ -199,7 +203,8 @@ def score(cfg: dict, model: Path, test_tasks: Path, tasks, folder: Path, seed: i
     for row in sorted(rollouts, key=lambda r: (r["task_id"], r["sample_index"])):
         by_task.setdefault(row["task_id"], []).append(row["completion"])
     ids = [t.task_id for t in tasks]
-    metric = evaluate.load(str(ROOT / "evaluation" / "verilog_pass_at_k"), "custom", data_dir=str(test_tasks))
+    metric_path = str(ROOT / "evaluation" / "verilog_pass_at_k")
+    metric = evaluate.load(metric_path, "custom", data_dir=str(test_tasks.parent), keep_in_memory=True)
     report = metric.compute(predictions=[by_task[i] for i in ids], references=ids, k=[1])
     # Per-signal pass rate over (task, sample, output): an output of a sample without per-output verdicts
     # (no code, compile error, ...) counts as failed.
@@ -364,7 +369,7 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
         scores[name] = score(
             cfg,
             model,
-            work / "data" / "test_tasks.jsonl",
+            work / "data" / "test" / "tasks.jsonl",
             test,
             work / f"eval-{name}",
             seed,
