@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import statistics
@@ -416,7 +415,9 @@ def table(results: list[dict]) -> str:
             cells.append(
                 f"{statistics.fmean(s['signals_per_pair'] for s in stats):.2f}" if name != "module" else ""
             )
-            shares = [s["mask_share"].get("share", math.nan) for s in stats if s["mask_share"]]
+            # Mean of the chosen and rejected shares of completion tokens inside the loss mask.
+            shares = [(s["mask_share"]["chosen"] + s["mask_share"]["rejected"]) / 2
+                      for s in stats if s["mask_share"]]  # fmt: skip
             cells.append(f"{100 * statistics.fmean(shares):.0f}%" if shares and name == "signal" else "100%")
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
