@@ -17,7 +17,7 @@ It writes `results.json`, `table.md`, learning curves (`curves_seed<S>.png`) and
 output folder and prints the table (mean ± std over seeds when there are several).
 
 ```bash
-python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml   # one seed, ~10 min on 2 cores
+python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml   # one seed
 python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml    # 3 seeds, mean ± std
 ```
 Finished stages are skipped when the command is run again with the same output folder.
