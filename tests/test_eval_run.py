@@ -86,3 +86,20 @@ def test_metric_module_loads_and_computes(benchmarks_dir, tmp_path, monkeypatch)
         metric.compute(predictions=[[good]], references=["adder_8bit"], data_dir=str(tmp_path))
     with pytest.raises(ValueError, match="unknown benchmark"):
         evaluate.load(str(ROOT / "evaluation" / "verilog_pass_at_k"), "humaneval")
+
+
+def test_custom_metric_loads_without_data_dir_and_scores_a_tasks_file(tmp_path, monkeypatch):
+    """`data_dir` is optional at load time (evaluate's own cache folder must not be taken for the benchmark's)."""
+    import evaluate
+
+    monkeypatch.setenv(OPT_IN_ENV, "1")
+    reference = "module m(input [3:0] a, b, output [3:0] s, d);\n  assign s = a + b;\n  assign d = a - b;\nendmodule\n"
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({"task_id": "t0", "prompt": "write m", "reference": reference}) + "\n")
+    metric = evaluate.load(str(ROOT / "evaluation" / "verilog_pass_at_k"), "custom")
+    wrong = reference.replace("a - b", "a + b")
+    result = metric.compute(
+        predictions=[[f"```verilog\n{reference}```", f"```verilog\n{wrong}```"]], references=["t0"], k=[1],
+        data_dir=str(tasks),
+    )  # fmt: skip
+    assert result["pass@1"] == pytest.approx(0.5)

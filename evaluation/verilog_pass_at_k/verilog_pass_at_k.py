@@ -57,7 +57,8 @@ class VerilogPassAtK(evaluate.Metric):
 
     def __init__(self, *args, data_dir: str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.data_dir = data_dir
+        # not `self.data_dir`: evaluate keeps its own cache folder under that name
+        self.benchmark_dir = data_dir
 
     def _info(self) -> evaluate.MetricInfo:
         if self.config_name not in BENCHMARKS:
@@ -82,7 +83,7 @@ class VerilogPassAtK(evaluate.Metric):
             predictions,
             references,
             k=k,
-            data_dir=data_dir or self.data_dir,
+            data_dir=data_dir or self.benchmark_dir,
             workers=num_workers,
             batch_size=batch_size,
         )
