@@ -300,3 +300,7 @@ def test_verilator_backend():
     jobs = [VerifyJob(c, ADDER, vectors=50, simulator="verilator") for c in (ADDER, WRONG_S)]
     right, wrong = verify_many(jobs, workers=1, progress=False, timeout=240)
     assert right.passed and _ok(wrong) == {"s": False, "c": True}
+
+
+def test_verify_many_of_nothing_is_nothing():
+    assert verify_many([], workers=4, progress=False) == []

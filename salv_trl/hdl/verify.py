@@ -212,7 +212,7 @@ def verify_many(
             results[index] = verdict
         bar.update(len(chunk))
 
-    if workers == 1 or len(chunks) == 1:
+    if workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
             store(chunk, _verify_chunk([jobs[i] for i in chunk], batch_size, timeout))
     else:
