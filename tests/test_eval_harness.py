@@ -151,6 +151,19 @@ def test_batched_route_gives_the_per_sample_verdicts(benchmarks_dir, name, ids):
     assert sum(not r.passed for rows in batched for r in rows[1:-2]) > len(problems)
 
 
+def test_a_copy_alone_runs_without_the_waveform_dump_and_keeps_its_verdict(benchmarks_dir):
+    # slow problems fit one copy per batched run: the official flow without `$dumpfile` / `$dumpvars`
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob082_lfsr32")
+    assert "$dumpvars" in problem.testbench
+    reference = reference_code(problem)
+    codes = [reference] + [m.text for m in mutants(reference, problem.top, per_output=1)][:1]
+    hang = reference.replace("endmodule", "  always @(*) forever;\nendmodule", 1)
+    for code in codes:
+        (alone,) = harness._batch(problem, [code], 30.0)
+        assert alone == harness._run_official(problem, code)[0]
+    assert harness._batch(problem, [hang], 0.1) == [None]  # past its time limit: the official flow decides
+
+
 def test_code_execution_needs_opt_in(benchmarks_dir, monkeypatch):
     monkeypatch.delenv(OPT_IN_ENV)
     problem = _problem(benchmarks_dir, "rtllm-v1.1", "adder_8bit")

@@ -27,7 +27,9 @@ simulated together, each with its own renamed copy of the testbench and referenc
 (every `$random` / `$urandom` call gets the copy's own seed variable, which Icarus starts from the same value as
 its global seed) and `$finish` becomes a per-copy request, so each copy sees exactly the stimulus of its own run
 and a copy that would have ended earlier than the others is not believed. The first candidate runs alone and its
-run time bounds the batch size and the batch's time limit. Any candidate whose batched result could differ from its
+run time bounds the batch size and the batch's time limit; where one copy per run is all that fits (slow
+simulations), a copy still runs this way, which spares it the waveform dump (up to a third of the run time on long
+testbenches). Batches start longest first. Any candidate whose batched result could differ from its
 own run (compiler messages, directives, untagged output, hang, missing summary line) is scored by the per-sample
 flow instead.
 """
@@ -501,7 +503,7 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
         files[slot] = "`resetall\n" + (renamed + "\n" + harness if v2 else harness + "\n" + renamed)
         slots[slot] = (index, tag, code)
     for _ in range(2):  # a second try without the copies the compiler spoke about
-        if len(slots) < 2:
+        if not slots:
             return results
         sources = {f"s{slot}.sv": files[slot] for slot in slots}
         sources["salv_batch.sv"] = f"module salv_batch;\n  integer requests = 0;\n  integer copies = {len(slots)};\nendmodule\n"
@@ -634,8 +636,10 @@ def score(
             # as many copies as fit in the official timeout with the margin, so a batch is never cut short
             size = min(batch_size, max(1, int(limit // (BATCH_MARGIN * max(seconds, 1e-3)))))
             rest = [code for code in pending[i] if (i, code) not in verdicts]
-            jobs += [(i, rest[k : k + size], seconds) for k in range(0, len(rest), size) if len(rest[k : k + size]) > 1]
-        list(pool.map(batch, jobs))
+            # a copy alone too: one compile and one run as the official flow, without its waveform dump
+            jobs += [(i, rest[k : k + size], seconds) for k in range(0, len(rest), size)]
+        # longest first, so that the slow problems' runs do not end up alone at the tail of the pool
+        list(pool.map(batch, sorted(jobs, key=lambda job: len(job[1]) * job[2], reverse=True)))
         singles = [(i, code) for i, codes in pending.items() for code in codes if (i, code) not in verdicts]
         for item, (verdict, _) in zip(singles, pool.map(alone, singles)):
             verdicts[item] = verdict
