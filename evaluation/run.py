@@ -6,7 +6,7 @@ is installed and `--engine vllm|auto`), scores them with the official harness th
 writes the results into a model card.
 
 The VerilogEval v2 protocols: `--protocol greedy` (n=1, greedy) and `--protocol sampled` (n=20, temperature 0.85,
-top_p 0.95).
+top_p 0.95). The benchmark's official system message (VerilogEval v2) goes before every prompt.
 
 Example:
 ```
@@ -69,10 +69,10 @@ def _select(problems, wanted):
     return [by_id[w] for w in wanted]
 
 
-def generate(args, prompts: list[str]) -> list[list[str]]:
-    """Completions for `prompts` with the chosen engine."""
+def generate(args, prompts: list[str], system: str | None = None) -> list[list[str]]:
+    """Completions for `prompts`, after the `system` message if any, with the chosen engine."""
     settings = {"n": args.n, "temperature": args.temperature, "top_p": args.top_p,
-                "max_new_tokens": args.max_new_tokens, "seed": args.seed}  # fmt: skip
+                "max_new_tokens": args.max_new_tokens, "seed": args.seed, "system": system}  # fmt: skip
     engine = args.engine
     if engine == "auto":
         engine = "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
@@ -116,7 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    completions = generate(args, [p.prompt for p in problems])
+    systems = {p.system_prompt for p in problems}
+    if len(systems) > 1:
+        raise ValueError(f"the selected problems have {len(systems)} different system messages")
+    system = next(iter(systems), "") or None
+    completions = generate(args, [p.prompt for p in problems], system)
     _write_jsonl(output_dir / "samples.jsonl", (
         {"task_id": p.task_id, "sample_index": j, "prompt": p.prompt, "completion": c}
         for p, samples in zip(problems, completions) for j, c in enumerate(samples)
@@ -138,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = report.to_dict(per_problem=False)
     summary["settings"] = {key: getattr(args, key) for key in
                            ("model", "n", "temperature", "top_p", "max_new_tokens", "seed", "examples", "rules")}  # fmt: skip
+    summary["settings"]["system"] = system
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(report))
 

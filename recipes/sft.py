@@ -11,7 +11,8 @@ accelerate launch --num_processes 1 recipes/sft.py --config recipes/tiny-qwen2/s
 ```
 
 The dataset needs `prompt` and `completion` columns (or `messages`); a preference dataset works too, its
-`chosen` column being taken as the completion.
+`chosen` column being taken as the completion. Plain and conversational rows (as `salv-trl pairs` writes them
+when the samples came through a chat template) both work.
 """
 
 from __future__ import annotations
@@ -28,16 +29,23 @@ from salv_trl.model_card import render_model_card  # noqa: E402
 from salv_trl.trainer import training_hyperparameters  # noqa: E402
 
 
+def as_prompt_completion(dataset):
+    """A preference dataset's `prompt` and `chosen` as `prompt` / `completion` (plain or conversational
+    alike); any other dataset as is."""
+    if "completion" not in dataset.column_names and "chosen" in dataset.column_names:
+        return dataset.select_columns(["prompt", "chosen"]).rename_column("chosen", "completion")
+    return dataset
+
+
 def main(script_args: RecipeArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
     dataset = prepare_run(script_args, training_args, model_args)
-    train = dataset[script_args.dataset_train_split]
-    if "completion" not in train.column_names and "chosen" in train.column_names:
-        train = train.select_columns(["prompt", "chosen"]).rename_column("chosen", "completion")
     trainer = SFTTrainer(
         model=model_args.model_name_or_path,
         args=training_args,
-        train_dataset=train,
-        eval_dataset=dataset[script_args.dataset_test_split] if training_args.eval_strategy != "no" else None,
+        train_dataset=as_prompt_completion(dataset[script_args.dataset_train_split]),
+        eval_dataset=as_prompt_completion(dataset[script_args.dataset_test_split])
+        if training_args.eval_strategy != "no"
+        else None,
         quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
     )

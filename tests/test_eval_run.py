@@ -103,3 +103,26 @@ def test_custom_metric_loads_without_data_dir_and_scores_a_tasks_file(tmp_path, 
         data_dir=str(tasks),
     )  # fmt: skip
     assert result["pass@1"] == pytest.approx(0.5)
+
+
+def test_run_samples_verilog_eval_v2_after_its_system_message(tiny_model_dir, benchmarks_dir, tmp_path, monkeypatch):
+    """The v2 protocol: the benchmark's official system message reaches the sampler (and its chat template)."""
+    import salv_trl.data.sampling as sampling
+
+    calls = []
+
+    def fake_sample_completions(model, tokenizer, prompts, **kwargs):
+        calls.append((list(prompts), kwargs["system"]))
+        return [["no code"] * kwargs["n"] for _ in prompts]
+
+    monkeypatch.setattr(sampling, "sample_completions", fake_sample_completions)
+    monkeypatch.setenv(OPT_IN_ENV, "1")
+    monkeypatch.setenv("SALV_TRL_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert _run_module().main([
+        "--model", str(tiny_model_dir), "--benchmark", "verilog-eval-v2-spec-to-rtl", "--data-dir", str(benchmarks_dir),
+        "--problems", "1", "--engine", "transformers", "--output-dir", str(out), "--no-progress",
+    ]) == 0  # fmt: skip
+    [problem] = load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir)[:1]
+    assert problem.system_prompt and calls == [([problem.prompt], problem.system_prompt)]
+    assert json.loads((out / "summary.json").read_text())["settings"]["system"] == problem.system_prompt

@@ -6,7 +6,9 @@ Example:
 salv-trl sample tasks.jsonl --model Qwen/Qwen2.5-Coder-7B-Instruct --output data/salv
 salv-trl sample ../verilog-eval --benchmark verilog-eval-v2 --model ./sft --output data/ve2 --backend vllm
 ```
-Re-running after an interruption resumes where it stopped.
+Re-running after an interruption resumes where it stopped. Prompts go through the model's chat template when
+its tokenizer has one (after `--system`, if given); the stage records how, and `salv-trl pairs` writes the
+same conversation for training.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=defaults.batch_size,
         help="tasks per generate call (default: %(default)s)",
     )
+    parser.add_argument("--system", help="system message before every prompt (default: none)")
     parser.add_argument(
         "--backend", choices=("transformers", "vllm"), default="transformers", help="default: %(default)s"
     )
@@ -66,7 +69,7 @@ def _transformers_generate(args: argparse.Namespace, settings: SamplingSettings)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=args.dtype).to(device).eval()
-    return partial(
+    return tokenizer, partial(
         sample_completions,
         model,
         tokenizer,
@@ -77,11 +80,12 @@ def _transformers_generate(args: argparse.Namespace, settings: SamplingSettings)
         seed=settings.seed,
         batch_size=settings.batch_size,
         progress=False,
+        system=args.system,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.sampling import sample_completions_vllm
+    from ..data.sampling import PromptFormat, sample_completions_vllm
     from ..data.stages import sample_stage, save_tasks
     from ..data.tasks import load_tasks
 
@@ -98,18 +102,26 @@ def run(args: argparse.Namespace) -> int:
             from vllm import LLM
         except ImportError as error:
             raise ValueError("--backend vllm needs vLLM: pip install 'salv-trl[vllm]'") from error
+        llm = LLM(model=args.model, seed=settings.seed)
+        tokenizer = llm.get_tokenizer()
         generate = partial(
             sample_completions_vllm,
-            LLM(model=args.model, seed=settings.seed),
+            llm,
             n=settings.n,
             temperature=settings.temperature,
             top_p=settings.top_p,
             max_new_tokens=settings.max_new_tokens,
             seed=settings.seed,
+            system=args.system,
         )
     else:
-        generate = _transformers_generate(args, settings)
-    info = {"model": args.model, "backend": args.backend, **settings.to_dict()}
+        tokenizer, generate = _transformers_generate(args, settings)
+    info = {
+        "model": args.model,
+        "backend": args.backend,
+        **settings.to_dict(),
+        "prompt_format": PromptFormat.of(tokenizer, args.system).to_dict(),
+    }
     rollouts = sample_stage(
         args.output,
         generate,

@@ -26,7 +26,7 @@ from statistics import mean
 from typing import Any
 
 import pyarrow.parquet as pq
-from datasets import Dataset, DatasetInfo, SplitDict, SplitInfo, load_dataset
+from datasets import Dataset, DatasetInfo, List, SplitDict, SplitInfo, load_dataset
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
@@ -157,6 +157,11 @@ def _pair_section(pairs: Dataset, stats: dict[str, Any]) -> str:
     kinds = Counter(kind)
     signals = [len(s) for s, k in zip(pairs["signals"], kind, strict=True) if k == "signal"]
     text = f"### Pairs\n\n{len(pairs)} pairs from {len(set(pairs['task_id']))} tasks.\n\n"
+    if isinstance(pairs.features["prompt"], List):
+        text += (
+            "Rows are conversational: `prompt` holds the messages the completions were sampled with (chat "
+            "template), `chosen` / `rejected` one assistant message each; the spans index its content.\n\n"
+        )
     text += _table(("kind", "pairs"), sorted(kinds.items()))
     if signals:
         per = Counter(signals)

@@ -5,6 +5,10 @@ in B gives a row: `chosen`=A, `rejected`=B, `signals` = those contrast outputs, 
 `rejected_spans` = the union of the contrast outputs' slices in each completion, as `[start, end)` character
 offsets into the completion. Rollouts that did not simulate (syntax or compile errors, timeouts, ...) give no
 signal pairs. A completion without code may be rejected against a fully correct one, over the whole sequence.
+
+Rows are plain text, or conversational when the rollouts were sampled with a chat template ([`PromptFormat`]):
+`prompt` is then the messages the model was prompted with and `chosen` / `rejected` a single assistant message
+whose content is the completion, so the spans index the message content and trl renders the sampled text.
 """
 
 from __future__ import annotations
@@ -17,7 +21,18 @@ from typing import Any
 
 from datasets import Features, List, Value
 
-__all__ = ["PAIR_FEATURES", "PairOptions", "build_pairs", "mask_share", "merge_spans"]
+from .sampling import PromptFormat
+
+__all__ = [
+    "CONVERSATIONAL_PAIR_FEATURES",
+    "PAIR_FEATURES",
+    "PairOptions",
+    "build_pairs",
+    "completion_text",
+    "mask_share",
+    "merge_spans",
+    "pair_features",
+]
 
 PAIR_FEATURES = Features(
     {
@@ -32,6 +47,12 @@ PAIR_FEATURES = Features(
         # "module": module-level ablation pair (fully correct vs failing).
         "kind": Value("string"),
     }
+)
+
+_MESSAGES = List({"role": Value("string"), "content": Value("string")})
+#: [`PAIR_FEATURES`] of the rows built from rollouts sampled with a chat template.
+CONVERSATIONAL_PAIR_FEATURES = Features(
+    {**PAIR_FEATURES, "prompt": _MESSAGES, "chosen": _MESSAGES, "rejected": _MESSAGES}
 )
 
 _MODES = ("signal", "module")
@@ -80,6 +101,16 @@ class PairOptions:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def pair_features(prompt_format: PromptFormat) -> Features:
+    """The pair columns for rollouts sampled with `prompt_format`."""
+    return CONVERSATIONAL_PAIR_FEATURES if prompt_format.chat_template else PAIR_FEATURES
+
+
+def completion_text(completion: str | list[dict[str, str]]) -> str:
+    """The text a pair's spans index: the completion, or the content of its single assistant message."""
+    return completion if isinstance(completion, str) else completion[0]["content"]
 
 
 def merge_spans(spans: Iterable[Sequence[int]]) -> list[list[int]]:
@@ -166,8 +197,19 @@ def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
     return pairs
 
 
-def build_pairs(rollouts: Iterable[dict], options: PairOptions | None = None) -> list[dict]:
-    """Preference rows (columns of `PAIR_FEATURES`) from verified rollout rows.
+def _render(pair: dict, prompt_format: PromptFormat) -> dict:
+    return {
+        **pair,
+        "prompt": prompt_format.training_prompt(pair["prompt"]),
+        "chosen": prompt_format.training_completion(pair["chosen"]),
+        "rejected": prompt_format.training_completion(pair["rejected"]),
+    }
+
+
+def build_pairs(
+    rollouts: Iterable[dict], options: PairOptions | None = None, prompt_format: PromptFormat | None = None
+) -> list[dict]:
+    """Preference rows (columns of [`pair_features`]) from verified rollout rows.
 
     Args:
         rollouts (`Iterable[dict]`): Rows of the verified `rollouts` config: `task_id`, `prompt`,
@@ -175,6 +217,8 @@ def build_pairs(rollouts: Iterable[dict], options: PairOptions | None = None) ->
             (`signal`, `spans`, `core_spans`, offsets into the completion). Unverified rows (`verdict` None)
             are skipped.
         options ([`PairOptions`], *optional*): Pair construction switches; the method's defaults otherwise.
+        prompt_format ([`PromptFormat`], *optional*): How the rollouts' prompts were rendered when sampled
+            (plain text by default); rows are conversational when it used a chat template.
 
     Returns:
         `list[dict]`: pairs grouped by task in first-seen task order, in rollout order within a task.
@@ -198,14 +242,15 @@ def build_pairs(rollouts: Iterable[dict], options: PairOptions | None = None) ->
             )
             task_pairs = [task_pairs[i] for i in sorted(keep)]
         pairs += task_pairs
-    return pairs
+    prompt_format = prompt_format or PromptFormat()
+    return [_render(pair, prompt_format) for pair in pairs]
 
 
 def mask_share(pairs: Sequence[dict], tokenizer=None) -> dict[str, Any]:
     """Mean share of each completion covered by its spans: the part the signal-aware loss is computed on.
 
     Args:
-        pairs (`Sequence[dict]`): Pair rows.
+        pairs (`Sequence[dict]`): Pair rows, plain or conversational ([`completion_text`]).
         tokenizer (*optional*): A fast tokenizer (with offset mappings): the share is then counted in
         completion tokens (a token is in when it overlaps a span); without one, in characters.
 
@@ -228,6 +273,6 @@ def mask_share(pairs: Sequence[dict], tokenizer=None) -> dict[str, Any]:
     )
     result: dict[str, Any] = {"unit": unit, "chosen": 0.0, "rejected": 0.0}
     for side in ("chosen", "rejected"):
-        values = [share(p[side], p[f"{side}_spans"]) for p in pairs]
+        values = [share(completion_text(p[side]), p[f"{side}_spans"]) for p in pairs]
         result[side] = sum(values) / len(values) if values else 0.0
     return result

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .shards import ShardStore
 
 __all__ = [
+    "PromptFormat",
     "SamplingSettings",
     "format_prompt",
     "rollout_key",
@@ -56,14 +57,62 @@ class SamplingSettings:
         return asdict(self)
 
 
-def format_prompt(tokenizer, prompt: str) -> str:
-    """The text the model is conditioned on: the prompt as a user turn of the chat template when the tokenizer
-    has one, else the prompt itself."""
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True
-        )
-    return prompt
+@dataclass(frozen=True)
+class PromptFormat:
+    """How a prompt is rendered for the model. The `sample` stage records it so that `pairs` gives trl the
+    very text the completions were sampled from.
+
+    Args:
+        chat_template (`bool`, defaults to `False`): The prompt is the user turn of the tokenizer's chat
+            template, followed by the assistant's generation prompt; otherwise it is plain text.
+        system (`str`, *optional*): System message: the first turn with a chat template; without one, it
+            precedes the prompt, separated by a blank line.
+    """
+
+    chat_template: bool = False
+    system: str | None = None
+
+    @classmethod
+    def of(cls, tokenizer, system: str | None = None) -> PromptFormat:
+        """The format used with `tokenizer`: its chat template when it has one."""
+        return cls(bool(getattr(tokenizer, "chat_template", None)), system or None)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> PromptFormat:
+        """Inverse of [`to_dict`]; `None` (no record, e.g. rollouts made elsewhere) is plain text."""
+        return cls(**(data or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def messages(self, prompt: str) -> list[dict[str, str]]:
+        """The chat messages of `prompt`: the system message if any, then the user turn."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return system + [{"role": "user", "content": prompt}]
+
+    def training_prompt(self, prompt: str) -> str | list[dict[str, str]]:
+        """`prompt` as the `prompt` column of a trl dataset: messages with a chat template, else the text."""
+        if self.chat_template:
+            return self.messages(prompt)
+        return f"{self.system}\n\n{prompt}" if self.system else prompt
+
+    def training_completion(self, completion: str) -> str | list[dict[str, str]]:
+        """`completion` as a trl completion column: an assistant message with a chat template, else as is."""
+        return [{"role": "assistant", "content": completion}] if self.chat_template else completion
+
+    def render(self, tokenizer, prompt: str) -> str:
+        """The text the model is conditioned on, as trl renders [`training_prompt`] for the prompt alone."""
+        if self.chat_template:
+            return tokenizer.apply_chat_template(
+                self.messages(prompt), tokenize=False, add_generation_prompt=True
+            )
+        return self.training_prompt(prompt)
+
+
+def format_prompt(tokenizer, prompt: str, system: str | None = None) -> str:
+    """The text the model is conditioned on: the prompt (after the system message, if any) as a user turn of
+    the chat template when the tokenizer has one, else the prompt itself; see [`PromptFormat`]."""
+    return PromptFormat.of(tokenizer, system).render(tokenizer, prompt)
 
 
 def sample_completions(
@@ -77,6 +126,7 @@ def sample_completions(
     seed: int = 0,
     batch_size: int = 8,
     progress: bool = True,
+    system: str | None = None,
 ) -> list[list[str]]:
     """Sample `n` completions for each prompt with `model.generate`, batched, with left padding.
 
@@ -87,6 +137,7 @@ def sample_completions(
         prompts (`Sequence[str]`): User prompts.
         n, temperature, top_p, max_new_tokens, seed, batch_size: see [`SamplingSettings`].
         progress (`bool`, defaults to `True`): Show a progress bar over prompts.
+        system (`str`, *optional*): System message (see [`PromptFormat`]).
 
     Returns:
         `list[list[str]]`: for each prompt, `n` decoded completions (new tokens only, special tokens removed).
@@ -95,6 +146,7 @@ def sample_completions(
     from transformers import set_seed
 
     settings = SamplingSettings(n, temperature, top_p, max_new_tokens, seed, batch_size)
+    prompt_format = PromptFormat.of(tokenizer, system)
     set_seed(settings.seed)
     padding_side = tokenizer.padding_side
     tokenizer.padding_side = "left"  # generation continues the right end of every row
@@ -110,11 +162,12 @@ def sample_completions(
     try:
         bar = tqdm(total=len(prompts), desc="sampling", unit="prompt", disable=not progress)
         for start in range(0, len(prompts), settings.batch_size):
-            texts = [format_prompt(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
-            # The chat template already holds any special tokens the model expects.
-            inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(
-                model.device
-            )
+            texts = [prompt_format.render(tokenizer, p) for p in prompts[start : start + settings.batch_size]]
+            # Tokenized as trl tokenizes the training prompt: the chat template already holds any special
+            # tokens the model expects, plain text gets the tokenizer's own (e.g. BOS).
+            inputs = tokenizer(
+                texts, return_tensors="pt", padding=True, add_special_tokens=not prompt_format.chat_template
+            ).to(model.device)
             with torch.no_grad():
                 output = model.generate(
                     **inputs,
@@ -143,18 +196,25 @@ def sample_completions_vllm(
     top_p: float = 0.95,
     max_new_tokens: int = 2048,
     seed: int = 0,
+    system: str | None = None,
 ) -> list[list[str]]:
-    """[`sample_completions`] with vLLM (extra `vllm`): same prompt formatting, same output.
+    """[`sample_completions`] with vLLM (extra `vllm`): same prompt formatting and token ids, same output.
 
     Args:
         llm (`vllm.LLM`): The engine, built once by the caller (e.g. `LLM(model=name, seed=seed)`).
-        prompts, n, temperature, top_p, max_new_tokens, seed: as in [`sample_completions`].
+        prompts, n, temperature, top_p, max_new_tokens, seed, system: as in [`sample_completions`].
     """
     from vllm import SamplingParams
 
     params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
     tokenizer = llm.get_tokenizer()
-    outputs = llm.generate([format_prompt(tokenizer, p) for p in prompts], params, use_tqdm=False)
+    prompt_format = PromptFormat.of(tokenizer, system)
+    # Token ids, not text: vLLM would add the tokenizer's special tokens to a rendered chat template again.
+    ids = tokenizer(
+        [prompt_format.render(tokenizer, p) for p in prompts],
+        add_special_tokens=not prompt_format.chat_template,
+    )["input_ids"]
+    outputs = llm.generate([{"prompt_token_ids": i} for i in ids], params, use_tqdm=False)
     return [[choice.text for choice in output.outputs] for output in outputs]
 
 

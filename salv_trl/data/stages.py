@@ -17,8 +17,8 @@ from typing import Any
 from datasets import Dataset, Features
 from tqdm.auto import tqdm
 
-from .hub import config_file, load_config, save_config, update_build_info
-from .pairs import PAIR_FEATURES, PairOptions, build_pairs, mask_share
+from .hub import build_info, config_file, load_config, save_config, update_build_info
+from .pairs import PairOptions, build_pairs, mask_share, pair_features
 from .rollouts import (
     ROLLOUT_FEATURES,
     VERIFIED_ROLLOUT_FEATURES,
@@ -26,7 +26,7 @@ from .rollouts import (
     judge_rollouts,
     judge_rollouts_ray,
 )
-from .sampling import rollout_key, sample_rollouts
+from .sampling import PromptFormat, rollout_key, sample_rollouts
 from .shards import ShardStore
 
 __all__ = ["compact", "pairs_stage", "sample_stage", "save_tasks", "verify_stage", "work_store"]
@@ -88,7 +88,8 @@ def sample_stage(
         generate (`Callable[[list[str]], list[list[str]]]`): Prompts to `n` completions each.
         n (`int`): Completions per task.
         batch_size (`int`): Tasks per `generate` call.
-        info (`dict`): How the completions are sampled (model, backend, settings), recorded for the card.
+        info (`dict`): How the completions are sampled (model, backend, settings), recorded for the card; its
+            `prompt_format` ([`PromptFormat.to_dict`]) tells `pairs` how the prompts were rendered.
         progress (`bool`, defaults to `True`): Show progress bars.
 
     Returns:
@@ -172,6 +173,9 @@ def pairs_stage(
     """Build the `pairs` config from the folder's verified `rollouts` config (a pure function of the rollouts,
     so an interrupted run is simply redone; the config file is replaced atomically).
 
+    Rows are conversational when the `sample` stage recorded a chat template in its `prompt_format`, so that
+    trl trains on the text the completions were sampled from; plain otherwise.
+
     Args:
         folder (`str` or `Path`): Dataset folder with verified rollouts.
         options ([`PairOptions`]): Pair construction switches.
@@ -184,8 +188,11 @@ def pairs_stage(
         raise ValueError(
             f"the rollouts of {folder} are not verified yet: run `salv-trl verify --dataset {folder}`"
         )
-    pairs = build_pairs(tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options)
-    dataset = _dataset(pairs, PAIR_FEATURES)
+    prompt_format = PromptFormat.from_dict(build_info(folder).get("sample", {}).get("prompt_format"))
+    pairs = build_pairs(
+        tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options, prompt_format
+    )
+    dataset = _dataset(pairs, pair_features(prompt_format))
     # Whole-sequence pairs are trivially 100% masked in; the share that says something is that of signal
     # pairs.
     signal_pairs = [p for p in pairs if p["kind"] == "signal"]
@@ -196,7 +203,13 @@ def pairs_stage(
     if tokenizer_name:
         share["unit"] = f"tokens ({tokenizer_name})"
     update_build_info(
-        folder, "pairs", {**options.to_dict(), "stats": {"pairs": len(pairs), "mask_share": share}}
+        folder,
+        "pairs",
+        {
+            **options.to_dict(),
+            "conversational": prompt_format.chat_template,
+            "stats": {"pairs": len(pairs), "mask_share": share},
+        },
     )
     save_config(dataset, folder, "pairs")
     return dataset
