@@ -423,6 +423,7 @@ _SEEDED = re.compile(r"\$(random|urandom)\b(?!\s*\()")
 _DUMP = re.compile(r"\$dump\w*\s*(\([^;]*\))?\s*;")
 _FINISH = re.compile(r"\$finish\b\s*(\(\s*\d*\s*\))?")
 _ASKED = re.compile(r"^SALV_FINISH (\d+)$", re.MULTILINE)
+_DISPLAY_STRING = re.compile(r'(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*")((?:[^"\\\n]|\\.)*)"')
 
 
 _SLOT, _NONCE = "SALVSLOT", "SALVNONCE"  # placeholders filled in per copy
@@ -447,6 +448,8 @@ def _batch_template(testbench: str, reference: str, top: str) -> str | None:
     mapping = {name: f"{name}__s{_SLOT}" for name in names}
     try:
         tb = _tag(rename_modules(_DUMP.sub("", testbench), mapping), f"@{_NONCE}:{_SLOT}@")
+        # a line started by `\n` inside a display string is the testbench's too (`Hint:` continuation lines)
+        tb = _DISPLAY_STRING.sub(lambda m: m.group(1) + _tag_newlines(m.group(2)) + '"', tb)
         ref = rename_modules(reference, mapping) if reference.strip() else ""
     except VerilogInputError:
         return None
@@ -470,6 +473,11 @@ endmodule
 """
     seeded = _SEEDED.sub(lambda m: f"${m.group(1)}({seeds}.{m.group(1)[0]})", tb + "\n" + ref)
     return seeded + "\n" + seeds_module
+
+
+def _tag_newlines(body: str) -> str:
+    """The body of a display string with the copy's tag after each `\\n` escape."""
+    return re.sub(r"\\.", lambda m: m.group(0) + (f"@{_NONCE}:{_SLOT}@" if m.group(0) == "\\n" else ""), body)
 
 
 def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[SampleResult | None]:
