@@ -27,7 +27,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	touch $@
 
 run: setup
-	$(BIN)/salv-trl slice examples/two_outputs.v
+	$(BIN)/python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(PYTEST_ARGS)

@@ -20,7 +20,8 @@ output folder and prints the table (mean ± std over seeds when there are severa
 python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml   # one seed
 python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml    # 3 seeds, mean ± std
 ```
-Finished stages are skipped when the command is run again with the same output folder.
+Finished stages are skipped when the command is run again with the same output folder. The three DPO runs and
+the test-set sampling of the four models run `jobs` (config) one-thread processes at a time.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -342,12 +344,13 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
 
     trained = [v for v in VARIANTS if stats[v]["pairs"]]
     for variant in VARIANTS:
-        target = work / f"dpo-{variant}"
         if variant not in trained:
             log(f"seed {seed}: no {variant} pairs (the SFT model's rollouts give no contrast), not trained")
-            continue
+
+    def train_variant(variant: str) -> None:
+        target = work / f"dpo-{variant}"
         if (target / "config.json").is_file() or (target / "adapter_config.json").is_file():
-            continue
+            return
         launch(
             cfg["recipes"]["dpo"],
             cfg["recipes"]["dpo_configs"][variant],
@@ -360,25 +363,33 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
             },
             logs / f"dpo-{variant}.log",
         )
-        lap(f"dpo-{variant}")
 
+    # The DPO runs and the test-set sampling of the models are independent one-thread processes: `jobs` of
+    # them at a time (one per core).
+    jobs = cfg.get("jobs", 1)
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(train_variant, trained))
+    lap("dpo")
+
+    models = {name: sft if name == "sft" else work / f"dpo-{name}" for name in ("sft", *trained)}
+    test_tasks = work / "data" / "test" / "tasks.jsonl"
+
+    def sample_test(name: str) -> None:
+        folder, log_file = work / f"eval-{name}", logs / f"eval-{name}.log"
+        sample(cfg, models[name], test_tasks, folder, cfg["eval"]["n"], seed, log_file)
+
+    with ThreadPoolExecutor(jobs) as pool:
+        list(pool.map(sample_test, models))
+    lap("eval-sample")
     scores = {}
-    for name in ("sft", *trained):
-        model = sft if name == "sft" else work / f"dpo-{name}"
-        scores[name] = score(
-            cfg,
-            model,
-            work / "data" / "test" / "tasks.jsonl",
-            test,
-            work / f"eval-{name}",
-            seed,
-            logs / "eval.log",
-        )
+    for name, model in models.items():
+        folder, log_file = work / f"eval-{name}", logs / f"eval-{name}.log"
+        scores[name] = score(cfg, model, test_tasks, test, folder, seed, log_file)
         log(
             f"seed {seed} {LABELS[name]}: pass@1 {scores[name]['pass@1']:.3f}, "
             f"signal pass {scores[name]['signal_pass']:.3f}"
         )
-    lap("eval")
+    lap("eval-score")
     finals = learning_curves(work, seed, out)
     result = {"seed": seed, "scores": scores, "pair_stats": stats, "final_logs": finals, "timings_s": timings}
     (work / "result.json").write_text(json.dumps(result, indent=2))
