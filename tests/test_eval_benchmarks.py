@@ -33,7 +33,7 @@ def test_v2_ids_and_prompts(benchmarks_dir):
     assert spec[0].task_id == "Prob001_zero" and spec[0].top == "TopModule" and spec[0].reference_top == "RefModule"
     assert spec[0].prompt.startswith("\nQuestion:\n") and spec[0].prompt.endswith("\nAnswer:\n")
     assert "Enclose your code with [BEGIN] and [DONE]" in spec[0].prompt
-    assert spec[0].messages()[0]["role"] == "system"
+    assert spec[0].system_prompt == "You are a Verilog RTL designer that only writes code using correct Verilog syntax."
     explained = load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir, explain=True, rules=True)
     assert "[BEGIN]" not in explained[0].prompt and "additional rules" in explained[0].prompt
     complete = load_benchmark("verilog-eval-v2-code-complete", benchmarks_dir)

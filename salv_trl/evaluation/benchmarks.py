@@ -128,11 +128,6 @@ class Problem:
     reference_top: str = ""
     support_files: Mapping[str, str] = field(default_factory=dict)
 
-    def messages(self) -> list[dict[str, str]]:
-        """The prompt as chat messages (system message first when the benchmark has one)."""
-        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
-        return system + [{"role": "user", "content": self.prompt}]
-
     def to_task(self) -> dict[str, str]:
         """The problem as a row of the tasks dataset schema (`task_id`, `prompt`, `reference`, `testbench`, `top`)."""
         return {
