@@ -75,26 +75,24 @@ def generate(args, prompts: list[str], system: str | None = None) -> list[list[s
                 "max_new_tokens": args.max_new_tokens, "seed": args.seed, "system": system}  # fmt: skip
     engine = args.engine
     if engine == "auto":
-        engine = "vllm" if importlib.util.find_spec("vllm") is not None else "transformers"
+        # vLLM cannot load a bare LoRA adapter (recipes/dpo.py with use_peft); transformers + peft can
+        adapter = Path(args.model, "adapter_config.json").is_file()
+        engine = "vllm" if importlib.util.find_spec("vllm") is not None and not adapter else "transformers"
     if engine == "vllm":
         from vllm import LLM
 
         from salv_trl.data.sampling import sample_completions_vllm
 
         return sample_completions_vllm(LLM(model=args.model, seed=args.seed), prompts, **settings)
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from salv_trl.data.sampling import sample_completions
 
     tokenizer = AutoTokenizer.from_pretrained(args.model)
-    model = AutoModelForCausalLM.from_pretrained(args.model, torch_dtype="auto")
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            model = model.to("cuda")
-    except ImportError:
-        pass
+    model = AutoModelForCausalLM.from_pretrained(args.model, dtype="auto")
+    if torch.cuda.is_available():
+        model = model.to("cuda")
     return sample_completions(model, tokenizer, prompts, batch_size=args.generation_batch_size,
                               progress=not args.no_progress, **settings)  # fmt: skip
 

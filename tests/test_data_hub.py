@@ -95,6 +95,8 @@ def test_round_trip_of_all_configs(folder, tmp_path):
     rollouts = _load(folder, "rollouts", tmp_path)
     assert rollouts[3]["code_offset"] is None and rollouts[0]["slices"][1]["core_spans"] == [[78, 93]]
     pairs = _load(folder, "pairs", tmp_path)
+    # A trainer given the folder (or Hub id) without a config name gets the pairs
+    assert _load(folder, None, tmp_path).to_list() == pairs.to_list()
     # A stage re-run in the same folder: load_dataset (same cache) sees the new rows, not its cached copy.
     save_config(pairs.select([0]), folder, "pairs")
     assert len(_load(folder, "pairs", tmp_path)) == 1

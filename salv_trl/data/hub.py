@@ -198,8 +198,11 @@ def render_card(folder: str | os.PathLike, repo_id: str | None = None) -> Datase
         language=["en", "code"],
         tags=["verilog", "hardware-description-language", "dpo", "preference", "salv-trl", "qimeng-salv"],
         size_categories=[_size_category(largest)],
+        # `pairs` is the default config: what a trainer loads from the folder or Hub id without naming one
         configs=[
-            {"config_name": c, "data_files": [{"split": _SPLIT, "path": f"{c}/{_SPLIT}-*"}]} for c in present
+            {"config_name": c, "data_files": [{"split": _SPLIT, "path": f"{c}/{_SPLIT}-*"}]}
+            | ({"default": True} if c == "pairs" else {})
+            for c in present
         ],
         license=info.get("license"),
     )
