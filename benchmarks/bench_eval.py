@@ -40,7 +40,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    os.environ.setdefault(OPT_IN_ENV, "1")  # the completions are the benchmark's own references and their mutants
+    os.environ.setdefault(
+        OPT_IN_ENV, "1"
+    )  # the completions are the benchmark's own references and their mutants
 
     problems = load_benchmark("verilog-eval-v2-spec-to-rtl", args.data_dir)
     predictions = [completions(p, args.n, args.seed) for p in problems]
@@ -62,12 +64,18 @@ def main() -> None:
     statuses = collections.Counter(r.status for r in flat_o)
     print(f"verdicts: {sum(r.passed for r in flat_o)} pass, {len(flat_o) - sum(r.passed for r in flat_o)} fail; "
           f"statuses {dict(sorted(statuses.items()))}")  # fmt: skip
-    print(f"identical verdicts (status, pass, detail, per-output counts): {len(flat_b) - len(differing)}/{len(flat_b)}")
+    print(
+        f"identical verdicts (status, pass, detail, per-output counts): {len(flat_b) - len(differing)}/{len(flat_b)}"
+    )
     for task_id, j in differing[:10]:
         print(f"  differs: {task_id} sample {j}")
     print(f"{'route':<40}{'wall s':>10}{'ms/completion':>16}")
-    print(f"{'official per-sample flow (batch_size=1)':<40}{official_s:>10.1f}{1000 * official_s / total:>16.1f}")
-    print(f"{f'batched (batch_size={args.batch_size})':<40}{batched_s:>10.1f}{1000 * batched_s / total:>16.1f}")
+    print(
+        f"{'official per-sample flow (batch_size=1)':<40}{official_s:>10.1f}{1000 * official_s / total:>16.1f}"
+    )
+    print(
+        f"{f'batched (batch_size={args.batch_size})':<40}{batched_s:>10.1f}{1000 * batched_s / total:>16.1f}"
+    )
     print(f"speed-up: {official_s / batched_s:.2f}x (target >= 2x)")
 
 

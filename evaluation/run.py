@@ -37,8 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="Hub id or local path of a causal LM")
     parser.add_argument("--benchmark", required=True, choices=BENCHMARKS)
-    parser.add_argument("--data-dir", help="benchmark checkout(s) or Hub dataset id (default: $SALV_TRL_BENCHMARKS)")
-    parser.add_argument("--problems", nargs="*", help="problem ids, or a number N for the first N (default: all)")
+    parser.add_argument(
+        "--data-dir", help="benchmark checkout(s) or Hub dataset id (default: $SALV_TRL_BENCHMARKS)"
+    )
+    parser.add_argument(
+        "--problems", nargs="*", help="problem ids, or a number N for the first N (default: all)"
+    )
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="VerilogEval v2 sampling protocol")
     parser.add_argument("--n", type=int, default=1, help="completions per problem")
     parser.add_argument("--temperature", type=float, default=0.0, help="0 means greedy decoding")
@@ -48,11 +52,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--generation-batch-size", type=int, default=8, help="prompts per generate call")
     parser.add_argument("--engine", choices=("auto", "transformers", "vllm"), default="auto")
     parser.add_argument("--examples", type=int, default=0, help="VerilogEval v2 in-context examples (0-4)")
-    parser.add_argument("--rules", action="store_true", help="VerilogEval v2 spec-to-rtl: add the official rules")
+    parser.add_argument(
+        "--rules", action="store_true", help="VerilogEval v2 spec-to-rtl: add the official rules"
+    )
     parser.add_argument("--k", type=int, nargs="+", default=[1])
     parser.add_argument("--workers", type=int, help="parallel simulation sandboxes (default: CPU count)")
     parser.add_argument("--output-dir", required=True)
-    parser.add_argument("--model-card", action="store_true", help="write README.md with the results to output-dir")
+    parser.add_argument(
+        "--model-card", action="store_true", help="write README.md with the results to output-dir"
+    )
     parser.add_argument("--no-progress", action="store_true")
     return parser
 

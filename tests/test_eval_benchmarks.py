@@ -30,10 +30,17 @@ def test_counts_and_unique_ids(benchmarks_dir, name):
 
 def test_v2_ids_and_prompts(benchmarks_dir):
     spec = load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir)
-    assert spec[0].task_id == "Prob001_zero" and spec[0].top == "TopModule" and spec[0].reference_top == "RefModule"
+    assert (
+        spec[0].task_id == "Prob001_zero"
+        and spec[0].top == "TopModule"
+        and spec[0].reference_top == "RefModule"
+    )
     assert spec[0].prompt.startswith("\nQuestion:\n") and spec[0].prompt.endswith("\nAnswer:\n")
     assert "Enclose your code with [BEGIN] and [DONE]" in spec[0].prompt
-    assert spec[0].system_prompt == "You are a Verilog RTL designer that only writes code using correct Verilog syntax."
+    assert (
+        spec[0].system_prompt
+        == "You are a Verilog RTL designer that only writes code using correct Verilog syntax."
+    )
     explained = load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir, explain=True, rules=True)
     assert "[BEGIN]" not in explained[0].prompt and "additional rules" in explained[0].prompt
     complete = load_benchmark("verilog-eval-v2-code-complete", benchmarks_dir)
@@ -63,7 +70,9 @@ def test_rtllm_tops_renames_and_support_files(benchmarks_dir):
 
 
 def test_custom_tasks_file(tmp_path):
-    rows = [{"task_id": "t0", "prompt": "p", "reference": "module m(input a, output y); assign y = a; endmodule"}]
+    rows = [
+        {"task_id": "t0", "prompt": "p", "reference": "module m(input a, output y); assign y = a; endmodule"}
+    ]
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
     (problem,) = load_benchmark("custom", path)

@@ -13,13 +13,19 @@ from salv_trl.evaluation.harness import OPT_IN_ENV, check_references, reference_
 from salv_trl.evaluation.report import evaluate_completions, format_table
 from salv_trl.hdl.mutate import mutants
 
-pytestmark = pytest.mark.skipif(not harness.simulator_available(), reason="Icarus Verilog (iverilog, vvp) not on PATH")
+pytestmark = pytest.mark.skipif(
+    not harness.simulator_available(), reason="Icarus Verilog (iverilog, vvp) not on PATH"
+)
 
 # Measured with Icarus Verilog 11 (see ../shared/DESIGN.md "Benchmarks" and the metric card)
 UNSCORABLE = {
     "verilog-eval-v1-human": ["review2015_fancytimer", "review2015_fsm"],
     "verilog-eval-v1-machine": [],
-    "verilog-eval-v2-spec-to-rtl": ["Prob099_m2014_q6c", "Prob151_review2015_fsm", "Prob156_review2015_fancytimer"],
+    "verilog-eval-v2-spec-to-rtl": [
+        "Prob099_m2014_q6c",
+        "Prob151_review2015_fsm",
+        "Prob156_review2015_fancytimer",
+    ],
     "verilog-eval-v2-code-complete": ["Prob151_review2015_fsm", "Prob156_review2015_fancytimer"],
     "rtllm-v1.1": ["asyn_fifo", "div_16bit", "radix2_div"],
     "rtllm-v2.0": ["asyn_fifo", "clkgenerator", "radix2_div", "ring_counter"],
@@ -75,7 +81,10 @@ def test_mutants_fail_on_the_mutated_output(benchmarks_dir):
     for mutant in found:
         result = score_sample(problem, fenced(mutant.text))
         assert (result.passed, result.status, result.compiled) == (False, "ok", True)
-        assert result.signals[mutant.output]["correct"] is False and result.signals[mutant.output]["mismatches"] > 0
+        assert (
+            result.signals[mutant.output]["correct"] is False
+            and result.signals[mutant.output]["mismatches"] > 0
+        )
         assert result.detail.startswith("R: ")
 
 
@@ -84,9 +93,18 @@ def test_mutants_fail_on_the_mutated_output(benchmarks_dir):
     [
         ("", "no_code"),
         ("I cannot write this module, sorry.", "no_code"),
-        (fenced("module TopModule(input a, b, c, output out);\n  assign out = a |;\nendmodule"), "syntax_error"),
-        (fenced("module Other(input a, b, c, output out);\n  assign out = a;\nendmodule"), "interface_mismatch"),
-        (fenced('module TopModule(input a, b, c, output out);\n  initial $system("id");\nendmodule'), "refused"),
+        (
+            fenced("module TopModule(input a, b, c, output out);\n  assign out = a |;\nendmodule"),
+            "syntax_error",
+        ),
+        (
+            fenced("module Other(input a, b, c, output out);\n  assign out = a;\nendmodule"),
+            "interface_mismatch",
+        ),
+        (
+            fenced('module TopModule(input a, b, c, output out);\n  initial $system("id");\nendmodule'),
+            "refused",
+        ),
     ],
 )
 def test_wrong_candidates_get_the_right_status(benchmarks_dir, completion, status):
@@ -109,7 +127,9 @@ def test_forged_pass_lines_are_not_believed(benchmarks_dir):
 
 def test_rtllm_and_v1_failures(benchmarks_dir):
     rtllm = _problem(benchmarks_dir, "rtllm-v1.1", "adder_8bit")
-    wrong_name = fenced("module adder(input [7:0] a, b, input cin, output [7:0] sum, output cout);\nendmodule")
+    wrong_name = fenced(
+        "module adder(input [7:0] a, b, input cin, output [7:0] sum, output cout);\nendmodule"
+    )
     assert score_sample(rtllm, wrong_name).status == "interface_mismatch"
     v1 = _problem(benchmarks_dir, "verilog-eval-v1-human", "gatesv")
     # a completion-style body is appended to the problem's header, as the official harness does
@@ -131,7 +151,10 @@ def test_timeout_status(benchmarks_dir, monkeypatch):
 @pytest.mark.parametrize(
     ("name", "ids"),
     [
-        ("verilog-eval-v2-spec-to-rtl", ["Prob009_popcount3", "Prob050_kmap1", "Prob120_fsm3s", "Prob030_popcount255"]),
+        (
+            "verilog-eval-v2-spec-to-rtl",
+            ["Prob009_popcount3", "Prob050_kmap1", "Prob120_fsm3s", "Prob030_popcount255"],
+        ),
         ("verilog-eval-v1-human", ["gatesv", "kmap1", "fsm3s"]),
     ],
 )
@@ -141,7 +164,9 @@ def test_batched_route_gives_the_per_sample_verdicts(benchmarks_dir, name, ids):
     for problem in problems:
         reference = reference_code(problem)
         variants = [reference] + [m.text for m in mutants(reference, problem.top, per_output=4)]
-        variants.append(reference.replace("endmodule", "  always @(*) forever;\nendmodule", 1))  # broken: own run
+        variants.append(
+            reference.replace("endmodule", "  always @(*) forever;\nendmodule", 1)
+        )  # broken: own run
         predictions.append([fenced(v) for v in variants] + ["no code"])
     batched = score(problems, predictions, batch_size=32, progress=False, reuse=False)
     alone = score(problems, predictions, batch_size=1, progress=False, reuse=False)
@@ -172,7 +197,9 @@ def test_code_execution_needs_opt_in(benchmarks_dir, monkeypatch):
 
 
 def test_sample_result_round_trip():
-    result = harness.SampleResult(False, "ok", True, "R: 3 mismatches", {"y": {"mismatches": 3, "samples": 9, "correct": False}})
+    result = harness.SampleResult(
+        False, "ok", True, "R: 3 mismatches", {"y": {"mismatches": 3, "samples": 9, "correct": False}}
+    )
     assert harness.SampleResult.from_dict(dataclasses.asdict(result)) == result
 
 

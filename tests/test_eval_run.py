@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, simulator_available
 from salv_trl.evaluation.benchmarks import load_benchmark
+from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, simulator_available
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.skipif(not simulator_available(), reason="Icarus Verilog (iverilog, vvp) not on PATH")
+pytestmark = pytest.mark.skipif(
+    not simulator_available(), reason="Icarus Verilog (iverilog, vvp) not on PATH"
+)
 
 
 def _run_module():
@@ -47,15 +49,24 @@ def test_run_end_to_end_with_tiny_model(tiny_model_dir, benchmarks_dir, tmp_path
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
     results = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [(s["task_id"], s["sample_index"]) for s in samples] == [
-        ("adder_8bit", 0), ("adder_8bit", 1), ("radix2_div", 0), ("radix2_div", 1)
+        ("adder_8bit", 0),
+        ("adder_8bit", 1),
+        ("radix2_div", 0),
+        ("radix2_div", 1),
     ]
     assert len(results) == 4 and all(not r["passed"] and r["status"] for r in results)
     assert [r["scorable"] for r in results] == [True, True, False, False]  # radix2_div's reference fails
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["pass@1"] == 0.0 and summary["pass@2"] == 0.0 and "pass@5" not in summary  # n < k: not reported
+    assert (
+        summary["pass@1"] == 0.0 and summary["pass@2"] == 0.0 and "pass@5" not in summary
+    )  # n < k: not reported
     assert summary["unscorable"] == ["radix2_div"] and summary["settings"]["n"] == 2
     printed = capsys.readouterr().out
-    assert "pass@k (scorable problems, n=1)" in printed and "unscorable = failed" in printed and "radix2_div" in printed
+    assert (
+        "pass@k (scorable problems, n=1)" in printed
+        and "unscorable = failed" in printed
+        and "radix2_div" in printed
+    )
     assert "pass@1" in (out / "README.md").read_text()
 
 
@@ -71,11 +82,15 @@ def test_metric_module_loads_and_computes(benchmarks_dir, tmp_path, monkeypatch)
 
     monkeypatch.setenv(OPT_IN_ENV, "1")
     monkeypatch.setenv("SALV_TRL_CACHE", str(tmp_path / "cache"))
-    metric = evaluate.load(str(ROOT / "evaluation" / "verilog_pass_at_k"), "rtllm-v1.1", data_dir=str(benchmarks_dir))
+    metric = evaluate.load(
+        str(ROOT / "evaluation" / "verilog_pass_at_k"), "rtllm-v1.1", data_dir=str(benchmarks_dir)
+    )
     problems = {p.task_id: p for p in load_benchmark("rtllm-v1.1", benchmarks_dir)}
     good = f"```verilog\n{reference_code(problems['adder_8bit'])}\n```"
     result = metric.compute(
-        predictions=[[good, "no code", good], ["", "", ""]], references=["adder_8bit", "counter_12"], k=[1, 3, 4]
+        predictions=[[good, "no code", good], ["", "", ""]],
+        references=["adder_8bit", "counter_12"],
+        k=[1, 3, 4],
     )
     # adder_8bit: c=2 of n=3 -> pass@1 = 2/3, pass@3 = 1; counter_12: 0
     assert result["pass@1"] == pytest.approx((2 / 3 + 0) / 2) and result["pass@3"] == pytest.approx(0.5)
@@ -105,7 +120,9 @@ def test_custom_metric_loads_without_data_dir_and_scores_a_tasks_file(tmp_path, 
     assert result["pass@1"] == pytest.approx(0.5)
 
 
-def test_run_samples_verilog_eval_v2_after_its_system_message(tiny_model_dir, benchmarks_dir, tmp_path, monkeypatch):
+def test_run_samples_verilog_eval_v2_after_its_system_message(
+    tiny_model_dir, benchmarks_dir, tmp_path, monkeypatch
+):
     """The v2 protocol: the benchmark's official system message reaches the sampler (and its chat template)."""
     import salv_trl.data.sampling as sampling
 

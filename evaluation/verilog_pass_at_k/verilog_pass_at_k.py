@@ -68,7 +68,10 @@ class VerilogPassAtK(evaluate.Metric):
             citation=_CITATION,
             inputs_description=_KWARGS_DESCRIPTION,
             features=datasets.Features(
-                {"predictions": datasets.Sequence(datasets.Value("string")), "references": datasets.Value("string")}
+                {
+                    "predictions": datasets.Sequence(datasets.Value("string")),
+                    "references": datasets.Value("string"),
+                }
             ),
             homepage="https://arxiv.org/abs/2510.19296",
             codebase_urls=["https://github.com/NVlabs/verilog-eval", "https://github.com/hkust-zhiyao/RTLLM"],

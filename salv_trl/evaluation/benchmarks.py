@@ -181,7 +181,9 @@ def _load_v1(name: str, data_dir: Path) -> list[Problem]:
     root = _checkout(name, data_dir, f"data/VerilogEval_{split}.jsonl*")
     rows = _read_jsonl(_first(root, f"data/VerilogEval_{split}.jsonl", f"data/VerilogEval_{split}.jsonl.gz"))
     descriptions_file = _first(
-        root, f"descriptions/VerilogDescription_{split}.jsonl", f"descriptions/VerilogDescription_{split}.jsonl.gz"
+        root,
+        f"descriptions/VerilogDescription_{split}.jsonl",
+        f"descriptions/VerilogDescription_{split}.jsonl.gz",
     )
     descriptions = {row["task_id"]: row["detail_description"] for row in _read_jsonl(descriptions_file)}
     problems = []
@@ -232,7 +234,9 @@ def _load_v2(name: str, data_dir: Path, examples: int, rules: bool, explain: boo
             raise ValueError(f"examples must be between 0 and 4 (the official shots), got {examples}")
         shots = root / "scripts" / f"verilog-example-prefix_{task}_{examples}-shot.txt"
         if not shots.is_file():
-            raise FileNotFoundError(f"in-context examples not found: {shots} (they ship in the benchmark's scripts/)")
+            raise FileNotFoundError(
+                f"in-context examples not found: {shots} (they ship in the benchmark's scripts/)"
+            )
         prefix = _read(shots)
     listed = dataset / "problems.txt"
     if listed.is_file():
@@ -262,7 +266,10 @@ def _load_v2(name: str, data_dir: Path, examples: int, rules: bool, explain: boo
 
 def _instantiated(testbench: str, name: str) -> bool:
     """Whether `testbench` instantiates a module called `name` (optionally with a parameter list)."""
-    return re.search(rf"^\s*{re.escape(name)}\s*(?:#\s*\(|[A-Za-z_][\w$]*\s*\()", testbench, re.MULTILINE) is not None
+    return (
+        re.search(rf"^\s*{re.escape(name)}\s*(?:#\s*\(|[A-Za-z_][\w$]*\s*\()", testbench, re.MULTILINE)
+        is not None
+    )
 
 
 def _rtllm_top(folder: Path, description: str, testbench: str) -> str:
@@ -345,7 +352,9 @@ def _load_rows(name: str, source: str) -> list[Problem]:
     problems = []
     for row in _task_rows(source):
         if not {"task_id", "prompt"} <= set(row) or not (row.get("reference") or row.get("testbench")):
-            raise ValueError(f"task {row.get('task_id', '?')}: needs task_id, prompt and a reference or testbench")
+            raise ValueError(
+                f"task {row.get('task_id', '?')}: needs task_id, prompt and a reference or testbench"
+            )
         reference = row.get("reference") or ""
         names = _MODULE_DECL.findall(reference)
         top = row.get("top") or (names[-1] if name == "custom" and names else conventional)

@@ -52,7 +52,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..hdl.extract import extract_code
-from ..hdl.parse import module_spans, rename_modules
+from ..hdl.parse import rename_modules
 from ..hdl.sandbox import Sandbox, SandboxLimits, SandboxResult
 from ..hdl.screen import screen
 from ..hdl.source import VerilogInputError
@@ -80,7 +80,10 @@ COMPILE_TIMEOUT = 60.0  # the official flows set none; a hostile candidate must 
 # Timeouts are enforced as CPU seconds (the simulators are single-threaded, so on an idle machine this is the wall
 # clock of the official flows); the wall clock only backs them up, at this multiple, for a loaded machine.
 WALL_FACTOR = 3.0
-BATCH_MARGIN, BATCH_FLOOR = 4.0, 2.0  # a batch's time limit: margin x its expected time, and at least the floor
+BATCH_MARGIN, BATCH_FLOOR = (
+    4.0,
+    2.0,
+)  # a batch's time limit: margin x its expected time, and at least the floor
 
 _DISPLAY = re.compile(r"(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*\")")
 _MISMATCHES = re.compile(r"^Mismatches: (\d+) in (\d+) samples$")
@@ -267,11 +270,15 @@ def _judge_v2(candidate: str, built: SandboxResult, ran: SandboxResult | None, t
         summary = [line for line in tb_lines if _MISMATCHES.match(line)]
         # The testbench's own simulated-time guard prints TIMEOUT and ends the run; with a summary line it is not a
         # failure of the candidate (it fires on the references of Prob082 and Prob141, whose stimulus is longer).
-        rest = [line for line in tb_lines if not _MISMATCHES.match(line) and not (summary and line == "TIMEOUT")]
+        rest = [
+            line for line in tb_lines if not _MISMATCHES.match(line) and not (summary and line == "TIMEOUT")
+        ]
         # only the testbench's own lines may carry the summary; the candidate's may still carry errors
         log += other + rest + summary + (["TIMEOUT"] if _timed_out(ran) else [])
     summary = [line for line in tb_lines if _MISMATCHES.match(line)]
-    code, mismatches = _v2_code([line for line in log if line in summary or not _MISMATCHES.match(line)], candidate)
+    code, mismatches = _v2_code(
+        [line for line in log if line in summary or not _MISMATCHES.match(line)], candidate
+    )
     if ran is not None and ran.output_exceeded:
         code = "R"
     status = _CODE_STATUS[code]
@@ -302,12 +309,16 @@ def _judge_v1(built: SandboxResult, ran: SandboxResult | None, tag: str) -> Samp
     if ran is not None and _timed_out(ran) or _timed_out(built):
         return SampleResult(False, "timeout", built.ok, "timed out")
     if "syntax error" in stderr:
-        return SampleResult(False, "syntax_error", False, "failed: syntax error. " + _first_message(stderr.splitlines()))
+        return SampleResult(
+            False, "syntax_error", False, "failed: syntax error. " + _first_message(stderr.splitlines())
+        )
     if stderr:
         status = "compile_error" if not built.ok or ran is None else "runtime_error"
         if "Unknown module type" in stderr or "is not a port of" in stderr or "Unable to bind" in stderr:
             status = "interface_mismatch"
-        return SampleResult(False, status, built.ok, "failed: compile error. " + _first_message(stderr.splitlines()))
+        return SampleResult(
+            False, status, built.ok, "failed: compile error. " + _first_message(stderr.splitlines())
+        )
     if summary is None:
         return SampleResult(False, "runtime_error", True, "failed: info string not matched.")
     errors, total = int(summary.group(1)), int(summary.group(2))
@@ -333,12 +344,24 @@ def _judge_rtllm(built: SandboxResult, ran: SandboxResult | None, tag: str) -> S
     return SampleResult(passed, "ok" if tb_lines else "runtime_error", True, last[:300])
 
 
-def _official_files(problem: Problem, code: str, tag: str) -> tuple[dict[str, str], list[str], list[str], float]:
+def _official_files(
+    problem: Problem, code: str, tag: str
+) -> tuple[dict[str, str], list[str], list[str], float]:
     """Sandbox files, compile argv, run argv and run timeout of the official flow for one candidate."""
     family = harness_of(problem)
     if family == "verilog-eval-v2":
         files = {"sample.sv": code, "test.sv": _tag(problem.testbench, tag), "ref.sv": problem.reference}
-        compile_argv = ["iverilog", *IVERILOG_FLAGS, "-s", "tb", "-o", "sim", "sample.sv", "test.sv", "ref.sv"]
+        compile_argv = [
+            "iverilog",
+            *IVERILOG_FLAGS,
+            "-s",
+            "tb",
+            "-o",
+            "sim",
+            "sample.sv",
+            "test.sv",
+            "ref.sv",
+        ]
         return files, compile_argv, ["vvp", "-n", "sim"], V2_TIMEOUT
     if family == "verilog-eval-v1":
         files = {"test.sv": _tag(problem.testbench, tag) + "\n" + code}
@@ -402,7 +425,12 @@ def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
             results[index] = early
             continue
         jobs.append(
-            VerifyJob(candidate=code, reference=problem.reference, testbench=problem.testbench or None, top=problem.top)
+            VerifyJob(
+                candidate=code,
+                reference=problem.reference,
+                testbench=problem.testbench or None,
+                top=problem.top,
+            )
         )
         where.append(index)
     for index, verdict in zip(where, verify_many(jobs, progress=False)):
@@ -514,13 +542,17 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
         if not slots:
             return results
         sources = {f"s{slot}.sv": files[slot] for slot in slots}
-        sources["salv_batch.sv"] = f"module salv_batch;\n  integer requests = 0;\n  integer copies = {len(slots)};\nendmodule\n"
+        sources["salv_batch.sv"] = (
+            f"module salv_batch;\n  integer requests = 0;\n  integer copies = {len(slots)};\nendmodule\n"
+        )
         roots = ["-s", "salv_batch"]
         roots += [arg for slot in slots for arg in ("-s", f"tb__s{slot}", "-s", f"salv_seeds__s{slot}")]
         expected = len(slots) * seconds_per_copy
         timeout = min(V2_TIMEOUT if v2 else V1_TIMEOUT, max(BATCH_FLOOR, BATCH_MARGIN * expected))
         with Sandbox(sources, _limits(COMPILE_TIMEOUT)) as box:
-            built = box.run(["iverilog", *IVERILOG_FLAGS, *roots, "-o", "sim", *sources], COMPILE_TIMEOUT * WALL_FACTOR)
+            built = box.run(
+                ["iverilog", *IVERILOG_FLAGS, *roots, "-o", "sim", *sources], COMPILE_TIMEOUT * WALL_FACTOR
+            )
             messages = (built.stdout + built.stderr).splitlines()
             quiet = built.ok and not messages
             box.limits = _limits(timeout)
@@ -542,7 +574,9 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
         end = max(asked.values(), default=None)
         for slot, (index, tag, code) in slots.items():
             lines = _ASKED.sub("", outputs[slot]).strip("\n")
-            if asked.get(slot) != end or not re.search(r"^Mismatches: \d+ in \d+ samples$", lines, re.MULTILINE):
+            if asked.get(slot) != end or not re.search(
+                r"^Mismatches: \d+ in \d+ samples$", lines, re.MULTILINE
+            ):
                 continue  # ran past its own end, or no summary line: the official flow decides
             run = SandboxResult(0, lines, "")
             results[index] = _judge_v2(code, empty, run, "") if v2 else _judge_v1(empty, run, "")
@@ -588,7 +622,9 @@ def score(
     custom = [(i, j) for i, problem in enumerate(problems) if harness_of(problem) == "custom"
               for j in range(len(predictions[i]))]  # fmt: skip
     if custom:
-        for (i, j), result in zip(custom, _score_custom([(problems[i], predictions[i][j]) for i, j in custom])):
+        for (i, j), result in zip(
+            custom, _score_custom([(problems[i], predictions[i][j]) for i, j in custom])
+        ):
             results[i][j] = result
     # distinct screened codes per problem, minus those already scored in this process
     pending: dict[int, list[str]] = {}
@@ -672,7 +708,9 @@ _VERDICTS: dict[tuple[str, str], SampleResult] = {}  # (problem key, code) -> ve
 @lru_cache(maxsize=1)
 def _simulator_version() -> str:
     try:
-        return subprocess.run(["iverilog", "-V"], capture_output=True, text=True, timeout=30).stdout.splitlines()[0]
+        return subprocess.run(
+            ["iverilog", "-V"], capture_output=True, text=True, timeout=30
+        ).stdout.splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError):
         return "unknown"
 
@@ -686,8 +724,15 @@ def _cache_dir() -> Path:
 
 def _problem_key(problem: Problem, version: str) -> str:
     payload = json.dumps(
-        [harness_of(problem), version, problem.reference, problem.testbench, problem.top, problem.reference_top,
-         sorted(problem.support_files.items())]  # fmt: skip
+        [
+            harness_of(problem),
+            version,
+            problem.reference,
+            problem.testbench,
+            problem.top,
+            problem.reference_top,
+            sorted(problem.support_files.items()),
+        ]  # fmt: skip
     )
     return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
 

@@ -58,5 +58,7 @@ def mean_pass_at_k(counts: Iterable[tuple[int, int]], ks: Sequence[int]) -> dict
         return {}
     fewest = min(n for n, _ in counts)
     return {
-        f"pass@{k}": sum(pass_at_k(n, c, k) for n, c in counts) / len(counts) for k in sorted(set(ks)) if k <= fewest
+        f"pass@{k}": sum(pass_at_k(n, c, k) for n, c in counts) / len(counts)
+        for k in sorted(set(ks))
+        if k <= fewest
     }

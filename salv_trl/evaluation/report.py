@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from .benchmarks import Problem, load_benchmark
-from .harness import SampleResult, check_references, score
+from .harness import check_references, score
 from .pass_at_k import mean_pass_at_k
 
 __all__ = ["EvaluationReport", "ProblemReport", "evaluate_completions", "format_table"]
@@ -117,8 +117,12 @@ def evaluate_completions(
     if unknown:
         raise ValueError(f"unknown {benchmark} problem ids: {', '.join(map(str, unknown[:5]))}")
     chosen = [by_id[task_id] for task_id in references]
-    checks = check_references(list({p.task_id: p for p in chosen}.values()), workers=workers, progress=progress)
-    results = score(chosen, [list(p) for p in predictions], workers=workers, batch_size=batch_size, progress=progress)
+    checks = check_references(
+        list({p.task_id: p for p in chosen}.values()), workers=workers, progress=progress
+    )
+    results = score(
+        chosen, [list(p) for p in predictions], workers=workers, batch_size=batch_size, progress=progress
+    )
     reports = []
     status_counts: dict[str, int] = {}
     for problem, samples in zip(chosen, results):
@@ -150,7 +154,9 @@ def evaluate_completions(
 
 def format_table(report: EvaluationReport) -> str:
     """The pass@k table as text: both figures (unscorable excluded / counted as failed) and syntax pass@k."""
-    ks = sorted({key for key in report.pass_at_k_all} | {key for key in report.pass_at_k}, key=lambda s: int(s[5:]))
+    ks = sorted(
+        {key for key in report.pass_at_k_all} | {key for key in report.pass_at_k}, key=lambda s: int(s[5:])
+    )
     scorable = len(report.problems) - len(report.unscorable)
     lines = [
         f"{report.benchmark}: {len(report.problems)} problems, {scorable} scorable",
@@ -162,8 +168,12 @@ def format_table(report: EvaluationReport) -> str:
         ("syntax pass@k (scorable problems)", report.syntax_pass_at_k),
     )
     for name, values in rows:
-        lines.append(f"{name:<56}" + "".join(f"{values[key]:>10.4f}" if key in values else f"{'-':>10}" for key in ks))
+        lines.append(
+            f"{name:<56}" + "".join(f"{values[key]:>10.4f}" if key in values else f"{'-':>10}" for key in ks)
+        )
     if report.unscorable:
-        lines.append("unscorable (reference fails under the installed simulator): " + ", ".join(report.unscorable))
+        lines.append(
+            "unscorable (reference fails under the installed simulator): " + ", ".join(report.unscorable)
+        )
     lines.append("statuses: " + ", ".join(f"{name}={count}" for name, count in report.status_counts.items()))
     return "\n".join(lines)
