@@ -3,6 +3,7 @@ template."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ TEMPLATE_LOCATIONS = (
     Path(sys.prefix) / "share" / "salv-trl" / TEMPLATE_NAME,
 )
 PAPER_ARXIV_ID = "2510.19296"
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 
 
 def _template_path() -> Path:
@@ -93,10 +95,12 @@ def render_model_card(
         for benchmark, scores in results.items()
         for metric, value in sorted(scores.items(), key=lambda item: _metric_order(item[0]))
     ]
+    # Only Hub ids (`owner/name`, not a local folder) belong in the metadata and get a link
+    hub_datasets = [d for d in datasets or [] if _HUB_ID.fullmatch(d) and not Path(d).exists()]
     card_data = ModelCardData(
         model_name=model_name,
         base_model=base_model,
-        datasets=list(datasets) if datasets else None,
+        datasets=hub_datasets or None,
         eval_results=eval_results or None,
         library_name="peft" if hyperparameters and "lora_r" in hyperparameters else "transformers",
         license=license,
@@ -109,6 +113,7 @@ def render_model_card(
         model_name=model_name,
         base_model=base_model,
         datasets=list(datasets or []),
+        hub_datasets=hub_datasets,
         hyperparameters=dict(hyperparameters or {}),
         results=results,
         metrics=metrics,

@@ -36,3 +36,13 @@ def test_card_without_results_or_hyperparameters():
         "Not evaluated yet" in card.text and "rejection sampling" in card.text and "DPO loss" not in card.text
     )
     assert card.data.library_name == "transformers"
+
+
+def test_only_hub_ids_are_linked_and_listed_as_datasets(tmp_path):
+    local = tmp_path / "pairs"
+    local.mkdir()
+    card = render_model_card("tiny", datasets=["me/pairs", "outputs/tiny-qwen2/pairs", str(local)])
+    assert card.data.datasets == ["me/pairs"]
+    assert "(https://huggingface.co/datasets/me/pairs)" in card.text
+    assert "`outputs/tiny-qwen2/pairs`" in card.text and f"`{local}`" in card.text
+    assert "datasets/outputs" not in card.text
