@@ -70,17 +70,7 @@ def _transformers_generate(args: argparse.Namespace, settings: SamplingSettings)
     tokenizer = AutoTokenizer.from_pretrained(args.model)
     model = AutoModelForCausalLM.from_pretrained(args.model, dtype=args.dtype).to(device).eval()
     return tokenizer, partial(
-        sample_completions,
-        model,
-        tokenizer,
-        n=settings.n,
-        temperature=settings.temperature,
-        top_p=settings.top_p,
-        max_new_tokens=settings.max_new_tokens,
-        seed=settings.seed,
-        batch_size=settings.batch_size,
-        progress=False,
-        system=args.system,
+        sample_completions, model, tokenizer, progress=False, system=args.system, **settings.to_dict()
     )
 
 
@@ -104,16 +94,9 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--backend vllm needs vLLM: pip install 'salv-trl[vllm]'") from error
         llm = LLM(model=args.model, seed=settings.seed)
         tokenizer = llm.get_tokenizer()
-        generate = partial(
-            sample_completions_vllm,
-            llm,
-            n=settings.n,
-            temperature=settings.temperature,
-            top_p=settings.top_p,
-            max_new_tokens=settings.max_new_tokens,
-            seed=settings.seed,
-            system=args.system,
-        )
+        # vLLM schedules its own batches
+        vllm_settings = {k: v for k, v in settings.to_dict().items() if k != "batch_size"}
+        generate = partial(sample_completions_vllm, llm, system=args.system, **vllm_settings)
     else:
         tokenizer, generate = _transformers_generate(args, settings)
     info = {
