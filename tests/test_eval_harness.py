@@ -217,3 +217,16 @@ def test_custom_tasks_use_the_verification_engine(tmp_path):
     assert wrong["signals"]["s"]["correct"] and not wrong["signals"]["d"]["correct"]
     assert empty["status"] == "no_code"
     assert report.pass_at_k == {"pass@1": pytest.approx(1 / 3), "pass@3": 1.0}
+
+
+def test_a_candidate_naming_another_copy_runs_alone(benchmarks_dir):
+    # in a batch, `tb__s0` is the first copy's testbench; in the candidate's own run there is no such scope
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
+    reference = reference_code(problem)
+    reaching = reference.replace("endmodule", "  final tb__s0.stats1.errors = 0;\nendmodule", 1)
+    assert harness._run_official(problem, reaching)[0].status == "compile_error"  # no such variable
+    batched = harness._batch(problem, [reference, reaching], 1.0)
+    assert batched[0] == harness._run_official(problem, reference)[0] and batched[1] is None
+    assert score([problem], [[fenced(reference), fenced(reaching)]], progress=False, reuse=False) == score(
+        [problem], [[fenced(reference), fenced(reaching)]], batch_size=1, progress=False, reuse=False
+    )

@@ -29,9 +29,11 @@ its global seed) and `$finish` becomes a per-copy request, so each copy sees exa
 and a copy that would have ended earlier than the others is not believed. The first candidate runs alone and its
 run time bounds the batch size and the batch's time limit; where one copy per run is all that fits (slow
 simulations), a copy still runs this way, which spares it the waveform dump (up to a third of the run time on long
-testbenches). Batches start longest first. Any candidate whose batched result could differ from its
-own run (compiler messages, directives, untagged output, hang, missing summary line) is scored by the per-sample
-flow instead.
+testbenches). Batches start longest first. Any candidate whose batched result could differ from its own run
+(compiler messages, directives, names of the batch's own scopes, untagged output, hang, missing summary line)
+is scored by the per-sample flow instead. Copies do not share a reference: Icarus orders the processes woken
+in one time step by all the processes present, so removing a copy's reference can change how a racy candidate
+resolves its race (a mutant of `Prob110_fsm2`: 129 mismatches instead of 131).
 """
 
 from __future__ import annotations
@@ -524,7 +526,9 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
     files: dict[int, str] = {}
     slots: dict[int, tuple[int, str, str]] = {}  # slot -> (index in codes, tag, code)
     for index, code in enumerate(codes):
-        if "`" in code:  # directives or macros could leak between copies
+        # directives or macros could leak between copies; the batch's own names (`tb__s0`, `salv_batch`) would
+        # let a candidate reach into other copies, where its own run has no such scope and fails to compile
+        if "`" in code or re.search(r"__s\d|salv_", code):
             continue
         slot = len(files)
         own = {name: name + f"__s{slot}" for name in set(_MODULE_DECL.findall(code)) | {problem.top}}
