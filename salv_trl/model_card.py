@@ -35,6 +35,7 @@ def render_model_card(
     hyperparameters: Mapping[str, Any] | None = None,
     results: Mapping[str, Mapping[str, float]] | None = None,
     method: str = "signal-aware DPO",
+    evaluation_notes: str | None = None,
     tags: Sequence[str] | None = None,
     license: str | None = "apache-2.0",
     template_path: str | Path | None = None,
@@ -59,6 +60,9 @@ def render_model_card(
             72.4}}`. Fills the evaluation table and the card's `model-index`.
         method (`str`, *optional*, defaults to `"signal-aware DPO"`):
             Training method named in the text (e.g. `"rejection-sampled SFT"` for the SFT stage).
+        evaluation_notes (`str`, *optional*):
+            Markdown shown in the evaluation section after the table, e.g. a comparison with baselines and the
+            command that reproduces it.
         tags (`Sequence[str]`, *optional*):
             Extra metadata tags; `salv`, `verilog` and `trl` are always there.
         license (`str`, *optional*, defaults to `"apache-2.0"`):
@@ -118,6 +122,7 @@ def render_model_card(
         results=results,
         metrics=metrics,
         method=method,
+        evaluation_notes=evaluation_notes,
         signal_mask=(hyperparameters or {}).get("signal_mask"),
     )
     return card

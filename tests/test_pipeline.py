@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from huggingface_hub import ModelCard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,3 +58,9 @@ def test_reduced_pipeline_end_to_end(tmp_path):
     table = (run / "table.md").read_text()
     for label in ("SFT", "module-level DPO", "signal pairs, no mask", "signal-aware DPO"):
         assert f"| {label} |" in table and f"| {label} |" in done.stdout
+    if "signal" in scores:
+        # the produced model's card carries its scores (model-index) and the whole comparison table
+        card = ModelCard.load(run / "seed0" / "dpo-signal" / "README.md")
+        values = {r.metric_type: r.metric_value for r in card.data.eval_results}
+        assert values["pass@1"] == pytest.approx(100 * scores["signal"]["pass@1"])
+        assert table.splitlines()[4] in card.text and "reproduce.py --config" in card.text

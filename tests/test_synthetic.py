@@ -48,8 +48,13 @@ def test_tasks_are_distinct_and_cover_the_family():
 def test_prompt_describes_every_output_on_its_own_line():
     for task in generate_tasks(50, split="test", seed=1):
         lines = task.prompt.splitlines()
-        for name in task.output_names:
-            assert sum(line.startswith(f"- {name}[") or line.startswith(f"- {name}:") for line in lines) == 1
+        for name, out in task.named_outputs:
+            own = [line for line in lines if line.startswith(f"- {name} ")]
+            assert len(own) == 1
+            # registers are stated as such, with the operator that their statement writes
+            assert own[0].startswith(f"- {name} <= " if out.registered else f"- {name} = ")
+            assert ("a register" in own[0]) == out.registered
+            assert f"({'1 bit' if out.width == 1 else '4 bits'}" in own[0]
         if task.reset:
             level = "active-low" if task.reset.active_low else "active-high"
             timing = "asynchronous" if task.reset.asynchronous else "synchronous"
@@ -64,7 +69,7 @@ def test_rows_and_sft_corpus():
     sft = sft_dataset(tasks)
     completion = sft[0]["completion"]
     assert completion.startswith("```verilog\nmodule top_module (") and completion.endswith("endmodule\n```")
-    assert completion[len("```verilog\n"):-len("```")] == tasks[0].reference
+    assert completion[len("```verilog\n") : -len("```")] == tasks[0].reference
 
 
 def test_argument_errors():
@@ -76,13 +81,20 @@ def test_argument_errors():
 
 # ---- the reference implements the prompt: simulate it and compare with a Python model of the spec ----
 
+
 def _python_model(task: SyntheticTask, vectors: list[dict[str, int]]) -> list[dict[str, int]]:
     """Output values after each rising clock edge (inputs applied before the edge), from the spec alone."""
     mask = (1 << 4) - 1
-    binary = {"and": lambda x, y: x & y, "or": lambda x, y: x | y, "xor": lambda x, y: x ^ y,
-              "nand": lambda x, y: ~(x & y) & mask, "add": lambda x, y: (x + y) & mask,
-              "sub": lambda x, y: (x - y) & mask, "eq": lambda x, y: int(x == y),
-              "lt": lambda x, y: int(x < y)}
+    binary = {
+        "and": lambda x, y: x & y,
+        "or": lambda x, y: x | y,
+        "xor": lambda x, y: x ^ y,
+        "nand": lambda x, y: ~(x & y) & mask,
+        "add": lambda x, y: (x + y) & mask,
+        "sub": lambda x, y: (x - y) & mask,
+        "eq": lambda x, y: int(x == y),
+        "lt": lambda x, y: int(x < y),
+    }
 
     def value(expr, v):
         if expr.op == "not":
@@ -105,8 +117,12 @@ def _python_model(task: SyntheticTask, vectors: list[dict[str, int]]) -> list[di
             else:
                 x = v[out.expression.operands[0]]
                 state[name] = (state[name] + x) & mask if out.accumulate == "add" else state[name] ^ x
-        results.append({name: value(out.expression, v) if out.kind == "comb" else state[name]
-                        for name, out in task.named_outputs})
+        results.append(
+            {
+                name: value(out.expression, v) if out.kind == "comb" else state[name]
+                for name, out in task.named_outputs
+            }
+        )
     return results
 
 
@@ -123,9 +139,15 @@ def _testbench(task: SyntheticTask, vectors: list[dict[str, int]]) -> str:
         lines += [f"    {x} = {v[x]};" for x in "abc"]
         if rst:
             lines.append(f"    {rst} = {v['rst']};")
-        lines += ["    #1 clk = 1;", "    #1 clk = 0;",
-                  '    $display("' + " ".join("%0d" for _ in task.output_names) + '", '
-                  + ", ".join(task.output_names) + ");"]
+        lines += [
+            "    #1 clk = 1;",
+            "    #1 clk = 0;",
+            '    $display("'
+            + " ".join("%0d" for _ in task.output_names)
+            + '", '
+            + ", ".join(task.output_names)
+            + ");",
+        ]
     lines += ["    $finish;", "  end", "endmodule"]
     return "\n".join(lines) + "\n"
 
@@ -136,14 +158,23 @@ def test_references_compile_and_implement_their_prompts(tmp_path):
     tasks = generate_tasks(40, split="train", seed=0) + generate_tasks(20, split="test", seed=0)
     for i, task in enumerate(tasks):
         active = 0 if task.reset and task.reset.active_low else 1
-        vectors = [{"a": rng.randrange(16), "b": rng.randrange(16), "c": rng.randrange(16),
-                    "rst": active if step == 0 else rng.choice([active, 1 - active, 1 - active, 1 - active])}
-                   for step in range(12)]
+        vectors = [
+            {
+                "a": rng.randrange(16),
+                "b": rng.randrange(16),
+                "c": rng.randrange(16),
+                "rst": active if step == 0 else rng.choice([active, 1 - active, 1 - active, 1 - active]),
+            }
+            for step in range(12)
+        ]
         design, bench, binary = tmp_path / f"d{i}.v", tmp_path / f"tb{i}.v", tmp_path / f"sim{i}"
         design.write_text(task.reference)
         bench.write_text(_testbench(task, vectors))
-        compiled = subprocess.run(["iverilog", "-g2012", "-Wall", "-o", str(binary), str(design), str(bench)],
-                                  capture_output=True, text=True)
+        compiled = subprocess.run(
+            ["iverilog", "-g2012", "-Wall", "-o", str(binary), str(design), str(bench)],
+            capture_output=True,
+            text=True,
+        )
         assert compiled.returncode == 0, compiled.stderr
         assert not re.search(r"warning|error", compiled.stderr, re.I), compiled.stderr
         run = subprocess.run(["vvp", "-n", str(binary)], capture_output=True, text=True, timeout=30)

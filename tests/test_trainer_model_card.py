@@ -46,3 +46,10 @@ def test_only_hub_ids_are_linked_and_listed_as_datasets(tmp_path):
     assert "(https://huggingface.co/datasets/me/pairs)" in card.text
     assert "`outputs/tiny-qwen2/pairs`" in card.text and f"`{local}`" in card.text
     assert "datasets/outputs" not in card.text
+
+
+def test_card_evaluation_notes_follow_the_table():
+    notes = "| model | pass@1 |\n|---|---|\n| SFT | 12.5 |"
+    card = render_model_card("tiny", results={"synthetic": {"pass@1": 20.0}}, evaluation_notes=notes)
+    assert card.text.index("| synthetic | 20.0 |") < card.text.index(notes)
+    assert notes not in render_model_card("tiny").text

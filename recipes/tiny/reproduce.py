@@ -57,7 +57,7 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def run(argv: list[str], log_file: Path, marker: Path | None = None) -> None:
+def run(argv: list[str], log_file: Path, marker: Path | None = None, threads: int = 1) -> None:
     """Run one pipeline command, its output in `log_file`; fail loudly with the log's tail.
 
     A command that succeeded once leaves `marker`, and is then skipped: re-running the pipeline resumes it
@@ -73,9 +73,10 @@ def run(argv: list[str], log_file: Path, marker: Path | None = None) -> None:
         "SALV_TRL_ALLOW_CODE_EXECUTION": "1",
         "PYTHONPATH": str(ROOT),
     }
-    # A few-million-parameter model gains little from intra-op threads, and OpenMP threads on a busy machine
-    # slow it down by an order of magnitude: one thread per process unless the caller says otherwise.
-    env.setdefault("OMP_NUM_THREADS", "1")
+    # Stages that run side by side get one OpenMP thread each (oversubscribed threads slow a busy machine
+    # down by an order of magnitude); a stage that runs alone (SFT) may use `threads`. OMP_NUM_THREADS
+    # overrides both.
+    env.setdefault("OMP_NUM_THREADS", str(threads))
     with log_file.open("a") as handle:
         done = subprocess.run(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     if done.returncode:
@@ -85,7 +86,7 @@ def run(argv: list[str], log_file: Path, marker: Path | None = None) -> None:
         marker.touch()
 
 
-def launch(recipe: str, config: str, overrides: dict, log_file: Path) -> None:
+def launch(recipe: str, config: str, overrides: dict, log_file: Path, threads: int = 1) -> None:
     argv = [
         str(BIN / "accelerate"),
         "launch",
@@ -103,7 +104,7 @@ def launch(recipe: str, config: str, overrides: dict, log_file: Path) -> None:
     ]
     for key, value in overrides.items():
         argv += [f"--{key}", str(value)]
-    run(argv, log_file)
+    run(argv, log_file, threads=threads)
 
 
 def salv(verb: str, folder: Path, *args: str, log_file: Path) -> None:
@@ -324,6 +325,7 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
                 "seed": seed,
             },
             logs / "sft.log",
+            threads=cfg.get("sft_threads", 1),
         )
     lap("sft")
 
@@ -434,13 +436,53 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_model_cards(results: list[dict], out: Path, summary: str) -> None:
+    """Re-write the model card of each seed's signal-aware DPO model with its test scores (`model-index`) and
+    the comparison table of the whole run."""
+    import torch
+
+    from salv_trl.data.hub import config_file
+    from salv_trl.model_card import render_model_card
+    from salv_trl.trainer.signal_dpo_trainer import training_hyperparameters
+
+    for result in results:
+        work = out / f"seed{result['seed']}"
+        model, scores = work / "dpo-signal", result["scores"].get("signal")
+        if scores is None:
+            continue
+        # The recipe saved its SignalAwareDPOConfig next to the weights (Trainer.save_model); our own file.
+        args = torch.load(model / "training_args.bin", weights_only=False)
+        card = render_model_card(
+            model_name=f"tiny-salv-seed{result['seed']}",
+            datasets=[str(config_file(work / "pairs-signal", "pairs").relative_to(out))],
+            hyperparameters=training_hyperparameters(args),
+            results={
+                "salv-trl synthetic test tasks": {
+                    "pass@1": 100 * scores["pass@1"],
+                    "per-signal pass": 100 * scores["signal_pass"],
+                }
+            },
+            evaluation_notes=summary,
+            tags=["salv-trl-tiny-reproduction"],
+        )
+        card.save(model / "README.md")
+
+
+def load_config(path: Path) -> dict:
+    """The YAML config at `path`; a `base:` key names a config (relative to this one) whose keys it
+    overrides."""
+    cfg = yaml.safe_load(path.read_text())
+    base = cfg.pop("base", None)
+    return {**load_config(path.parent / base), **cfg} if base else cfg
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "recipes" / "tiny" / "config_quick.yaml"))
     parser.add_argument("--output-dir", help="default: the config's output_dir")
     parser.add_argument("--seeds", type=int, nargs="+", help="default: the config's seeds")
     args = parser.parse_args(argv)
-    cfg = yaml.safe_load(Path(args.config).read_text())
+    cfg = load_config(Path(args.config))
     out = Path(args.output_dir or cfg["output_dir"])
     if not out.is_absolute():
         out = ROOT / out
@@ -450,10 +492,12 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.time() - start
     text = (
         table(results)
-        + f"\n\nWall time: {wall / 60:.1f} min ({os.cpu_count()} CPU cores), config {args.config}.\n"
+        + f"\n\nWall time: {wall / 60:.1f} min ({os.cpu_count()} CPU cores). Regenerate with "
+        + f"`python recipes/tiny/reproduce.py --config {os.path.relpath(args.config, ROOT)}`.\n"
     )
     (out / "results.json").write_text(json.dumps({"results": results, "wall_time_s": wall}, indent=2))
     (out / "table.md").write_text(text)
+    write_model_cards(results, out, text)
     print(text)
     return 0
 

@@ -6,10 +6,14 @@ either *combinational* (a bitwise, arithmetic or comparison expression of two in
 input into itself). Tasks with registered outputs have one reset input whose polarity and timing are stated in
 the prompt: `rst` (active-high) or `rst_n` (active-low), synchronous or asynchronous; registers reset to 0.
 
-The prompt describes every output in its own line, and the reference module implements every output in its own
-statement (an `assign`, or an `always` block per register), always in the same regular layout. A model that
-misreads one line of the prompt therefore usually gets exactly one output wrong: outputs fail mostly
-independently, which is the premise of signal-aware preference learning.
+The prompt describes every output in its own line, in words for the operators and in the order the code
+writes it (`- y1 = a minus c (4 bits).`, `- y2 <= y2 XOR b on every rising edge of clk (4 bits, a
+register).`), and the reference module implements every output in its own statement (an `assign`, or an
+`always` block per register), always in the same regular layout. A model that misreads one line of the prompt
+therefore usually gets exactly one output wrong: outputs fail mostly independently, which is the premise of
+signal-aware preference learning. The wording is chosen for a model trained from scratch in minutes: a line
+opens with the output's name and `=` / `<=` as its statement does, so finding the line of the output being
+written is a next-token match; translating `AND`, `plus`, `equals` into operators is left to the model.
 
 Train and test splits never share a task, by construction: a task's split is a function of the hash of its
 canonical form (its reset style and the sorted multiset of its output behaviours, names excluded), so the same
@@ -42,23 +46,23 @@ TEST_PERCENT = 20
 
 # op -> (Verilog template, prompt template, commutative, result is 1 bit)
 _BINARY_OPS: dict[str, tuple[str, str, bool, bool]] = {
-    "and": ("{x} & {y}", "the bitwise AND of {x} and {y}", True, False),
-    "or": ("{x} | {y}", "the bitwise OR of {x} and {y}", True, False),
-    "xor": ("{x} ^ {y}", "the bitwise XOR of {x} and {y}", True, False),
-    "nand": ("~({x} & {y})", "the bitwise NAND of {x} and {y}", True, False),
+    "and": ("{x} & {y}", "{x} AND {y}", True, False),
+    "or": ("{x} | {y}", "{x} OR {y}", True, False),
+    "xor": ("{x} ^ {y}", "{x} XOR {y}", True, False),
+    "nand": ("~({x} & {y})", "NOT ({x} AND {y})", True, False),
     "add": ("{x} + {y}", "{x} plus {y}", True, False),
     "sub": ("{x} - {y}", "{x} minus {y}", False, False),
-    "eq": ("{x} == {y}", "1 if {x} equals {y}, else 0", True, True),
-    "lt": ("{x} < {y}", "1 if {x} is less than {y}, else 0", False, True),
+    "eq": ("{x} == {y}", "{x} equals {y}", True, True),
+    "lt": ("{x} < {y}", "{x} is less than {y}", False, True),
 }
 _UNARY_OPS: dict[str, tuple[str, str]] = {
-    "not": ("~{x}", "the bitwise NOT of {x}"),
-    "id": ("{x}", "the value of {x}"),
+    "not": ("~{x}", "NOT {x}"),
+    "id": ("{x}", "{x}"),
 }
 # Accumulating registers: next value = the register combined with one input.
 _ACCUMULATE_OPS: dict[str, tuple[str, str]] = {
-    "add": ("{q} + {x}", "adds {x} to itself"),
-    "xor": ("{q} ^ {x}", "XORs {x} into itself"),
+    "add": ("{q} + {x}", "{q} plus {x}"),
+    "xor": ("{q} ^ {x}", "{q} XOR {x}"),
 }
 
 
@@ -166,21 +170,21 @@ class SyntheticTask:
     def prompt(self) -> str:
         lines = [f"Write a Verilog module named {TOP}."]
         inputs = [f"clk, {self.reset.name}"] if self.reset else []
-        inputs += [f"{x}[{WIDTH - 1}:0]" for x in DATA_INPUTS]
+        inputs += [f"{x} ({WIDTH} bits)" for x in DATA_INPUTS]
         lines.append("Inputs: " + ", ".join(inputs) + ".")
         if self.reset:
             lines.append(self.reset.describe())
         lines.append("Outputs:")
         for name, out in self.named_outputs:
-            port = name if out.width == 1 else f"{name}[{WIDTH - 1}:0]"
-            if out.kind == "comb":
-                text = out.expression.describe() + "."
-            elif out.kind == "load":
-                text = f"a register that loads {out.expression.describe()} on every rising edge of clk."
+            bits = "1 bit" if out.width == 1 else f"{WIDTH} bits"
+            if out.kind == "acc":
+                value = _ACCUMULATE_OPS[out.accumulate][1].format(q=name, x=out.expression.operands[0])
             else:
-                verb = _ACCUMULATE_OPS[out.accumulate][1].format(x=out.expression.operands[0])
-                text = f"a register that {verb} on every rising edge of clk."
-            lines.append(f"- {port}: {text}")
+                value = out.expression.describe()
+            if out.registered:
+                lines.append(f"- {name} <= {value} on every rising edge of clk ({bits}, a register).")
+            else:
+                lines.append(f"- {name} = {value} ({bits}).")
         # The closing newline keeps the prompt's last token from merging with the completion's opening fence.
         return "\n".join(lines) + "\n"
 
@@ -220,8 +224,13 @@ class SyntheticTask:
 
     def row(self) -> dict[str, str | None]:
         """The task as a row of the tasks schema."""
-        return {"task_id": self.task_id, "prompt": self.prompt, "reference": self.reference,
-                "testbench": None, "top": TOP}
+        return {
+            "task_id": self.task_id,
+            "prompt": self.prompt,
+            "reference": self.reference,
+            "testbench": None,
+            "top": TOP,
+        }
 
 
 def _random_expression(rng: random.Random, allow_one_bit: bool) -> Expression:
@@ -235,8 +244,9 @@ def _random_expression(rng: random.Random, allow_one_bit: bool) -> Expression:
     return Expression(op, (x, y))
 
 
-def random_task(rng: random.Random, *, min_outputs: int = 2, max_outputs: int = 4,
-                registered_share: float = 0.4) -> SyntheticTask:
+def random_task(
+    rng: random.Random, *, min_outputs: int = 2, max_outputs: int = 4, registered_share: float = 0.4
+) -> SyntheticTask:
     """Draw one task: `min_outputs`..`max_outputs` distinct outputs, a share of them registers."""
     count = rng.randint(min_outputs, max_outputs)
     outputs: list[OutputSpec] = []
@@ -255,8 +265,15 @@ def random_task(rng: random.Random, *, min_outputs: int = 2, max_outputs: int = 
     return SyntheticTask(tuple(outputs), reset)
 
 
-def generate_tasks(n: int, *, split: Split, seed: int = 0, min_outputs: int = 2, max_outputs: int = 4,
-                   registered_share: float = 0.4) -> list[SyntheticTask]:
+def generate_tasks(
+    n: int,
+    *,
+    split: Split,
+    seed: int = 0,
+    min_outputs: int = 2,
+    max_outputs: int = 4,
+    registered_share: float = 0.4,
+) -> list[SyntheticTask]:
     """Return `n` distinct tasks of `split`, deterministic in `seed`.
 
     Args:
@@ -279,8 +296,9 @@ def generate_tasks(n: int, *, split: Split, seed: int = 0, min_outputs: int = 2,
         attempts += 1
         if attempts > 1000 * (n + 10):
             raise ValueError(f"could not draw {n} distinct {split} tasks with these settings")
-        task = random_task(rng, min_outputs=min_outputs, max_outputs=max_outputs,
-                           registered_share=registered_share)
+        task = random_task(
+            rng, min_outputs=min_outputs, max_outputs=max_outputs, registered_share=registered_share
+        )
         if task.split == split and task.task_id not in tasks:
             tasks[task.task_id] = task
     return list(tasks.values())
