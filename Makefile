@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup iverilog run reproduce test lint clean
+.PHONY: setup iverilog run reproduce-full test lint clean
 
 setup: iverilog $(VENV)/.installed
 
@@ -26,15 +26,14 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(BIN)/pip install -c constraints.txt -e ".[dev,ray]"
 	touch $@
 
-# Signal-aware DPO end to end on CPU: a tiny Qwen2 and a preference set built locally, LoRA adapter + model card.
+# The main job: the whole method on CPU, one seed (quick mode of the tiny reproduction): synthetic tasks -> SFT ->
+# sample -> verify -> pairs -> module-level DPO / signal pairs without mask / signal-aware DPO -> the metric.
 run: setup
-	HF_HUB_OFFLINE=1 $(BIN)/accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no \
-	  --dynamo_backend no recipes/dpo.py --config recipes/tiny-qwen2/dpo/config_cpu.yaml
-
-# The whole pipeline on synthetic tasks (SFT -> sample -> verify -> pairs -> 3 DPO variants -> metric);
-# not calibrated yet, see recipes/tiny/README.md.
-reproduce: setup
 	$(BIN)/python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml
+
+# The same for three seeds, mean +- std (the table in README.md).
+reproduce-full: setup
+	$(BIN)/python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml
 
 test: setup
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(PYTEST_ARGS)

@@ -64,3 +64,17 @@ def test_reduced_pipeline_end_to_end(tmp_path):
         values = {r.metric_type: r.metric_value for r in card.data.eval_results}
         assert values["pass@1"] == pytest.approx(100 * scores["signal"]["pass@1"])
         assert table.splitlines()[4] in card.text and "reproduce.py --config" in card.text
+
+
+def test_full_mode_is_the_quick_mode_for_three_seeds():
+    sys.path.insert(0, str(ROOT / "recipes" / "tiny"))
+    try:
+        from reproduce import load_config
+    finally:
+        sys.path.pop(0)
+    quick = load_config(ROOT / "recipes" / "tiny" / "config_quick.yaml")
+    full = load_config(ROOT / "recipes" / "tiny" / "config_full.yaml")
+    assert len(full["seeds"]) >= 3 and quick["seeds"] == [0]
+    assert {k: v for k, v in full.items() if k not in ("seeds", "output_dir")} == {
+        k: v for k, v in quick.items() if k not in ("seeds", "output_dir")
+    }
