@@ -343,3 +343,11 @@ def test_iterable_dataset_is_filtered_lazily(tokenizer, tmp_path):
     assert trainer.signal_span_stats == {}  # not countable without reading the stream
     trainer.train()
     assert 0 < trainer.state.log_history[0]["signal/chosen_token_share"] < 1
+
+
+def test_an_epoch_ending_in_a_partial_batch_trains(tokenizer, tmp_path):
+    # 5 rows in batches of 2: each epoch ends with one row, where accelerate trims what it gathers for metrics
+    trainer = make_trainer(tokenizer, tmp_path, rows=ROWS[:5], max_steps=6)
+    trainer.train()
+    shares = [h["signal/chosen_token_share"] for h in trainer.state.log_history if "loss" in h]
+    assert len(shares) == 6 and all(0 < share < 1 for share in shares)

@@ -402,12 +402,11 @@ class SignalAwareDPOTrainer(DPOTrainer):
         mode = "train" if self.model.training else "eval"
         signal_tokens = inputs["completion_mask"].sum(dim=1)
         counts = torch.stack([t.sum() for t in (*signal_tokens.chunk(2), *completion_tokens.chunk(2))])
-        signal_chosen, signal_rejected, total_chosen, total_rejected = (
-            self.accelerator.gather_for_metrics(counts.to(self.accelerator.device))
-            .view(-1, 4)
-            .sum(dim=0)
-            .tolist()
-        )
+        # a sum over processes; `gather_for_metrics` would cut these four counts as if they were a batch at the
+        # end of an epoch whose size is not a multiple of the batch size
+        signal_chosen, signal_rejected, total_chosen, total_rejected = self.accelerator.reduce(
+            counts.to(self.accelerator.device), reduction="sum"
+        ).tolist()
         self._metrics[mode]["signal/chosen_token_share"].append(signal_chosen / max(total_chosen, 1))
         self._metrics[mode]["signal/rejected_token_share"].append(signal_rejected / max(total_rejected, 1))
         return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
