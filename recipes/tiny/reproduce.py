@@ -490,10 +490,14 @@ def main(argv: list[str] | None = None) -> int:
     start = time.time()
     results = [run_seed(cfg, seed, out) for seed in (args.seeds or cfg["seeds"])]
     wall = time.time() - start
+    command = f"python recipes/tiny/reproduce.py --config {os.path.relpath(args.config, ROOT)}"
+    if args.seeds:
+        command += " --seeds " + " ".join(map(str, args.seeds))
+    # a resumed run skips the stages that had finished: its wall time is this invocation's only
     text = (
         table(results)
-        + f"\n\nWall time: {wall / 60:.1f} min ({os.cpu_count()} CPU cores). Regenerate with "
-        + f"`python recipes/tiny/reproduce.py --config {os.path.relpath(args.config, ROOT)}`.\n"
+        + f"\n\nWall time of this invocation: {wall / 60:.1f} min ({os.cpu_count()} CPU cores; stages that "
+        + f"had finished before were skipped). Regenerate with `{command}`.\n"
     )
     (out / "results.json").write_text(json.dumps({"results": results, "wall_time_s": wall}, indent=2))
     (out / "table.md").write_text(text)
