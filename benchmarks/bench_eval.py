@@ -40,9 +40,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    os.environ.setdefault(
-        OPT_IN_ENV, "1"
-    )  # the completions are the benchmark's own references and their mutants
+    # the completions are the benchmark's own references and their mutants
+    os.environ.setdefault(OPT_IN_ENV, "1")
 
     problems = load_benchmark("verilog-eval-v2-spec-to-rtl", args.data_dir)
     predictions = [completions(p, args.n, args.seed) for p in problems]

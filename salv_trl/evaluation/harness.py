@@ -736,7 +736,7 @@ def _problem_key(problem: Problem, version: str) -> str:
             problem.top,
             problem.reference_top,
             sorted(problem.support_files.items()),
-        ]  # fmt: skip
+        ]
     )
     return hashlib.sha256(payload.encode("utf-8", errors="surrogatepass")).hexdigest()
 

@@ -11,9 +11,8 @@ writes it (`- y1 = a minus c (4 bits).`, `- y2 <= y2 XOR b on every rising edge 
 register).`), and the reference module implements every output in its own statement (an `assign`, or an
 `always` block per register), always in the same regular layout. A model that misreads one line of the prompt
 therefore usually gets exactly one output wrong: outputs fail mostly independently, which is the premise of
-signal-aware preference learning. The wording is chosen for a model trained from scratch in minutes: a line
-opens with the output's name and `=` / `<=` as its statement does, so finding the line of the output being
-written is a next-token match; translating `AND`, `plus`, `equals` into operators is left to the model.
+signal-aware preference learning. The wording follows the code: a line opens with the output's name and `=` /
+`<=` as its statement does, and translating `AND`, `plus`, `equals` into operators is left to the model.
 
 Train and test splits never share a task, by construction: a task's split is a function of the hash of its
 canonical form (its reset style and the sorted multiset of its output behaviours, names excluded), so the same
