@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from recipe_utils import RecipeArguments, prepare_run  # noqa: E402
+from recipe_utils import RecipeArguments, add_pass_rate_callback, prepare_run  # noqa: E402
 from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
 
 from salv_trl.trainer import SignalAwareDPOConfig, SignalAwareDPOTrainer  # noqa: E402
@@ -37,8 +37,10 @@ def main(script_args: RecipeArguments, training_args: SignalAwareDPOConfig, mode
         quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
     )
+    add_pass_rate_callback(trainer, script_args)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the log history (learning curves) beside the weights
     trainer.create_model_card(dataset_name=script_args.dataset_name)
     trainer.accelerator.print(f"Model and model card saved to {training_args.output_dir}.")
     if training_args.push_to_hub:

@@ -26,12 +26,35 @@ class RecipeArguments(ScriptArguments):
             `model_name_or_path`.
         tiny_rows (`int`, *optional*, defaults to `64`):
             Number of synthetic rows made by `make_tiny`.
+        pass_rate_benchmark (`str`, *optional*):
+            Measure the greedy pass rate on this benchmark ([`salv_trl.evaluation.BENCHMARKS`]) while
+            training, every `pass_rate_steps` steps ([`salv_trl.evaluation.callback.PassRateCallback`]; needs
+            `SALV_TRL_ALLOW_CODE_EXECUTION=1`). Use problems that are neither trained nor scored on.
+        pass_rate_data_dir (`str`, *optional*):
+            Its location (see [`salv_trl.evaluation.load_benchmark`]); for `custom`, a tasks file or folder.
+        pass_rate_steps (`int`, *optional*, defaults to `100`):
+            Steps between two measurements.
+        stop_at_pass_rate (`float`, *optional*):
+            Stop training once the measured pass rate reaches this fraction.
+        pass_rate_max_new_tokens (`int`, *optional*, defaults to `1024`):
+            Token budget of each decoded completion.
     """
 
     make_tiny: bool = field(
         default=False, metadata={"help": "Create a tiny model and dataset where they are missing."}
     )
     tiny_rows: int = field(default=64, metadata={"help": "Number of synthetic rows made by make_tiny."})
+    pass_rate_benchmark: str | None = field(
+        default=None, metadata={"help": "Benchmark whose greedy pass rate is measured while training."}
+    )
+    pass_rate_data_dir: str | None = field(default=None, metadata={"help": "Location of that benchmark."})
+    pass_rate_steps: int = field(default=100, metadata={"help": "Steps between two pass-rate measurements."})
+    stop_at_pass_rate: float | None = field(
+        default=None, metadata={"help": "Stop training once the measured pass rate reaches this fraction."}
+    )
+    pass_rate_max_new_tokens: int = field(
+        default=1024, metadata={"help": "Token budget of each completion decoded for the pass rate."}
+    )
 
 
 def load_any_dataset(name: str, config: str | None = None, streaming: bool = False) -> DatasetDict:
@@ -124,4 +147,26 @@ def prepare_run(script_args: RecipeArguments, training_args, model_args) -> Data
     }
     return load_any_dataset(
         script_args.dataset_name, script_args.dataset_config, script_args.dataset_streaming
+    )
+
+
+def add_pass_rate_callback(trainer, script_args: RecipeArguments) -> None:
+    """Attach a [`~salv_trl.evaluation.callback.PassRateCallback`] to `trainer` when `pass_rate_benchmark` is
+    set (a `stop_at_pass_rate` without it is an error rather than silently ignored)."""
+    if script_args.pass_rate_benchmark is None:
+        if script_args.stop_at_pass_rate is not None:
+            raise ValueError("stop_at_pass_rate needs pass_rate_benchmark (the problems to measure it on)")
+        return
+    from salv_trl.evaluation import load_benchmark
+    from salv_trl.evaluation.callback import PassRateCallback
+
+    problems = load_benchmark(script_args.pass_rate_benchmark, script_args.pass_rate_data_dir)
+    trainer.add_callback(
+        PassRateCallback(
+            trainer,
+            problems,
+            eval_steps=script_args.pass_rate_steps,
+            stop_at=script_args.stop_at_pass_rate,
+            max_new_tokens=script_args.pass_rate_max_new_tokens,
+        )
     )

@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from recipe_utils import RecipeArguments, prepare_run  # noqa: E402
+from recipe_utils import RecipeArguments, add_pass_rate_callback, prepare_run  # noqa: E402
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
 
 from salv_trl.model_card import render_model_card  # noqa: E402
@@ -49,8 +49,10 @@ def main(script_args: RecipeArguments, training_args: SFTConfig, model_args: Mod
         quantization_config=get_quantization_config(model_args),
         peft_config=get_peft_config(model_args),
     )
+    add_pass_rate_callback(trainer, script_args)
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
+    trainer.save_state()  # trainer_state.json: the log history (learning curves) beside the weights
     base_model = model_args.model_name_or_path
     card = render_model_card(
         model_name=training_args.hub_model_id or os.path.basename(os.path.normpath(training_args.output_dir)),

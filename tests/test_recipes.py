@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,6 +16,8 @@ import pytest
 import yaml
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
+
+from salv_trl.synthetic import generate_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
@@ -33,8 +37,9 @@ def dpo_command(tmp_path: Path, output: str, *extra: str, processes: int = 1) ->
     ]  # fmt: skip
 
 
-def run(command: list[str]) -> None:
-    result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+def run(command: list[str], **env: str) -> None:
+    env = {**ENV, **env}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
 
@@ -99,6 +104,29 @@ def test_kill_9_then_resume_ends_with_the_same_adapter(uninterrupted):
     assert resumed.keys() == full.keys()
     for name in full:
         assert (resumed[name] == full[name]).all(), name
+
+
+@pytest.mark.slow  # `accelerate launch` runs
+@pytest.mark.skipif(shutil.which("iverilog") is None, reason="iverilog not installed")
+def test_measuring_the_pass_rate_while_training_leaves_the_training_unchanged(uninterrupted):
+    tasks = uninterrupted / "dev_tasks.jsonl"
+    tasks.write_text("".join(json.dumps(t.row()) + "\n" for t in generate_tasks(2, split="train")))
+    measure = ["--pass_rate_benchmark", "custom", "--pass_rate_data_dir", str(tasks)]
+    run(
+        dpo_command(
+            uninterrupted, "measured", *measure, "--pass_rate_steps", "2", "--pass_rate_max_new_tokens", "48"
+        ),
+        SALV_TRL_ALLOW_CODE_EXECUTION="1",
+    )
+    # the recipe saves its log history beside the adapter: a measurement every 2 of the 6 steps
+    state = json.loads((uninterrupted / "measured" / "trainer_state.json").read_text())
+    rates = [(h["step"], h["eval_pass_rate"]) for h in state["log_history"] if "eval_pass_rate" in h]
+    assert [step for step, _ in rates] == [2, 4, 6] and all(0.0 <= rate <= 1.0 for _, rate in rates)
+    # and the adapter is bit for bit the one trained without measuring
+    measured, full = adapter(uninterrupted / "measured"), adapter(uninterrupted / "full")
+    assert measured.keys() == full.keys()
+    for name in full:
+        assert (measured[name] == full[name]).all(), name
 
 
 @pytest.mark.slow  # `accelerate launch` runs
