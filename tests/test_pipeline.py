@@ -23,9 +23,14 @@ def test_reduced_pipeline_end_to_end(tmp_path):
     config = yaml.safe_load((ROOT / "recipes" / "tiny" / "config_quick.yaml").read_text())
     config.update(
         output_dir=str(tmp_path / "run"),
-        tasks={"sft": 300, "train": 10, "test": 3},
+        tasks={"sft": 300, "dev": 3, "train": 10, "test": 3},
         model={**config["model"], "hidden_size": 64, "num_hidden_layers": 2},
-        sft_overrides={"max_steps": 300, "logging_steps": 50},
+        sft_overrides={
+            "max_steps": 300,
+            "logging_steps": 50,
+            "pass_rate_steps": 100,
+            "pass_rate_max_new_tokens": 260,
+        },  # fmt: skip
         dpo_overrides={"max_steps": 2, "save_steps": 2, "logging_steps": 1, "per_device_train_batch_size": 2},
         sample={**config["sample"], "n": 8, "max_new_tokens": 260},
         verify={"vectors": 30},
@@ -44,6 +49,14 @@ def test_reduced_pipeline_end_to_end(tmp_path):
     results = json.loads((run / "results.json").read_text())["results"]
     assert [r["seed"] for r in results] == [0]
     result = results[0]
+    # SFT measured its greedy pass rate on the dev tasks every 100 steps and stopped at the configured target
+    # or at max_steps, whichever came first
+    sft_config = yaml.safe_load((ROOT / config["recipes"]["sft_config"]).read_text())
+    sft = result["sft"]
+    assert [step for step, _ in sft["dev_pass_rates"]] == list(range(100, sft["steps"] + 1, 100))
+    assert sft["max_steps"] == 300 and sft["dev_pass_rate"] == sft["dev_pass_rates"][-1][1]
+    reached = [rate >= sft_config["stop_at_pass_rate"] for _, rate in sft["dev_pass_rates"]]
+    assert not any(reached[:-1]) and (reached[-1] or sft["steps"] == 300)
     assert result["pair_stats"]["rollouts"]["rollouts"] == 10 * 8
     scores = result["scores"]
     # 300 SFT steps give samples that differ output by output, so the method's variant trains (a reduced run
@@ -64,6 +77,7 @@ def test_reduced_pipeline_end_to_end(tmp_path):
     values = {r.metric_type: r.metric_value for r in card.data.eval_results}
     assert values["pass@1"] == pytest.approx(100 * scores["signal"]["pass@1"])
     assert table.splitlines()[4] in card.text and "reproduce.py --config" in card.text
+    assert f"| 0 | {sft['steps']} / 300 |" in table
 
 
 def test_full_mode_is_the_quick_mode_for_three_seeds():

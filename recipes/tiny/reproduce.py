@@ -121,16 +121,20 @@ def write_jsonl(path: Path, rows) -> None:
 
 
 def make_data(cfg: dict, seed: int, work: Path):
-    """Synthetic SFT corpus, train tasks and test tasks of this seed (train/test disjoint by construction)."""
+    """Synthetic SFT corpus, dev tasks, train tasks and test tasks of this seed (train/test disjoint by
+    construction). The dev tasks continue the corpus' stream, so SFT never sees them: SFT measures its pass
+    rate on them and stops once it reaches the config's target."""
     from salv_trl.synthetic import generate_tasks
 
-    shape = cfg["tasks"].get("shape", {})
-    corpus = generate_tasks(cfg["tasks"]["sft"], split="train", seed=1000 + seed, **shape)
-    train = generate_tasks(cfg["tasks"]["train"], split="train", seed=2000 + seed, **shape)
-    test = generate_tasks(cfg["tasks"]["test"], split="test", seed=seed, **shape)
+    shape, sizes = cfg["tasks"].get("shape", {}), cfg["tasks"]
+    drawn = generate_tasks(sizes["sft"] + sizes["dev"], split="train", seed=1000 + seed, **shape)
+    corpus, dev = drawn[: sizes["sft"]], drawn[sizes["sft"] :]
+    train = generate_tasks(sizes["train"], split="train", seed=2000 + seed, **shape)
+    test = generate_tasks(sizes["test"], split="test", seed=seed, **shape)
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
     write_jsonl(data / "sft.jsonl", ({"prompt": t.prompt, "completion": t.completion} for t in corpus))
+    write_jsonl(data / "dev_tasks.jsonl", (t.row() for t in dev))
     write_jsonl(data / "train_tasks.jsonl", (t.row() for t in train))
     # The test tasks sit alone in a folder: the metric's `custom` config takes that folder as its `data_dir`.
     (data / "test").mkdir(exist_ok=True)
@@ -263,37 +267,50 @@ def rollout_stats(folder: Path) -> dict:
     return {"rollouts": len(rollouts), "fully_correct": passed, "statuses": statuses}
 
 
-def learning_curves(work: Path, seed: int, out: Path) -> dict:
-    """Plot loss and reward margin of the three DPO runs; return their final logged values."""
+def trainer_state(model_dir: Path) -> dict:
+    """The trainer state a recipe saved beside its model (`trainer_state.json`): steps and log history."""
+    return json.loads((model_dir / "trainer_state.json").read_text())
+
+
+def learning_curves(
+    work: Path, seed: int, out: Path, sft_rates: list[tuple[int, float]], trained: list[str]
+) -> dict:
+    """Plot SFT's dev pass rate and the loss and reward margin of the three DPO runs; return the DPO runs'
+    final logged values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    if sft_rates:
+        axes[0].plot(*zip(*sft_rates, strict=True), marker=".")
+    axes[0].set_title("SFT: greedy pass rate on the dev tasks")
+    axes[0].set_xlabel("step")
     finals = {}
-    for variant in VARIANTS:
-        states = sorted(
-            (work / f"dpo-{variant}").glob("checkpoint-*/trainer_state.json"),
-            key=lambda p: int(p.parent.name.split("-")[1]),
-        )
-        if not states:
-            continue
-        history = [h for h in json.loads(states[-1].read_text())["log_history"] if "loss" in h]
-        for ax, key in zip(axes, ("loss", "rewards/margins"), strict=True):
-            points = [(h["step"], h[key]) for h in history if key in h]
-            ax.plot(*zip(*points, strict=True), label=LABELS[variant], marker=".")
-            ax.set_title(key)
+    for variant in trained:
+        history = [h for h in trainer_state(work / f"dpo-{variant}")["log_history"] if "loss" in h]
+        for ax, key in zip(axes[1:], ("loss", "rewards/margins"), strict=True):
+            ax.plot(
+                *zip(*[(h["step"], h[key]) for h in history], strict=True), label=LABELS[variant], marker="."
+            )
+            ax.set_title(f"DPO: {key}")
             ax.set_xlabel("step")
-        finals[variant] = (
-            {k: v for k, v in history[-1].items() if isinstance(v, int | float)} if history else {}
-        )
-    axes[0].legend()
-    fig.suptitle(f"DPO on the tiny model, seed {seed}")
+        finals[variant] = {k: v for k, v in history[-1].items() if isinstance(v, int | float)}
+    axes[1].legend()
+    fig.suptitle(f"Tiny model, seed {seed}")
     fig.tight_layout()
     fig.savefig(out / f"curves_seed{seed}.png", dpi=120)
     plt.close(fig)
     return finals
+
+
+def sft_summary(sft: Path) -> dict:
+    """Where SFT stopped, out of how many steps, and the dev pass rates it measured on the way."""
+    state = trainer_state(sft)
+    rates = [(h["step"], h["eval_pass_rate"]) for h in state["log_history"] if "eval_pass_rate" in h]
+    return {"steps": state["global_step"], "max_steps": state["max_steps"],
+            "dev_pass_rate": rates[-1][1] if rates else None, "dev_pass_rates": rates}  # fmt: skip
 
 
 def run_seed(cfg: dict, seed: int, out: Path) -> dict:
@@ -321,6 +338,7 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
                 **cfg.get("sft_overrides", {}),
                 "model_name_or_path": base,
                 "dataset_name": work / "data" / "sft.jsonl",
+                "pass_rate_data_dir": work / "data" / "dev_tasks.jsonl",
                 "output_dir": sft,
                 "seed": seed,
             },
@@ -328,6 +346,9 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
             threads=cfg.get("sft_threads", 1),
         )
     lap("sft")
+    sft_stats = sft_summary(sft)
+    log(f"seed {seed}: SFT stopped at step {sft_stats['steps']} of {sft_stats['max_steps']}, "
+        f"dev pass rate {sft_stats['dev_pass_rate']}")  # fmt: skip
 
     rollouts = work / "rollouts"
     sample(
@@ -392,8 +413,9 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
             f"signal pass {scores[name]['signal_pass']:.3f}"
         )
     lap("eval-score")
-    finals = learning_curves(work, seed, out)
-    result = {"seed": seed, "scores": scores, "pair_stats": stats, "final_logs": finals, "timings_s": timings}
+    finals = learning_curves(work, seed, out, sft_stats["dev_pass_rates"], trained)
+    result = {"seed": seed, "sft": sft_stats, "scores": scores, "pair_stats": stats, "final_logs": finals,
+              "timings_s": timings}  # fmt: skip
     (work / "result.json").write_text(json.dumps(result, indent=2))
     return result
 
@@ -433,6 +455,22 @@ def table(results: list[dict]) -> str:
                       for s in stats if s["mask_share"]]  # fmt: skip
             cells.append(f"{100 * statistics.fmean(shares):.0f}%" if shares and name == "signal" else "100%")
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Per seed: where SFT stopped (greedy pass rate on the dev tasks), pass@1 of each model (%):",
+        "",
+        "| seed | SFT steps | dev pass rate | " + " | ".join(LABELS[name] for name in MODELS) + " |",
+        "|---" * (3 + len(MODELS)) + "|",
+    ]
+    for r in results:
+        sft, scores = r["sft"], r["scores"]
+        dev = "" if sft["dev_pass_rate"] is None else f"{100 * sft['dev_pass_rate']:.0f}"
+        cells = [
+            f"{100 * scores[name]['pass@1']:.1f}" if name in scores else "not trained" for name in MODELS
+        ]
+        lines.append(
+            f"| {r['seed']} | {sft['steps']} / {sft['max_steps']} | {dev} | " + " | ".join(cells) + " |"
+        )
     return "\n".join(lines)
 
 
