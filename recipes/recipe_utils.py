@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from datasets import DatasetDict, load_dataset, load_from_disk
+from transformers import Trainer
 from trl import ScriptArguments
 
 DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
@@ -55,6 +56,15 @@ class RecipeArguments(ScriptArguments):
     pass_rate_max_new_tokens: int = field(
         default=1024, metadata={"help": "Token budget of each completion decoded for the pass rate."}
     )
+
+    def __post_init__(self):
+        # checked before the model loads: an option that would be ignored is an error
+        if self.pass_rate_benchmark is None and (
+            self.stop_at_pass_rate is not None or self.pass_rate_data_dir is not None
+        ):
+            raise ValueError("stop_at_pass_rate and pass_rate_data_dir need pass_rate_benchmark")
+        if self.stop_at_pass_rate is not None and not 0 < self.stop_at_pass_rate <= 1:
+            raise ValueError(f"stop_at_pass_rate is a fraction in (0, 1], got {self.stop_at_pass_rate}")
 
 
 def load_any_dataset(name: str, config: str | None = None, streaming: bool = False) -> DatasetDict:
@@ -150,12 +160,17 @@ def prepare_run(script_args: RecipeArguments, training_args, model_args) -> Data
     )
 
 
-def add_pass_rate_callback(trainer, script_args: RecipeArguments) -> None:
-    """Attach a [`~salv_trl.evaluation.callback.PassRateCallback`] to `trainer` when `pass_rate_benchmark` is
-    set (a `stop_at_pass_rate` without it is an error rather than silently ignored)."""
+def add_pass_rate_callback(trainer: Trainer, script_args: RecipeArguments) -> None:
+    """
+    Attach a [`~salv_trl.evaluation.callback.PassRateCallback`] to `trainer` if `pass_rate_benchmark` is set.
+
+    Args:
+        trainer ([`~transformers.Trainer`]):
+            The recipe's trainer.
+        script_args ([`RecipeArguments`]):
+            The `pass_rate_*` and `stop_at_pass_rate` arguments.
+    """
     if script_args.pass_rate_benchmark is None:
-        if script_args.stop_at_pass_rate is not None:
-            raise ValueError("stop_at_pass_rate needs pass_rate_benchmark (the problems to measure it on)")
         return
     from salv_trl.evaluation import load_benchmark
     from salv_trl.evaluation.callback import PassRateCallback
@@ -165,7 +180,7 @@ def add_pass_rate_callback(trainer, script_args: RecipeArguments) -> None:
         PassRateCallback(
             trainer,
             problems,
-            eval_steps=script_args.pass_rate_steps,
+            freq=script_args.pass_rate_steps,
             stop_at=script_args.stop_at_pass_rate,
             max_new_tokens=script_args.pass_rate_max_new_tokens,
         )

@@ -59,8 +59,9 @@ def test_reduced_pipeline_end_to_end(tmp_path):
     assert not any(reached[:-1]) and (reached[-1] or sft["steps"] == 300)
     assert result["pair_stats"]["rollouts"]["rollouts"] == 10 * 8
     scores = result["scores"]
-    # 300 SFT steps give samples that differ output by output, so the method's variant trains (a reduced run
-    # that produced no pairs would skip DPO and test nothing past the pairs)
+    # 300 SFT steps (none of the 3 dev tasks passes this early, so SFT runs them all) give samples that differ
+    # output by output, so the method's variant trains (a reduced run that produced no pairs would skip DPO
+    # and test nothing past the pairs)
     assert "sft" in scores and "signal" in scores
     for variant in ("module", "nomask", "signal"):
         # A variant is trained and scored exactly when its pair set is not empty.

@@ -118,10 +118,11 @@ def test_measuring_the_pass_rate_while_training_leaves_the_training_unchanged(un
         ),
         SALV_TRL_ALLOW_CODE_EXECUTION="1",
     )
-    # the recipe saves its log history beside the adapter: a measurement every 2 of the 6 steps
-    state = json.loads((uninterrupted / "measured" / "trainer_state.json").read_text())
-    rates = [(h["step"], h["eval_pass_rate"]) for h in state["log_history"] if "eval_pass_rate" in h]
-    assert [step for step, _ in rates] == [2, 4, 6] and all(0.0 <= rate <= 1.0 for _, rate in rates)
+    # the recipe saves its log history beside the adapter: a measurement every 2 of the 6 steps, and the
+    # trainer's own entries (loss, rewards) on the same steps all still there
+    history = json.loads((uninterrupted / "measured" / "trainer_state.json").read_text())["log_history"]
+    assert [h["step"] for h in history if "eval_pass_rate" in h] == [2, 4, 6]
+    assert [h["step"] for h in history if "loss" in h and "rewards/margins" in h] == [2, 4, 6]
     # and the adapter is bit for bit the one trained without measuring
     measured, full = adapter(uninterrupted / "measured"), adapter(uninterrupted / "full")
     assert measured.keys() == full.keys()

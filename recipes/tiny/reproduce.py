@@ -3,9 +3,11 @@ End-to-end reproduction on CPU: does signal-aware DPO beat module-level DPO on a
 
 Every stage goes through the project's public entry points, as a user would run them:
 
-1. synthetic tasks ([`salv_trl.synthetic`]): SFT corpus, train tasks (for rollouts), test tasks, disjoint;
+1. synthetic tasks ([`salv_trl.synthetic`]): SFT corpus, dev tasks, train tasks (for rollouts), test tasks
+   (train and test splits disjoint);
 2. a tokenizer trained on the corpus and a tiny Qwen2 from a config ([`salv_trl.tiny`]), nothing downloaded;
-3. `accelerate launch recipes/sft.py` on the corpus;
+3. `accelerate launch recipes/sft.py` on the corpus, until the greedy pass rate on the dev tasks reaches the
+   SFT config's `stop_at_pass_rate`;
 4. `salv-trl sample` on the train tasks → `salv-trl verify --dataset` → `salv-trl pairs` three ways;
 5. `accelerate launch recipes/dpo.py` from the SFT model, once per variant, on the same rollouts:
    `module` (module-level pairs, whole sequences), `nomask` (signal pairs, whole sequences: the paper's
@@ -525,17 +527,20 @@ def main(argv: list[str] | None = None) -> int:
     if not out.is_absolute():
         out = ROOT / out
     out.mkdir(parents=True, exist_ok=True)
+    seeds = args.seeds or cfg["seeds"]
+    resumed = any((out / f"seed{seed}").exists() for seed in seeds)
     start = time.time()
-    results = [run_seed(cfg, seed, out) for seed in (args.seeds or cfg["seeds"])]
+    results = [run_seed(cfg, seed, out) for seed in seeds]
     wall = time.time() - start
     command = f"python recipes/tiny/reproduce.py --config {os.path.relpath(args.config, ROOT)}"
     if args.seeds:
         command += " --seeds " + " ".join(map(str, args.seeds))
-    # a resumed run skips the stages that had finished: its wall time is this invocation's only
+    # a resumed run skips the stages that had finished: its wall time is this invocation's only, and says so
+    skipped = "; stages that had finished before were skipped" if resumed else ""
     text = (
         table(results)
-        + f"\n\nWall time of this invocation: {wall / 60:.1f} min ({os.cpu_count()} CPU cores; stages that "
-        + f"had finished before were skipped). Regenerate with `{command}`.\n"
+        + f"\n\nWall time of this invocation: {wall / 60:.1f} min ({os.cpu_count()} CPU cores{skipped}). "
+        + f"Regenerate with `{command}`.\n"
     )
     (out / "results.json").write_text(json.dumps({"results": results, "wall_time_s": wall}, indent=2))
     (out / "table.md").write_text(text)

@@ -6,27 +6,28 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from transformers import Trainer, TrainerCallback
+import torch
+from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils import logging
 
 from .benchmarks import Problem
-from .harness import require_opt_in
+from .harness import require_opt_in, simulator_available
 
 logger = logging.get_logger(__name__)
 
 
 @contextmanager
-def _random_states_kept() -> Iterator[None]:
-    """Restore Python's, NumPy's and torch's random states on exit: decoding seeds them, and measuring must
-    not change the training that follows."""
+def _random_states_kept(device: torch.device) -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's random states (CPU, and `device`'s) on exit: decoding seeds them,
+    and measuring must not change the training that follows."""
     import random
 
     import numpy as np
-    import torch
 
     python_state, numpy_state = random.getstate(), np.random.get_state()
+    accelerated = {} if device.type == "cpu" else {"devices": [device], "device_type": device.type}
     try:
-        with torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        with torch.random.fork_rng(**{"devices": [], **accelerated}):
             yield
     finally:
         random.setstate(python_state)
@@ -35,21 +36,23 @@ def _random_states_kept() -> Iterator[None]:
 
 class PassRateCallback(TrainerCallback):
     r"""
-    Every `eval_steps` optimizer steps, decode one greedy completion per problem with the model being
-    trained, score the completions with the problem's official harness (the path of the `verilog_pass_at_k`
-    metric: [`salv_trl.evaluation.report.evaluate_completions`], in the sandbox) and log their pass rate as
-    `eval_pass_rate`. With `stop_at`, training stops at the first measurement that reaches it.
+    Every `freq` optimizer steps, and once more at the end of training, decode one greedy completion per
+    problem with the model being trained, score the completions with the problem's official harness (the
+    path of the `verilog_pass_at_k` metric: [`salv_trl.evaluation.report.evaluate_completions`], in the
+    sandbox) and log their pass rate as `eval_pass_rate`. With `stop_at`, training stops at the first
+    measurement that reaches it.
 
     Stopping at a pass rate sizes a run by what the model can do instead of by a step count: how many steps a
     small model needs before it starts getting modules right varies a lot with the seed, so a fixed schedule
-    leaves one seed hopeless and over-trains another.
+    leaves one seed hopeless and over-trains another. Note that `max_steps` still shapes the learning-rate
+    schedule (a cosine schedule decays over `max_steps`, not over the steps actually run).
 
     Usage:
     ```python
     >>> from salv_trl.evaluation import load_benchmark
     >>> trainer = SFTTrainer(...)
     >>> problems = load_benchmark("custom", "dev_tasks.jsonl")
-    >>> trainer.add_callback(PassRateCallback(trainer, problems, eval_steps=100, stop_at=0.5))
+    >>> trainer.add_callback(PassRateCallback(trainer, problems, freq=100, stop_at=0.5))
     ```
 
     Args:
@@ -59,7 +62,7 @@ class PassRateCallback(TrainerCallback):
             The problems to decode, from [`salv_trl.evaluation.load_benchmark`] (any benchmark, or `custom`
             tasks). Use problems the model is neither trained nor scored on: with `stop_at` they steer
             training.
-        eval_steps (`int`, *optional*, defaults to `100`):
+        freq (`int`, *optional*, defaults to `100`):
             Measure every this many optimizer steps.
         stop_at (`float`, *optional*):
             Stop training once the pass rate is at least this (a fraction, 0 to 1).
@@ -70,25 +73,34 @@ class PassRateCallback(TrainerCallback):
         workers (`int`, *optional*):
             Parallel simulation sandboxes (default: the CPU count).
 
-    Simulating model-written Verilog needs the `SALV_TRL_ALLOW_CODE_EXECUTION=1` opt-in; without it the
-    callback refuses to be created, before any training step.
+    Each process decodes its share of the problems (DDP and DeepSpeed; FSDP is refused, its sharded forward
+    passes would have to run in lockstep across processes); the main process simulates them. Simulating
+    model-written Verilog needs Icarus Verilog and the `SALV_TRL_ALLOW_CODE_EXECUTION=1` opt-in: without
+    them the callback refuses to be created, before any training step. A measurement in which no problem is
+    scorable (every reference fails its own harness) is an error on every process.
     """
 
     def __init__(
         self,
         trainer: Trainer,
         problems: Sequence[Problem],
-        eval_steps: int = 100,
+        freq: int = 100,
         stop_at: float | None = None,
         max_new_tokens: int = 1024,
         batch_size: int = 16,
         workers: int | None = None,
     ):
+        from accelerate.utils import DistributedType
+
         require_opt_in()
+        if not simulator_available():
+            raise RuntimeError("PassRateCallback simulates with Icarus Verilog: install iverilog (and vvp)")
+        if trainer.accelerator.distributed_type == DistributedType.FSDP:
+            raise ValueError("PassRateCallback does not support FSDP; use DDP or DeepSpeed")
         if not problems:
             raise ValueError("PassRateCallback needs at least one problem")
-        if eval_steps < 1:
-            raise ValueError(f"eval_steps must be positive, got {eval_steps}")
+        if freq < 1:
+            raise ValueError(f"freq must be positive, got {freq}")
         if stop_at is not None and not 0 < stop_at <= 1:
             raise ValueError(f"stop_at is a pass rate in (0, 1], got {stop_at}")
         systems = {p.system_prompt for p in problems}
@@ -97,16 +109,16 @@ class PassRateCallback(TrainerCallback):
         self.trainer = trainer
         self.problems = list(problems)
         self.system = systems.pop() or None
-        self.eval_steps = eval_steps
+        self.freq = freq
         self.stop_at = stop_at
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
         self.workers = workers
-        self._last_step = -1
+        self._measured_step = -1
 
-    def pass_rate(self, args) -> float:
+    def pass_rate(self, args: TrainingArguments) -> float:
         """Decode every problem greedily (each process its share), score on the main process, and return the
-        pass rate on every process."""
+        pass rate on every process (or raise the main process's error on every process)."""
         from accelerate.utils import broadcast_object_list, gather_object
         from trl.models import unwrap_model_for_generation
 
@@ -115,51 +127,80 @@ class PassRateCallback(TrainerCallback):
         from .report import evaluate_completions
 
         accelerator = self.trainer.accelerator
+        with (
+            _random_states_kept(accelerator.device),
+            accelerator.split_between_processes([p.prompt for p in self.problems]) as prompts,
+            unwrap_model_for_generation(
+                self.trainer.model_wrapped,
+                accelerator,
+                gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs,
+            ) as unwrapped,
+        ):
+            completions = sample_completions(
+                unwrapped, self.trainer.processing_class, prompts, n=1, temperature=0.0,
+                max_new_tokens=self.max_new_tokens, seed=args.seed, batch_size=self.batch_size,
+                progress=False, system=self.system,
+            )  # fmt: skip
+        completions = gather_object(completions)
+        outcome: list[tuple[float | None, str | None]] = [(None, None)]
+        if accelerator.is_main_process:
+            try:
+                report = evaluate_completions(
+                    self.problems[0].benchmark,
+                    completions,
+                    [p.task_id for p in self.problems],
+                    problems=self.problems,
+                    workers=self.workers,
+                    progress=False,
+                )
+                if "pass@1" not in report.pass_at_k:
+                    raise ValueError(f"no problem is scorable: {', '.join(report.unscorable)}")
+                # the metric's rule: a problem whose reference fails its own harness is left out
+                if report.unscorable:
+                    logger.warning(
+                        "pass rate leaves out unscorable problems: %s", ", ".join(report.unscorable)
+                    )
+                outcome = [(report.pass_at_k["pass@1"], None)]
+            except Exception as error:  # raised below on every process, not only here
+                outcome = [(None, f"{type(error).__name__}: {error}")]
+        rate, error = broadcast_object_list(outcome)[0]
+        if error is not None:
+            raise RuntimeError(f"PassRateCallback could not score the completions: {error}")
+        return rate
+
+    def _measure(self, args: TrainingArguments, state: TrainerState, control: TrainerControl) -> float:
+        self._measured_step = state.global_step
         model = self.trainer.model_wrapped
         was_training = model.training
+        # In eval mode trl's `log` leaves this step's train metrics to the trainer's own log entry.
         model.eval()
         try:
-            with (
-                _random_states_kept(),
-                accelerator.split_between_processes([p.prompt for p in self.problems]) as prompts,
-                unwrap_model_for_generation(
-                    model, accelerator, gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs
-                ) as unwrapped,
-            ):
-                completions = sample_completions(
-                    unwrapped, self.trainer.processing_class, prompts, n=1, temperature=0.0,
-                    max_new_tokens=self.max_new_tokens, seed=args.seed, batch_size=self.batch_size,
-                    progress=False, system=self.system,
-                )  # fmt: skip
+            rate = self.pass_rate(args)
+            # `Trainer.log` clears `should_log`: keep it, so that the trainer still logs its loss this step
+            should_log = control.should_log
+            self.trainer.log({"eval_pass_rate": rate})
+            control.should_log = should_log
         finally:
             model.train(was_training)
-        completions = gather_object(completions)
-        rate = [None]
-        if accelerator.is_main_process:
-            report = evaluate_completions(
-                self.problems[0].benchmark,
-                completions,
-                [p.task_id for p in self.problems],
-                problems=self.problems,
-                workers=self.workers,
-                progress=False,
-            )
-            # the metric's rule: a problem whose reference fails its own harness is left out
-            if report.unscorable:
-                logger.warning("pass rate leaves out unscorable problems: %s", ", ".join(report.unscorable))
-            rate = [report.pass_at_k.get("pass@1", 0.0)]
-        return broadcast_object_list(rate)[0]
+        return rate
 
-    def on_step_end(self, args, state, control, **kwargs):
-        # a step can end twice (gradient accumulation edge cases): measure it once
-        if state.global_step % self.eval_steps or state.global_step == self._last_step:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs
+    ) -> TrainerControl:
+        if state.global_step % self.freq:
             return control
-        self._last_step = state.global_step
-        rate = self.pass_rate(args)
-        self.trainer.log({"eval_pass_rate": rate})
+        rate = self._measure(args, state, control)
         if self.stop_at is not None and rate >= self.stop_at:
             control.should_training_stop = True
             self.trainer.accelerator.print(
                 f"Pass rate {rate:.3f} at step {state.global_step} reached {self.stop_at}: training stops."
             )
+        return control
+
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs
+    ) -> TrainerControl:
+        # the final model is measured even when `max_steps` is not a multiple of `freq`
+        if state.global_step != self._measured_step:
+            self._measure(args, state, control)
         return control
