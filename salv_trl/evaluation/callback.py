@@ -25,9 +25,11 @@ def _random_states_kept(device: torch.device) -> Iterator[None]:
     import numpy as np
 
     python_state, numpy_state = random.getstate(), np.random.get_state()
-    accelerated = {} if device.type == "cpu" else {"devices": [device], "device_type": device.type}
+    on_cpu = device.type == "cpu"  # torch's CPU generator is always forked; an accelerator's only when named
     try:
-        with torch.random.fork_rng(**{"devices": [], **accelerated}):
+        with torch.random.fork_rng(
+            devices=[] if on_cpu else [device], device_type=None if on_cpu else device.type
+        ):
             yield
     finally:
         random.setstate(python_state)
