@@ -10,13 +10,13 @@ PYTEST_ARGS ?= -n 2
 
 setup: iverilog $(VENV)/.installed
 
-# Icarus Verilog is the simulator every verdict comes from.
+# Icarus Verilog is the simulator every verdict comes from; bubblewrap isolates every compiler and simulator run.
 iverilog:
-	@command -v iverilog >/dev/null && command -v vvp >/dev/null || { \
+	@command -v iverilog >/dev/null && command -v vvp >/dev/null && command -v bwrap >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update && apt-get install -y iverilog; \
+	    apt-get update && apt-get install -y iverilog bubblewrap; \
 	  else \
-	    echo "salv-trl needs Icarus Verilog: install the 'iverilog' package (e.g. sudo apt-get install iverilog)"; exit 1; \
+	    echo "salv-trl needs Icarus Verilog and bubblewrap: install the 'iverilog' and 'bubblewrap' packages"; exit 1; \
 	  fi; }
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt

@@ -1,26 +1,38 @@
-"""Run untrusted simulator processes in a throw-away directory with hard limits.
+"""Run untrusted tool processes (compilers, simulators) in a namespace sandbox with hard limits.
 
-Every candidate module is model output and is treated as hostile. A [`Sandbox`] is a fresh temporary directory
-(removed on exit) in which commands run:
+Every candidate module is model output written by an optimiser rewarded for passing, and is treated as hostile:
+the compiler parses it and the simulator executes it. Isolation, not the screen, is the boundary. A [`Sandbox`] is
+a fresh work folder in which every command runs under bubblewrap (`bwrap`):
 
-- in a new session (own process group), killed as a whole at the wall-clock timeout, and again after a normal
-  exit so that no child is left behind;
-- under resource limits set by `prlimit` before `exec`: CPU seconds, address space, size of any file written,
-  process count;
-- with stdout and stderr captured up to a byte cap (a `$display` flood is killed once it exceeds the cap);
-- without network where the kernel allows it: simulations run under `unshare -n`, in a new, empty network
-  namespace (needs root or user namespaces); [`network_isolated`] says whether this host grants it;
-- with a minimal environment (`PATH`, `LANG=C`, `HOME` set to the sandbox directory).
+- its own PID, mount, network, IPC, UTS and cgroup namespaces (`--unshare-all`): `/proc` shows only the
+  sandbox's own processes, so no run can read another run's files through `/proc/<pid>/cwd` or write into its
+  pipes through `/proc/<pid>/fd`; there is no network interface but loopback;
+- an unprivileged uid: as root the sandbox first drops to `nobody` (`setpriv`), so the kernel's process limit
+  applies and nothing the candidate creates belongs to root;
+- a file system of its own: `/usr` read-only (with the `/bin`, `/lib*` links), a fresh `/proc` and `/dev`, and the
+  work folder at `/sandbox`, the only writable place, with `TMPDIR`, `HOME` and the working directory inside it.
+  The host's `/tmp`, `/root`, `/home`, `/etc`, the project and its virtual environment are not there at all;
+- a new session (no terminal to inject keystrokes into) and `--die-with-parent`: the sandbox dies with the
+  process that started it;
+- resource limits set by `prlimit` before anything else: CPU seconds, address space, size of any file written,
+  process count; stdout and stderr captured up to a byte cap (a flood is killed once it exceeds it); a wall-clock
+  timeout that kills the whole process tree; a minimal environment.
 
-Refusing host-touching system tasks (`$system`, `$fopen`, ...) before simulation is [`salv_trl.hdl.screen`]'s
-job; the sandbox is the second line of defence.
+Work folders live under `$TMPDIR/salv-trl-<uid>/`, one folder per Python process holding a lock for the process's
+lifetime. A process killed with SIGKILL cannot clean up; the next process that opens a sandbox removes every
+folder whose owner's lock is free ([`clean_leftovers`]).
+
+Where the host grants no namespaces (or `bwrap` is missing), running model code raises [`IsolationError`] with
+what to install, unless the user sets `SALV_TRL_UNSAFE_NO_ISOLATION=1` (then only the limits apply).
 """
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import resource
+import secrets
 import selectors
 import shutil
 import signal
@@ -31,7 +43,29 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SandboxLimits", "SandboxResult", "Sandbox", "run_sandboxed", "network_isolated"]
+__all__ = [
+    "SandboxLimits",
+    "SandboxResult",
+    "Sandbox",
+    "run_sandboxed",
+    "IsolationError",
+    "isolation_problem",
+    "require_isolation",
+    "clean_leftovers",
+    "UNSAFE_ENV",
+    "INSIDE",
+    "die_with_parent",
+]
+
+#: Set to `"1"` to run model code without namespace isolation (resource limits only), where the host has none.
+UNSAFE_ENV = "SALV_TRL_UNSAFE_NO_ISOLATION"
+#: Where the work folder appears inside the sandbox.
+INSIDE = "/sandbox"
+_NOBODY = 65534
+
+
+class IsolationError(OSError):
+    """Model code was about to run on a host that cannot isolate it."""
 
 
 @dataclass(frozen=True)
@@ -42,9 +76,9 @@ class SandboxLimits:
         cpu_seconds: `RLIMIT_CPU` (the kernel kills with SIGXCPU/SIGKILL past it).
         memory_bytes: `RLIMIT_AS`, the address space of each process.
         file_bytes: `RLIMIT_FSIZE`, the largest file a process may write.
-        processes: `RLIMIT_NPROC` (per user; the kernel does not enforce it for root).
-        output_bytes: cap on captured stdout + stderr; past it the process group is killed.
-        network: keep the host network (False: enter an empty network namespace where the host allows it).
+        processes: `RLIMIT_NPROC`, processes of the sandbox's uid.
+        output_bytes: cap on captured stdout + stderr; past it the process tree is killed.
+        network: share the host's network namespace (default False: loopback only).
     """
 
     cpu_seconds: int = 60
@@ -63,8 +97,8 @@ class SandboxResult:
         returncode: exit status (negative: killed by that signal); None when killed by the harness.
         stdout: captured standard output (decoded as UTF-8 with replacement, at most `output_bytes` in all).
         stderr: captured standard error.
-        timed_out: the wall-clock timeout fired and the process group was killed.
-        output_exceeded: the output cap was exceeded and the process group was killed.
+        timed_out: the wall-clock timeout fired and the process tree was killed.
+        output_exceeded: the output cap was exceeded and the process tree was killed.
         elapsed: wall-clock seconds.
     """
 
@@ -81,32 +115,13 @@ class SandboxResult:
         return self.returncode == 0 and not self.timed_out and not self.output_exceeded
 
 
-@functools.lru_cache(maxsize=1)
-def network_isolated() -> bool:
-    """Whether sandboxed processes on this host run without network (`unshare -n` can create a namespace)."""
-    if not shutil.which("unshare"):
-        return False
-    try:
-        result = subprocess.run(["unshare", "-n", "--", "true"], capture_output=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return result.returncode == 0
-
-
 def _limit(kind: int, value: int) -> int:
     # Never ask for more than the current hard limit (raising it fails for non-root users).
     _, hard = resource.getrlimit(kind)
     return value if hard == resource.RLIM_INFINITY else min(value, hard)
 
 
-def _wrapper(limits: SandboxLimits, isolate: bool) -> list[str]:
-    """`prlimit ... -- [unshare -n --]`: limits and network namespace set by small exec wrappers.
-
-    Wrappers rather than a Python `preexec_fn`: that forces a full `fork()` of the (large) Python process,
-    which costs more than the two extra `exec`s.
-    """
-    if not shutil.which("prlimit"):
-        raise OSError("the sandbox needs `prlimit` (util-linux) on PATH")
+def _prlimit(limits: SandboxLimits) -> list[str]:
     values = {
         "cpu": _limit(resource.RLIMIT_CPU, limits.cpu_seconds),
         "as": _limit(resource.RLIMIT_AS, limits.memory_bytes),
@@ -114,70 +129,204 @@ def _wrapper(limits: SandboxLimits, isolate: bool) -> list[str]:
         "nproc": _limit(resource.RLIMIT_NPROC, limits.processes),
         "core": 0,
     }
-    argv = ["prlimit"] + [f"--{name}={value}" for name, value in values.items()] + ["--"]
-    return argv + (["unshare", "-n", "--"] if isolate else [])
+    return ["prlimit"] + [f"--{name}={value}" for name, value in values.items()] + ["--"]
+
+
+def _system_mounts() -> list[str]:
+    """`/usr` read-only, and `/bin`, `/sbin`, `/lib*` as the host has them (merged-/usr links or folders)."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    return args
+
+
+def _isolation_argv(work: Path, network: bool) -> list[str]:
+    """`[setpriv ...] bwrap ...`: the command prefix that isolates a process with `work` as its only folder."""
+    drop = []
+    if os.geteuid() == 0:  # never run model code as root, even inside a namespace
+        drop = ["setpriv", f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups", "--"]
+    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+    argv += ["--share-net"] if network else []
+    argv += _system_mounts()
+    argv += ["--proc", "/proc", "--dev", "/dev", "--bind", str(work), INSIDE, "--chdir", INSIDE]
+    argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C", "--setenv", "LC_ALL", "C"]
+    argv += ["--setenv", "HOME", INSIDE, "--setenv", "TMPDIR", INSIDE, "--"]
+    return drop + argv
+
+
+def _unsafe() -> bool:
+    return os.environ.get(UNSAFE_ENV) == "1"
+
+
+@functools.lru_cache(maxsize=1)
+def _probe() -> str | None:
+    missing = [exe for exe in ("bwrap", "prlimit") + (("setpriv",) if os.geteuid() == 0 else ()) if not shutil.which(exe)]
+    if missing:
+        return f"{', '.join(missing)} not found on PATH"
+    probe = Path(tempfile.mkdtemp(prefix="probe-", dir=_process_folder()))
+    try:
+        _own(probe)
+        result = subprocess.run(
+            _isolation_argv(probe, False) + ["sh", "-c", "echo ok > probe; ls /proc"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        pids = [name for name in result.stdout.split() if name.isdigit()]
+        if result.returncode != 0 or (probe / "probe").read_text().strip() != "ok" or len(pids) > 3:
+            return f"bwrap could not start an isolated process: {(result.stderr or result.stdout).strip()[:300]}"
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"bwrap could not start an isolated process: {error}"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    return None
+
+
+def isolation_problem() -> str | None:
+    """Why this host cannot isolate model code (None: it can). Checked once per process."""
+    return _probe()
+
+
+def require_isolation() -> None:
+    """Raise [`IsolationError`] unless model code can run isolated here, or the unsafe opt-out is set."""
+    problem = None if _unsafe() else isolation_problem()
+    if problem:
+        raise IsolationError(
+            f"salv-trl runs model-written Verilog only inside a namespace sandbox, and this host cannot make one "
+            f"({problem}). Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`) and allow user "
+            f"namespaces (sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces > 0), or set "
+            f"{UNSAFE_ENV}=1 to run it with resource limits only, at your own risk."
+        )
+
+
+def _own(path: Path) -> None:
+    """Give the sandbox's uid its work folder (as root the sandbox runs as `nobody`)."""
+    if os.geteuid() == 0:
+        os.chown(path, _NOBODY, _NOBODY)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Work folders: one locked folder per process, leftovers of dead processes removed at the next start
+
+
+def _root() -> Path:
+    base = Path(tempfile.gettempdir())
+    # As root the sandbox runs as `nobody`, which must be able to reach its work folder.
+    if os.geteuid() == 0 and not all(os.stat(p).st_mode & 0o001 for p in (base, *base.parents)):
+        base = Path("/tmp")
+    return base / f"salv-trl-{os.geteuid()}"
+
+
+_owned: tuple[int, Path, int] | None = None  # (pid, folder, lock fd) of this process
+
+
+def clean_leftovers(root: Path | None = None) -> list[Path]:
+    """Remove the work folders of processes that died without cleaning up (their lock is free); returns them."""
+    root = root or _root()
+    removed = []
+    for folder in root.glob("proc-*"):
+        try:
+            fd = os.open(folder / "lock", os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # its owner is alive
+            os.close(fd)
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+        removed.append(folder)
+    return removed
+
+
+def _process_folder() -> Path:
+    """This process's folder for work folders (created, locked and leftovers cleaned on first use)."""
+    global _owned
+    if _owned is None or _owned[0] != os.getpid():  # a forked child gets its own
+        root = _root()
+        root.mkdir(mode=0o711, exist_ok=True)
+        os.chmod(root, 0o711)  # traversable by the sandbox's uid, not listable
+        clean_leftovers(root)
+        folder = root / f"proc-{os.getpid()}-{secrets.token_hex(4)}"
+        folder.mkdir(mode=0o711)
+        fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _owned = (os.getpid(), folder, fd)
+    return _owned[1]
+
+
+# --------------------------------------------------------------------------------------------------------------
 
 
 class Sandbox:
-    """A fresh temporary directory in which untrusted commands run with limits; removed on [`close`].
+    """A fresh work folder in which untrusted commands run isolated and limited; removed on [`close`].
 
     Use as a context manager:
 
     ```python
-    with Sandbox({"a.v": text}) as box:
-        result = box.run(["iverilog", "-o", "sim", "a.v"], timeout=10)
+    >>> with Sandbox({"a.v": 'module a; initial $display("hi"); endmodule'}) as box:
+    ...     built = box.run(["iverilog", "-o", "sim", "a.v"], timeout=30)
+    ...     box.run(["vvp", "-n", "sim"], timeout=30).stdout.strip()
+    'hi'
+
     ```
 
     Args:
-        files: files to create in the directory, name -> text (or bytes). Names must be plain file names.
+        files: files to create in the folder, name -> text (or bytes). Names must be plain file names.
         limits: resource limits for every command.
+
+    Raises:
+        IsolationError: the host cannot isolate processes (see the module docstring for the opt-out).
     """
 
     def __init__(self, files: Mapping[str, str | bytes] | None = None, limits: SandboxLimits | None = None):
+        require_isolation()
         self.limits = limits or SandboxLimits()
-        self.path = Path(tempfile.mkdtemp(prefix="salv-sandbox-"))
+        self.isolated = not _unsafe()
+        self.path = Path(tempfile.mkdtemp(prefix="box-", dir=_process_folder()))
+        _own(self.path)
         for name, content in (files or {}).items():
             self.write(name, content)
 
     def write(self, name: str, content: str | bytes) -> Path:
-        """Create file `name` (a plain name, no directories) in the sandbox."""
+        """Create file `name` (a plain name, no directories) in the work folder."""
         if not name or Path(name).name != name or name in (".", ".."):
             raise ValueError(f"sandbox file names must be plain names, got {name!r}")
         target = self.path / name
         if isinstance(content, str):
-            target.write_text(content, encoding="utf-8", errors="surrogateescape")
-        else:
-            target.write_bytes(content)
+            content = content.encode("utf-8", errors="surrogateescape")
+        target.write_bytes(content)
         return target
 
-    def run(
-        self,
-        argv: Sequence[str],
-        timeout: float,
-        *,
-        untrusted: bool = True,
-        idle_timeout: float | None = None,
-    ) -> SandboxResult:
-        """Run `argv` in the sandbox directory; kill its whole process group after `timeout` seconds.
+    def remove(self, *names: str) -> None:
+        """Delete files from the work folder (e.g. sources a run no longer needs and should not read)."""
+        for name in names:
+            (self.path / name).unlink(missing_ok=True)
+
+    def run(self, argv: Sequence[str], timeout: float, *, idle_timeout: float | None = None) -> SandboxResult:
+        """Run `argv` in the sandbox; kill its whole process tree after `timeout` seconds.
 
         Args:
-            argv: the command.
+            argv: the command (found on the sandbox's `PATH`, `/usr/bin:/bin`).
             timeout: wall-clock seconds.
-            untrusted: the command executes candidate code (a simulation); False for a compiler, which
-                skips the network namespace (creating one costs about 10 ms). Limits apply either way.
             idle_timeout: also kill (as a timeout) when nothing was printed for this many seconds; for
                 commands that report progress.
         """
-        isolate = untrusted and not self.limits.network and network_isolated()
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "LANG": "C",
-            "LC_ALL": "C",
-            "HOME": str(self.path),
-        }
+        if self.isolated:
+            command = _prlimit(self.limits) + _isolation_argv(self.path, self.limits.network) + list(argv)
+            env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
+        else:
+            command = _prlimit(self.limits) + list(argv)
+            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"}
+            env.update(HOME=str(self.path), TMPDIR=str(self.path))
         start = time.monotonic()
         proc = subprocess.Popen(
-            _wrapper(self.limits, isolate) + list(argv),
+            command,
             cwd=self.path,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -223,6 +372,8 @@ class Sandbox:
         _kill_group(proc.pid)  # whatever the command left running in its group
         proc.stdout.close()
         proc.stderr.close()
+        if self.isolated and returncode > 128 and returncode - 128 in _SIGNALS:
+            returncode = 128 - returncode  # bwrap reports a child killed by signal N as exit status 128 + N
         return SandboxResult(
             returncode=None if (timed_out or exceeded) else returncode,
             stdout=b"".join(chunks["stdout"]).decode("utf-8", errors="replace"),
@@ -233,7 +384,7 @@ class Sandbox:
         )
 
     def close(self) -> None:
-        """Remove the sandbox directory and everything in it."""
+        """Remove the work folder and everything in it."""
         shutil.rmtree(self.path, ignore_errors=True)
 
     def __enter__(self) -> Sandbox:
@@ -243,7 +394,11 @@ class Sandbox:
         self.close()
 
 
+_SIGNALS = frozenset(int(s) for s in signal.Signals)
+
+
 def _kill_group(pgid: int) -> None:
+    # Killing bwrap (the group leader) is enough: --die-with-parent takes the sandbox's PID namespace with it.
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
@@ -256,6 +411,23 @@ def run_sandboxed(
     timeout: float = 30.0,
     limits: SandboxLimits | None = None,
 ) -> SandboxResult:
-    """Run one command in a fresh [`Sandbox`] holding `cwd_files`, then remove the directory."""
+    """Run one command in a fresh [`Sandbox`] holding `cwd_files`, then remove the folder."""
     with Sandbox(cwd_files, limits) as box:
         return box.run(argv, timeout)
+
+
+def die_with_parent(parent: int) -> None:
+    """Ask the kernel to kill this process when its parent dies (Linux `PR_SET_PDEATHSIG`).
+
+    The initializer of worker pools that run sandboxes: a parent killed with SIGKILL cannot stop its workers, and
+    a worker left behind would go on simulating for nobody.
+    """
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request
+        os._exit(1)

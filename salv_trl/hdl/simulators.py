@@ -48,7 +48,7 @@ class Icarus(Simulator):
 
     def compile(self, box, sources, top, timeout, flags=()):
         argv = ["iverilog", "-g2012", *flags, "-o", "sim.vvp"] + (["-s", top] if top else []) + list(sources)
-        return box.run(argv, timeout, untrusted=False)
+        return box.run(argv, timeout)
 
     def run(self, box, timeout, idle_timeout=None):
         return box.run(["vvp", "-n", "sim.vvp"], timeout, idle_timeout=idle_timeout)
@@ -80,7 +80,7 @@ class Verilator(Simulator):
             + (["--top-module", top] if top else [])
             + list(sources)
         )
-        return box.run(argv, timeout, untrusted=False)
+        return box.run(argv, timeout)
 
     def run(self, box, timeout, idle_timeout=None):
         return box.run(["./obj/sim"], timeout, idle_timeout=idle_timeout)
