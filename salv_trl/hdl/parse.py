@@ -28,6 +28,7 @@ from pyslang.parsing import Token, TokenKind
 from .source import Source, VerilogInputError, deep_recursion, load_source
 
 __all__ = [
+    "outside_reference",
     "Diagnostic",
     "ModuleInterface",
     "ModuleSpan",
@@ -429,3 +430,27 @@ def rename_modules(text: str, mapping: dict[str, str]) -> str:
         pieces += [text[position:start], new]
         position = end
     return "".join(pieces) + text[position:]
+
+
+_UNDECLARED = re.compile(r"use of undeclared identifier '([^']+)'")
+
+
+def outside_reference(design: ParsedDesign, text: str | None = None) -> str | None:
+    """The first name `design` reaches outside itself, or None (`text`: the design's text with parts blanked out
+    that are not judged, offsets unchanged; default: the parsed text).
+
+    A hierarchical name (`good1.y`, `tb.stats1`) or a call whose first name the design does not declare can only
+    resolve upwards, into whatever instantiates the design: in a testbench, the reference beside it or the
+    harness's counters. Icarus resolves such names at compile time; a design judged against a reference must
+    not be able to.
+    """
+    lines = (design.text if text is None else text).splitlines()
+    for diagnostic in design.errors:
+        match = _UNDECLARED.fullmatch(diagnostic.message)
+        if not match or not 0 < diagnostic.line <= len(lines):
+            continue
+        name, column = match.group(1), diagnostic.column - 1
+        line = lines[diagnostic.line - 1]
+        if line[column : column + len(name)] == name and re.match(r"\s*[.(]", line[column + len(name) :]):
+            return f"{match.group(1)!r} (line {diagnostic.line}) is not declared in the design"
+    return None

@@ -17,15 +17,19 @@ nothing), an X/Z in the candidate where the reference is known is a mismatch.
   at t+5, compare at t+9 (the points just before each clock edge, where VerilogEval's testbenches sample);
   `2 * vectors` samples.
 
-**Unforgeable verdict lines**: the harness's own lines start with a per-run random nonce that appears nowhere
-in the candidate, the testbench module and its instances are named with the nonce too (so no upward
-hierarchical reference can reach them), each `(candidate, output)` line must appear exactly once and the run
-must end with exactly one end line. Anything else makes [`parse_random_output`] fail.
+**A verdict channel the candidate cannot write** ([`tag_displays`], [`tagged_lines`]): every string the harness
+prints is wrapped in a per-run secret tag, `<tag>text<tag>`, and only text between a pair of tags is read as the
+harness's. The tag is a random string that appears in no name (module and instance names carry a different
+random suffix, which a candidate may learn with `%m` at run time but cannot use: hierarchical references are
+resolved at compile time), so a candidate cannot print a harness line, and whatever it prints around, before or
+inside a harness line (a `$write` without newline, a glued `Pass`) stays outside the tags and is ignored. Each
+`(candidate, output)` line must appear exactly once with the expected number of samples, and the run must end
+with exactly one end line, so a run that ended early fails ([`parse_random_output`]).
 
 **Given testbenches** ([`parse_given_output`]): the original release's `<signal> error ctn: <N>` lines, and
 VerilogEval v2's `Hint: Output '<name>' has N mismatches.` / `has no mismatches.` with `Mismatches: N in M
-samples`. Each signal line and the summary line must appear exactly once (a candidate that prints a fake line
-duplicates the real one and fails).
+samples`, read from the tagged lines only. Each signal line and the summary line must appear exactly once, every
+judged output must have its line, and the sample count must be the reference's own (a run cut short fails).
 """
 
 from __future__ import annotations
@@ -43,6 +47,8 @@ __all__ = [
     "parse_given_output",
     "TestbenchOutputError",
     "reference_constants",
+    "tag_displays",
+    "tagged_lines",
 ]
 
 _CLOCK_NAME = re.compile(r"clk|clock|^ck$|_ck$", re.IGNORECASE)
@@ -58,6 +64,36 @@ class TestbenchOutputError(ValueError):
     """The simulation output is not what the harness prints: missing, duplicated or forged verdict lines."""
 
     __test__ = False  # not a pytest class
+
+
+_DISPLAY_STRING = re.compile(r'(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*")((?:[^"\\\n]|\\.)*)"')
+
+
+def tag_displays(text: str, tag: str) -> str:
+    """Wrap every string that `text` (trusted harness code) prints with `$display`/`$write`/`$strobe`/`$monitor`
+    in `tag`: `"<tag>...<tag>"`, with a pair around each `\\n` escape too, so each printed line of the harness's
+    own text is delimited by tags. `tag` must be letters and digits (it must not change a format string)."""
+    if not re.fullmatch(r"[A-Za-z0-9]{16,}", tag):
+        raise ValueError("tag must be at least 16 letters or digits")
+
+    def wrap(match: re.Match) -> str:
+        body = re.sub(r"\\.", lambda e: f"{tag}\\n{tag}" if e.group(0) == "\\n" else e.group(0), match.group(2))
+        return f'{match.group(1)}{tag}{body}{tag}"'
+
+    return _DISPLAY_STRING.sub(wrap, text)
+
+
+def tagged_lines(output: str, tag: str) -> tuple[list[str], list[str]]:
+    """(the harness's lines: on each output line that carries `tag`, the text between pairs of tags joined; the
+    other lines). Text outside the pairs is someone else's and is dropped, as is an unpaired tag's tail."""
+    ours, others = [], []
+    for line in output.splitlines():
+        if tag in line:
+            parts = line.split(tag)
+            ours.append("".join(parts[i] for i in range(1, len(parts) - 1, 2)))
+        else:
+            others.append(line)
+    return ours, others
 
 
 @dataclass(frozen=True)
@@ -159,6 +195,7 @@ def random_testbench(
     candidate_modules: Sequence[str],
     *,
     nonce: str,
+    tag: str,
     vectors: int = 1000,
     seed: int = 0,
     constants: Sequence[int] = (),
@@ -170,7 +207,8 @@ def random_testbench(
         plan: how inputs are driven ([`plan_stimulus`]).
         reference_module: module name of the reference top.
         candidate_modules: module names of the candidates' tops (already renamed to unique names).
-        nonce: per-run random hexadecimal string that prefixes the harness's lines and names.
+        nonce: per-run random hexadecimal string in the harness's module and instance names.
+        tag: per-run secret ([`tag_displays`]) around every line the harness prints; never part of a name.
         vectors: input vectors (combinational) or clock cycles (sequential).
         seed: seed of the stimulus; the same seed gives the same stimulus whatever the candidates.
         constants: values (e.g. [`reference_constants`]) that data inputs take on about one vector in four.
@@ -179,7 +217,6 @@ def random_testbench(
         raise ValueError("nonce must be at least 8 lowercase hexadecimal digits")
     inputs = [p for p in ports if p.direction == "input"]
     outputs = [p for p in ports if p.direction == "output"]
-    tag = f"SALV{nonce}"
     lines = ["`timescale 1ns/1ps", f"module salv_tb_{nonce};", "  integer seed_var, cycle, samples;"]
     lines += [_decl("reg", p.width, p.signed, f"in_{p.name}") for p in inputs]
     for who in ["ref", *(f"c{k}" for k in range(len(candidate_modules)))]:
@@ -206,7 +243,7 @@ def random_testbench(
 
     # Progress lines (flushed) let the harness tell a long batch from a hung one; the parser ignores them.
     every = max(1, vectors // 16)
-    progress = f'if (cycle % {every} == 0) begin $display("{tag} P %0d", cycle); $fflush; end'
+    progress = f'if (cycle % {every} == 0) begin $display("P %0d", cycle); $fflush; end'
     body = [f"seed_var = {int(seed) & 0x7FFFFFFF};", "samples = 0;"]
     body += [f"{name} = 0;" for row in errors for name in row]
     if plan.sequential:
@@ -234,11 +271,11 @@ def random_testbench(
         body += ["  " + d for d in data] + ["  #7;"] + ["  " + c for c in compare] + ["  #3;", "end"]
     for k in range(len(candidate_modules)):
         for j in range(len(outputs)):
-            body.append(f'$display("{tag} %0d %0d %0d %0d", {k}, {j}, {errors[k][j]}, samples);')
-    body.append(f'$display("{tag} END");')
+            body.append(f'$display("%0d %0d %0d %0d", {k}, {j}, {errors[k][j]}, samples);')
+    body.append('$display("END");')
     body.append("$finish;")
     lines += ["  initial begin"] + ["    " + b for b in body] + ["  end", "endmodule", ""]
-    return "\n".join(lines)
+    return tag_displays("\n".join(lines), tag)
 
 
 def _drive(name: str, width: int, constants: Sequence[int]) -> str:
@@ -257,33 +294,38 @@ def _width(ports: Sequence, name: str) -> int:
 
 
 def parse_random_output(
-    output: str, nonce: str, candidates: int, outputs: Sequence[str]
+    output: str, tag: str, candidates: int, outputs: Sequence[str], samples: int
 ) -> list[dict[str, tuple[int, int]]]:
     """Per candidate, output name -> (mismatches, samples) from the output of a [`random_testbench`] run.
 
+    Args:
+        output: what the simulation printed.
+        tag: the run's tag.
+        candidates, outputs: how many candidates, and the output names, the testbench judged.
+        samples: the samples every line must report (`vectors`, or `2 * vectors` for sequential designs).
+
     Raises:
-        TestbenchOutputError: when any expected line is missing or appears twice, or the end line is not there
-            exactly once (the run died early, or something printed lines it should not have).
+        TestbenchOutputError: when any expected line is missing or appears twice, reports another sample count,
+            or the end line is not there exactly once (the run died or was ended early).
     """
-    tag = f"SALV{nonce}"
     seen: dict[tuple[int, int], tuple[int, int]] = {}
     ends = 0
-    pattern = re.compile(rf"^{tag} (\d+) (\d+) (\d+) (\d+)$")
-    for line in output.splitlines():
-        if not line.startswith(tag):
-            continue
-        if line == f"{tag} END":
+    pattern = re.compile(r"(\d+) (\d+) (\d+) (\d+)")
+    for line in tagged_lines(output, tag)[0]:
+        if line == "END":
             ends += 1
             continue
-        if line.startswith(f"{tag} P "):
+        if line.startswith("P "):
             continue
-        match = pattern.match(line)
+        match = pattern.fullmatch(line)
         if not match:
             raise TestbenchOutputError(f"malformed harness line {line[:80]!r}")
-        k, j, errors, samples = map(int, match.groups())
+        k, j, errors, counted = map(int, match.groups())
         if (k, j) in seen or k >= candidates or j >= len(outputs):
             raise TestbenchOutputError(f"duplicate or unexpected harness line {line[:80]!r}")
-        seen[(k, j)] = (errors, samples)
+        if counted != samples:
+            raise TestbenchOutputError(f"the run compared {counted} samples, not {samples}: it was cut short")
+        seen[(k, j)] = (errors, counted)
     if ends != 1:
         raise TestbenchOutputError("the simulation did not finish" if ends == 0 else "duplicate end line")
     if len(seen) != candidates * len(outputs):
@@ -296,22 +338,33 @@ _HINT = re.compile(r"^Hint: Output '([^']*)' has (no|\d+) mismatch")
 _SUMMARY = re.compile(r"^Mismatches: (\d+) in (\d+) samples\s*$")
 
 
-def parse_given_output(output: str, outputs: Sequence[str] | None = None) -> dict[str, tuple[int, int]]:
+def parse_given_output(
+    output: str, tag: str, outputs: Sequence[str], samples: int | None = None
+) -> dict[str, tuple[int, int]]:
     """Output name -> (mismatches, samples) from a given testbench's output (seed or VerilogEval v2 format).
 
-    Samples are taken from VerilogEval's `Mismatches: N in M samples` line; they are 0 where the testbench
-    does not report them (seed format). Lines about names outside `outputs` (when given) are ignored.
+    Only the testbench's own lines count (its strings tagged with [`tag_displays`]). Samples are taken from
+    VerilogEval's `Mismatches: N in M samples` line; they are 0 where the testbench does not report them (seed
+    format). Lines about names outside `outputs` are ignored.
+
+    Args:
+        output: what the simulation printed.
+        tag: the tag the testbench's strings were wrapped in.
+        outputs: the outputs judged: each must have its line.
+        samples: the sample count of the reference's own run, which the summary line must repeat (None: the
+            reference's run itself, or a format without a summary line).
 
     Raises:
-        TestbenchOutputError: no verdict line at all, or a signal line or the summary line appears twice.
+        TestbenchOutputError: an output without its line, a signal line or the summary line twice, or another
+            sample count than the reference's.
     """
     counts: dict[str, int] = {}
     summaries = []
-    for line in output.splitlines():
+    for line in tagged_lines(output, tag)[0]:
         match = _ERROR_CTN.match(line) or _HINT.match(line)
         if match:
             name, value = match.groups()
-            if outputs is not None and name not in outputs:
+            if name not in outputs:
                 continue
             if name in counts:
                 raise TestbenchOutputError(f"verdict line for {name!r} appears twice")
@@ -320,7 +373,10 @@ def parse_given_output(output: str, outputs: Sequence[str] | None = None) -> dic
             summaries.append((int(match.group(1)), int(match.group(2))))
     if len(summaries) > 1:
         raise TestbenchOutputError("the summary line appears twice")
-    if not counts:
-        raise TestbenchOutputError("no per-signal verdict line in the testbench output")
-    samples = summaries[0][1] if summaries else 0
-    return {name: (count, samples) for name, count in counts.items()}
+    missing = [name for name in outputs if name not in counts]
+    if missing:
+        raise TestbenchOutputError(f"no verdict line for {', '.join(missing)} in the testbench output")
+    counted = summaries[0][1] if summaries else 0
+    if samples is not None and counted != samples:
+        raise TestbenchOutputError(f"the run compared {counted} samples, the reference's run {samples}")
+    return {name: (count, counted) for name, count in counts.items()}

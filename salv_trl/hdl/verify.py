@@ -41,8 +41,8 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from .parse import ModuleSyntax, ParsedDesign, module_syntax, parse, rename_modules
-from .sandbox import SandboxLimits
+from .parse import ModuleSyntax, ParsedDesign, module_syntax, outside_reference, parse, rename_modules
+from .sandbox import SandboxLimits, die_with_parent, require_isolation
 from .screen import MAX_CHARS, screen
 from .simulators import Simulation, simulate
 from .source import VerilogInputError, load_source
@@ -53,6 +53,7 @@ from .testbench import (
     plan_stimulus,
     random_testbench,
     reference_constants,
+    tag_displays,
 )
 
 __all__ = ["Status", "SignalVerdict", "ModuleVerdict", "VerifyJob", "verify", "verify_many"]
@@ -188,6 +189,7 @@ def verify_many(
     """
     from tqdm.auto import tqdm
 
+    require_isolation()  # a clear error now, not one harness error per job
     # Twice the cores: the simulators spend much of their wall time waiting on their own sub-processes.
     workers = workers or 2 * (os.cpu_count() or 1)
     # Identical jobs are judged once (verdicts are deterministic): sampled completions often repeat.
@@ -216,7 +218,8 @@ def verify_many(
         for chunk in chunks:
             store(chunk, _verify_chunk([jobs[i] for i in chunk], batch_size, timeout))
     else:
-        with ProcessPoolExecutor(max_workers=min(workers, len(chunks))) as pool:
+        pool = ProcessPoolExecutor(min(workers, len(chunks)), initializer=die_with_parent, initargs=(os.getpid(),))
+        with pool:
             futures = {
                 pool.submit(_verify_chunk, [jobs[i] for i in chunk], batch_size, timeout): tuple(chunk)
                 for chunk in chunks
@@ -254,9 +257,11 @@ class _Candidate:
 class _Reference:
     design: ParsedDesign
     outputs: list[str]
+    text: str  # its modules renamed for this run, so that no candidate can name them
+    module: str  # its top's name in `text`
 
 
-def _load_reference(job: VerifyJob) -> _Reference:
+def _load_reference(job: VerifyJob, nonce: str) -> _Reference:
     try:
         design = parse(job.reference, job.top if job.top and job.testbench is None else None)
     except VerilogInputError:
@@ -266,14 +271,17 @@ def _load_reference(job: VerifyJob) -> _Reference:
     outputs = [p.name for p in design.interface.outputs]
     if not outputs:
         raise VerilogInputError(f"reference module {design.top!r} has no outputs to judge")
-    return _Reference(design, outputs)
+    mapping = {name: f"salv_r{nonce}_{name}" for name in design.modules}
+    return _Reference(design, outputs, rename_modules(job.reference, mapping), mapping[design.top])
 
 
 def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> list[ModuleVerdict]:
     """Verdicts of jobs that share reference and settings: shared front-end work, batched simulation."""
     first = jobs[0]
-    reference = _load_reference(first)
-    nonce = secrets.token_hex(8)
+    # Names carry `nonce` (a candidate may learn it at run time with %m, too late to name anything); the lines
+    # the harness prints carry `tag`, which appears in no name.
+    nonce, tag = secrets.token_hex(8), secrets.token_hex(16)
+    reference = _load_reference(first, nonce)
     verdicts: list[ModuleVerdict | None] = [None] * len(jobs)
     ready: list[tuple[int, _Candidate]] = []
     for index, job in enumerate(jobs):
@@ -283,13 +291,15 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> lis
         else:
             ready.append((index, prepared))
     if first.testbench is not None:
+        if ready:
+            samples = _reference_samples(reference, first, nonce, tag, timeout)
         for index, candidate in ready:
-            verdicts[index] = _run_given(candidate, reference, first, timeout)
+            verdicts[index] = _run_given(candidate, reference, first, nonce, tag, timeout, samples)
         return verdicts  # type: ignore[return-value]
     for start in range(0, len(ready), batch_size):
         batch = ready[start : start + batch_size]
         for (index, _), verdict in zip(
-            batch, _run_batch([c for _, c in batch], reference, first, nonce, timeout), strict=True
+            batch, _run_batch([c for _, c in batch], reference, first, (nonce, tag), timeout), strict=True
         ):
             verdicts[index] = verdict
     return verdicts  # type: ignore[return-value]
@@ -298,19 +308,19 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> lis
 _BLAMED = re.compile(r"^cand(\d+)\.v:\d+:.*(?:error|sorry)", re.MULTILINE)
 
 
-def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, nonce: str, timeout: float):
+def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, keys: tuple[str, str], timeout: float):
     """Verdicts of a batch; a failed batch is re-run without the candidates the compiler blamed, or singly."""
     if len(batch) == 1:
-        outcome = _run_random(batch, reference, job, nonce, timeout)
+        outcome = _run_random(batch, reference, job, keys, timeout)
         if isinstance(outcome, ModuleVerdict):
-            _check_reference_alone(outcome, reference, job, nonce, timeout)
+            _check_reference_alone(outcome, reference, job, keys, timeout)
             return [outcome]
         return outcome
     # A batch gets each candidate's share of time (the work grows with the instances: K + 1 against 2 alone),
     # and is declared hung as soon as its progress lines stop for half a timeout; its candidates are then
     # re-run alone.
     outcome = _run_random(
-        batch, reference, job, nonce, timeout * (len(batch) + 1) / 2, idle=max(0.5, timeout / 2)
+        batch, reference, job, keys, timeout * (len(batch) + 1) / 2, idle=max(0.5, timeout / 2)
     )
     if not isinstance(outcome, ModuleVerdict):
         return outcome
@@ -318,12 +328,12 @@ def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, n
     if outcome.status in (Status.compile_error, Status.syntax_error):
         blamed = {int(k) for k in _BLAMED.findall(outcome.detail) if int(k) < len(batch)}
     if not blamed or len(blamed) == len(batch):
-        return [_run_batch([c], reference, job, nonce, timeout)[0] for c in batch]
+        return [_run_batch([c], reference, job, keys, timeout)[0] for c in batch]
     rest = [k for k in range(len(batch)) if k not in blamed]
     results = dict(
-        zip(rest, _run_batch([batch[k] for k in rest], reference, job, nonce, timeout), strict=True)
+        zip(rest, _run_batch([batch[k] for k in rest], reference, job, keys, timeout), strict=True)
     )
-    results.update({k: _run_batch([batch[k]], reference, job, nonce, timeout)[0] for k in sorted(blamed)})
+    results.update({k: _run_batch([batch[k]], reference, job, keys, timeout)[0] for k in sorted(blamed)})
     return [results[k] for k in range(len(batch))]
 
 
@@ -348,14 +358,14 @@ def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int
     except VerilogInputError as error:
         return ModuleVerdict(Status.syntax_error, detail=str(error))
     reason = screen(text)
+    if not reason and (outside := outside_reference(design, text)):
+        reason = f"reference outside the candidate: {outside}"
     if reason:
         return ModuleVerdict(Status.refused, detail=reason)
     mismatch = _interface_mismatch(design, reference.design)
     if mismatch:
         return ModuleVerdict(Status.interface_mismatch, detail=mismatch)
     mapping = {m: f"salv_c{index}_{nonce}_{m}" for m in modules}
-    if job.testbench is not None:  # the testbench instantiates the candidate by the task's name
-        mapping[design.top] = job.top or design.top
     try:
         text = rename_modules(text, mapping)
     except VerilogInputError as error:
@@ -401,13 +411,14 @@ def _interface_mismatch(candidate: ParsedDesign, reference: ParsedDesign) -> str
     return None
 
 
-_HARNESS_NAME = re.compile(r"salv_(tb|ref|c\d+)_[0-9a-f]{16}(_?)")
+_HARNESS_NAME = re.compile(r"salv_(tb|ref|[rh][0-9a-f]{16}|c\d+)_(?:[0-9a-f]{16}(_?))?")
 
 
 def _scrub(message: str) -> str:
     """Simulator messages with the harness's nonce names put back as the user wrote them."""
     return _HARNESS_NAME.sub(
-        lambda m: "" if m.group(2) else {"tb": "tb", "ref": "reference"}.get(m.group(1), "candidate"), message
+        lambda m: "" if m.group(2) or m.group(1)[0] in "rh" else {"tb": "tb", "ref": "reference"}.get(m.group(1), "candidate"),
+        message,
     )
 
 
@@ -448,27 +459,29 @@ def _run_random(
     candidates: list[_Candidate],
     reference: _Reference,
     job: VerifyJob,
-    nonce: str,
+    keys: tuple[str, str],
     timeout: float,
     idle: float | None = None,
 ):
     """Verdicts of candidates simulated together, or one verdict that stands for the whole batch's failure."""
+    nonce, tag = keys
     interface = reference.design.interface
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
     modules = [c.module for c in candidates]
     tb = random_testbench(
         interface.ports,
         plan,
-        reference.design.top,
+        reference.module,
         modules,
         nonce=nonce,
+        tag=tag,
         vectors=job.vectors,
         seed=job.seed,
         constants=reference_constants(job.reference),
     )
-    sources = {"tb.v": tb, "sep_ref.v": _separator([tb]), "ref.v": job.reference}
+    sources = {"tb.v": tb, "sep_ref.v": _separator([tb]), "ref.v": reference.text}
     for k, candidate in enumerate(candidates):  # each file starts from the same compiler-directive state
-        sources[f"sep{k}.v"] = _separator([job.reference] + [c.text for c in candidates[:k]])
+        sources[f"sep{k}.v"] = _separator([reference.text] + [c.text for c in candidates[:k]])
         sources[f"cand{k}.v"] = candidate.text
     limits = SandboxLimits()
     sim = simulate(
@@ -484,25 +497,36 @@ def _run_random(
     if failed:
         return failed
     try:
-        counts = parse_random_output(sim.run.stdout, nonce, len(candidates), reference.outputs)
+        samples = job.vectors * (2 if plan.sequential else 1)
+        counts = parse_random_output(sim.run.stdout + sim.run.stderr, tag, len(candidates), reference.outputs, samples)
     except TestbenchOutputError as error:
         return ModuleVerdict(Status.runtime_error, detail=str(error))
     return [ModuleVerdict(Status.ok, {n: SignalVerdict.of(*c[n]) for n in reference.outputs}) for c in counts]
 
 
 def _check_reference_alone(
-    failure: ModuleVerdict, reference: _Reference, job: VerifyJob, nonce, timeout
+    failure: ModuleVerdict, reference: _Reference, job: VerifyJob, keys: tuple[str, str], timeout: float
 ) -> None:
     """Raise when a failure is the reference's own (it does not simulate even without any candidate)."""
     if failure.status in (Status.compile_error, Status.syntax_error, Status.runtime_error):
-        alone = _run_random([], reference, job, nonce, timeout)
+        alone = _run_random([], reference, job, keys, timeout)
         if isinstance(alone, ModuleVerdict):
             raise VerilogInputError(f"the reference does not simulate on its own: {alone.detail[:500]}")
 
 
-def _run_given(candidate: _Candidate, reference: _Reference, job: VerifyJob, timeout: float) -> ModuleVerdict:
+def _given_sources(candidate: _Candidate, reference: _Reference, job: VerifyJob, nonce: str, tag: str):
+    """The given testbench's files for one candidate: the testbench's modules renamed for this run (nothing can
+    name them), its instance of the task's top pointed at the candidate, its printed strings tagged."""
+    modules = {module.name for module in module_syntax(load_source(job.testbench))}
+    mapping = {name: f"salv_h{nonce}_{name}" for name in modules - {job.top}}
+    mapping[job.top or reference.design.top] = candidate.module
+    mapping[reference.design.top] = reference.module
+    testbench = tag_displays(rename_modules(job.testbench, mapping), tag)
     # VerilogEval's order: the candidate first, then the testbench and the reference.
-    sources = {"cand.sv": candidate.text, "tb.sv": job.testbench, "ref.sv": job.reference}
+    return {"cand.sv": candidate.text, "tb.sv": testbench, "ref.sv": reference.text}
+
+
+def _simulate_given(sources: dict[str, str], job: VerifyJob, timeout: float) -> tuple[Simulation, SandboxLimits]:
     flags = GIVEN_TESTBENCH_FLAGS if job.simulator == "icarus" else ()
     limits = SandboxLimits()
     # No `-s`: the simulator elaborates every root, which is the testbench whatever it is called.
@@ -514,11 +538,41 @@ def _run_given(candidate: _Candidate, reference: _Reference, job: VerifyJob, tim
         run_timeout=max(timeout, 30),
         limits=limits,
     )
+    return sim, limits
+
+
+def _reference_samples(reference: _Reference, job: VerifyJob, nonce: str, tag: str, timeout: float) -> int | None:
+    """The sample count of the reference's own run through the given testbench, which every candidate's run must
+    repeat (a run cut short compares fewer samples)."""
+    as_candidate = _prepare(job.reference, reference, job, 10**6, nonce)  # an index no candidate has
+    if isinstance(as_candidate, ModuleVerdict):
+        raise VerilogInputError(f"the reference cannot be judged as a candidate: {as_candidate.detail[:300]}")
+    sim, limits = _simulate_given(_given_sources(as_candidate, reference, job, nonce, tag), job, timeout)
+    failed = _failure(sim, limits)
+    try:
+        if failed:
+            raise TestbenchOutputError(failed.detail[:300])
+        counts = parse_given_output(sim.run.stdout + sim.run.stderr, tag, reference.outputs)
+    except TestbenchOutputError as error:
+        raise VerilogInputError(f"the reference does not pass through the testbench on its own: {error}") from None
+    return next(iter(counts.values()))[1] or None
+
+
+def _run_given(
+    candidate: _Candidate,
+    reference: _Reference,
+    job: VerifyJob,
+    nonce: str,
+    tag: str,
+    timeout: float,
+    samples: int | None,
+) -> ModuleVerdict:
+    sim, limits = _simulate_given(_given_sources(candidate, reference, job, nonce, tag), job, timeout)
     failed = _failure(sim, limits)
     if failed:
         return failed
     try:
-        counts = parse_given_output(sim.run.stdout, reference.outputs)
+        counts = parse_given_output(sim.run.stdout + sim.run.stderr, tag, reference.outputs, samples)
     except TestbenchOutputError as error:
         return ModuleVerdict(Status.runtime_error, detail=str(error))
     return ModuleVerdict(Status.ok, {name: SignalVerdict.of(*value) for name, value in counts.items()})
