@@ -54,10 +54,11 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..hdl.extract import extract_code
-from ..hdl.parse import rename_modules
+from ..hdl.parse import outside_reference, parse, rename_modules
 from ..hdl.sandbox import Sandbox, SandboxLimits, SandboxResult
 from ..hdl.screen import screen
 from ..hdl.source import VerilogInputError
+from ..hdl.testbench import tag_displays, tagged_lines
 from ..hdl.verify import Status, VerifyJob, verify_many
 from .benchmarks import Problem
 
@@ -87,7 +88,6 @@ BATCH_MARGIN, BATCH_FLOOR = (
     2.0,
 )  # a batch's time limit: margin x its expected time, and at least the floor
 
-_DISPLAY = re.compile(r"(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*\")")
 _MISMATCHES = re.compile(r"^Mismatches: (\d+) in (\d+) samples$")
 _HINT = re.compile(r"^Hint: Output '([^']*)' has (no|\d+) mismatch")
 _MODULE_DECL = re.compile(r"\b(?:macro)?module\s+([A-Za-z_][\w$]*)")
@@ -188,17 +188,36 @@ def _timed_out(result: SandboxResult) -> bool:
     return result.timed_out or result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
 
 
-def _tag(text: str, tag: str) -> str:
-    """Prefix every display string of a testbench with `tag`, so its lines can be told from a candidate's."""
-    return _DISPLAY.sub(lambda m: m.group(1) + tag, text)
+def _harness_names(problem: Problem, nonce: str) -> dict[str, str]:
+    """The testbench's and the reference's module names -> names for this run, which no candidate can know: it
+    cannot instantiate the reference (`RefModule`), nor reach the testbench's counters (`tb.stats1`)."""
+    return {name: f"{name}_{nonce}" for name in _harness_modules(problem) - {problem.top}}
 
 
-def _split_output(output: str, tag: str) -> tuple[list[str], list[str]]:
-    """(lines printed by the testbench, with the tag removed; other lines)."""
-    ours, others = [], []
-    for line in output.splitlines():
-        (ours if tag in line else others).append(line.replace(tag, ""))
-    return ours, others
+def _harness_modules(problem: Problem) -> set[str]:
+    """The modules the official flow compiles beside the candidate: the testbench's, and for VerilogEval v2 the
+    reference's (`ref.sv`)."""
+    names = set(_MODULE_DECL.findall(problem.testbench))
+    if harness_of(problem) == "verilog-eval-v2":
+        names |= set(_MODULE_DECL.findall(problem.reference))
+    return names
+
+
+def _testbench_lines(output: str, tag: str) -> tuple[list[str], list[str]]:
+    """(the testbench's lines, the others); an empty tag: `output` holds the testbench's lines only (a batch copy's,
+    separated already)."""
+    return tagged_lines(output, tag) if tag else (output.splitlines(), [])
+
+
+def _redeclared(problem: Problem, code: str) -> SampleResult | None:
+    """The official flows fail a candidate that declares one of the harness's modules (`RefModule`, `tb`): with
+    the harness renamed for the run, that is decided here, in the words of Icarus."""
+    clash = sorted((set(_MODULE_DECL.findall(code)) & _harness_modules(problem)) - {problem.top})
+    if not clash:
+        return None
+    message = f"error: '{clash[0]}' has already been declared in this scope."
+    code_ = "C: " if harness_of(problem) == "verilog-eval-v2" else ""
+    return SampleResult(False, "compile_error", False, code_ + message)
 
 
 def _signals(lines: Iterable[str]) -> dict[str, dict]:
@@ -268,7 +287,7 @@ def _judge_v2(candidate: str, built: SandboxResult, ran: SandboxResult | None, t
     log = (built.stdout + built.stderr).splitlines()
     tb_lines: list[str] = []
     if ran is not None:
-        tb_lines, other = _split_output(ran.stdout + ran.stderr, tag)
+        tb_lines, other = _testbench_lines(ran.stdout + ran.stderr, tag)
         summary = [line for line in tb_lines if _MISMATCHES.match(line)]
         # The testbench's own simulated-time guard prints TIMEOUT and ends the run; with a summary line it is not a
         # failure of the candidate (it fires on the references of Prob082 and Prob141, whose stimulus is longer).
@@ -306,7 +325,7 @@ def _first_message(log: list[str]) -> str:
 
 def _judge_v1(built: SandboxResult, ran: SandboxResult | None, tag: str) -> SampleResult:
     stderr = built.stderr + (ran.stderr if ran is not None else "")
-    tb_lines = _split_output(ran.stdout, tag)[0] if ran is not None else []
+    tb_lines = _testbench_lines(ran.stdout, tag)[0] if ran is not None else []
     summary = next((m for m in map(_MISMATCHES.match, tb_lines) if m), None)
     if ran is not None and _timed_out(ran) or _timed_out(built):
         return SampleResult(False, "timeout", built.ok, "timed out")
@@ -340,7 +359,7 @@ def _judge_rtllm(built: SandboxResult, ran: SandboxResult | None, tag: str) -> S
     assert ran is not None
     if _timed_out(ran):
         return SampleResult(False, "timeout", True, f"simulation still running after {RTLLM_TIMEOUT:g} s")
-    tb_lines, _ = _split_output(ran.stdout + ran.stderr, tag)
+    tb_lines, _ = _testbench_lines(ran.stdout + ran.stderr, tag)
     passed = any("Pass" in line or "pass" in line for line in tb_lines)
     last = next((line.strip() for line in reversed(tb_lines) if line.strip()), "no testbench output")
     return SampleResult(passed, "ok" if tb_lines else "runtime_error", True, last[:300])
@@ -351,13 +370,16 @@ def _official_files(
 ) -> tuple[dict[str, str], list[str], list[str], float]:
     """Sandbox files, compile argv, run argv and run timeout of the official flow for one candidate."""
     family = harness_of(problem)
+    names = _harness_names(problem, secrets.token_hex(8))
+    testbench = rename_modules(problem.testbench, names)
+    reference = rename_modules(problem.reference, names) if family == "verilog-eval-v2" else problem.reference
     if family == "verilog-eval-v2":
-        files = {"sample.sv": code, "test.sv": _tag(problem.testbench, tag), "ref.sv": problem.reference}
+        files = {"sample.sv": code, "test.sv": tag_displays(testbench, tag), "ref.sv": reference}
         compile_argv = [
             "iverilog",
             *IVERILOG_FLAGS,
             "-s",
-            "tb",
+            names.get("tb", "tb"),
             "-o",
             "sim",
             "sample.sv",
@@ -366,22 +388,63 @@ def _official_files(
         ]
         return files, compile_argv, ["vvp", "-n", "sim"], V2_TIMEOUT
     if family == "verilog-eval-v1":
-        files = {"test.sv": _tag(problem.testbench, tag) + "\n" + code}
-        compile_argv = ["iverilog", *IVERILOG_FLAGS, "-s", "tb", "-o", "test.vvp", "test.sv"]
+        files = {"test.sv": tag_displays(testbench, tag) + "\n" + code}
+        compile_argv = ["iverilog", *IVERILOG_FLAGS, "-s", names.get("tb", "tb"), "-o", "test.vvp", "test.sv"]
         return files, compile_argv, ["vvp", "-n", "test.vvp"], V1_TIMEOUT
     files = dict(problem.support_files)
-    files.update({f"{problem.top}.v": code, "testbench.v": _tag(problem.testbench, tag)})
+    files.update({f"{problem.top}.v": code, "testbench.v": tag_displays(testbench, tag)})
     compile_argv = ["iverilog", "-g2012", "-o", "sim", f"{problem.top}.v", "testbench.v"]
     return files, compile_argv, ["vvp", "-n", "sim"], RTLLM_TIMEOUT
 
 
 def _run_official(problem: Problem, code: str) -> tuple[SampleResult, float | None]:
-    """The official flow for one candidate: its verdict, and the seconds its simulation ran when it ran to the end."""
-    tag = f"@{secrets.token_hex(6)}@"
+    """The official flow for one candidate: its verdict, and the seconds its simulation ran when it ran to the end.
+
+    A VerilogEval pass must compare as many samples as the reference's own run: a run ended early (at time 0, its
+    `final` block prints `Mismatches: 0 in 0 samples`) is not a pass.
+    """
+    result, seconds, samples = _official_run(problem, code)
+    return _cut_short(problem, result, samples), seconds
+
+
+def _cut_short(problem: Problem, result: SampleResult, samples: int | None) -> SampleResult:
+    if not result.passed or harness_of(problem) not in ("verilog-eval-v1", "verilog-eval-v2"):
+        return result
+    expected = _reference_samples(problem)
+    if samples is None or expected is None or samples == expected:
+        return result
+    detail = f"R: the run ended early: {samples} of the reference's {expected} samples"
+    return SampleResult(False, "runtime_error", True, detail, {})
+
+
+_REFERENCE_SAMPLES: dict[str, int | None] = {}  # problem key -> samples of the reference's own run
+
+
+def _reference_samples(problem: Problem) -> int | None:
+    """The samples the reference's own run compares (None: the reference does not pass, nothing to compare)."""
+    key = _problem_key(problem, _simulator_version())
+    if key not in _REFERENCE_SAMPLES:
+        result, _, samples = _official_run(problem, reference_code(problem))
+        _REFERENCE_SAMPLES[key] = samples if result.passed else None
+    return _REFERENCE_SAMPLES[key]
+
+
+def _summary_samples(output: str, tag: str) -> int | None:
+    lines = _testbench_lines(output, tag)[0]
+    found = next((m for m in map(_MISMATCHES.match, lines) if m), None)
+    return int(found.group(2)) if found else None
+
+
+def _official_run(problem: Problem, code: str) -> tuple[SampleResult, float | None, int | None]:
+    redeclared = _redeclared(problem, code)
+    if redeclared is not None:
+        return redeclared, None, None
+    tag = secrets.token_hex(16)  # in no name, so the candidate cannot learn it (not even with %m)
     files, compile_argv, run_argv, timeout = _official_files(problem, code, tag)
     with Sandbox(files, _limits(max(timeout, COMPILE_TIMEOUT))) as box:
         built = box.run(compile_argv, COMPILE_TIMEOUT * WALL_FACTOR)
         compiled = built.ok and (box.path / compile_argv[compile_argv.index("-o") + 1]).is_file()
+        box.remove(*(name for name in files if name.endswith((".sv", ".v"))))  # the run needs only the binary
         box.limits = _limits(timeout)
         ran = box.run(run_argv, timeout * WALL_FACTOR) if compiled else None
     family = harness_of(problem)
@@ -392,14 +455,27 @@ def _run_official(problem: Problem, code: str) -> tuple[SampleResult, float | No
     else:
         result = _judge_rtllm(built, ran, tag)
     finished = ran is not None and ran.ok and result.status == "ok"
-    return result, ran.elapsed if finished else None
+    samples = _summary_samples(ran.stdout + ran.stderr, tag) if ran is not None else None
+    return result, ran.elapsed if finished else None, samples
 
 
 def _precheck(problem: Problem, completion: str) -> tuple[str | None, SampleResult | None]:
+    if not isinstance(completion, str):
+        return None, SampleResult(False, "syntax_error", False, f"a completion must be text, not {type(completion).__name__}")
+    try:
+        completion.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return None, SampleResult(False, "syntax_error", False, f"not valid text: {error.reason} at {error.start}")
     code = candidate_code(problem, completion)
     if code is None:
         return None, SampleResult(False, "no_code", False, "no Verilog code in the completion")
     reason = screen(code)
+    if not reason:
+        try:
+            outside = outside_reference(parse(code, problem.top if problem.top in _MODULE_DECL.findall(code) else None))
+        except VerilogInputError:  # no module the front end can read: the official flow decides
+            outside = None
+        reason = outside and f"reference outside the candidate: {outside}"
     if reason:
         return None, SampleResult(False, "refused", False, reason)
     return code, None
@@ -453,10 +529,10 @@ _SEEDED = re.compile(r"\$(random|urandom)\b(?!\s*\()")
 _DUMP = re.compile(r"\$dump\w*\s*(\([^;]*\))?\s*;")
 _FINISH = re.compile(r"\$finish\b\s*(\(\s*\d*\s*\))?")
 _ASKED = re.compile(r"^SALV_FINISH (\d+)$", re.MULTILINE)
-_DISPLAY_STRING = re.compile(r'(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*")((?:[^"\\\n]|\\.)*)"')
 
 
 _SLOT, _NONCE = "SALVSLOT", "SALVNONCE"  # placeholders filled in per copy
+_COPY_TAG = f"{_NONCE}S{_SLOT}S"  # a copy's tag: the batch's secret, its slot (no tag is a part of another)
 
 
 @lru_cache(maxsize=1024)
@@ -477,9 +553,7 @@ def _batch_template(testbench: str, reference: str, top: str) -> str | None:
     names = set(_MODULE_DECL.findall(testbench)) | set(_MODULE_DECL.findall(reference)) | {top}
     mapping = {name: f"{name}__s{_SLOT}" for name in names}
     try:
-        tb = _tag(rename_modules(_DUMP.sub("", testbench), mapping), f"@{_NONCE}:{_SLOT}@")
-        # a line started by `\n` inside a display string is the testbench's too (`Hint:` continuation lines)
-        tb = _DISPLAY_STRING.sub(lambda m: m.group(1) + _tag_newlines(m.group(2)) + '"', tb)
+        tb = tag_displays(rename_modules(_DUMP.sub("", testbench), mapping), _COPY_TAG)
         ref = rename_modules(reference, mapping) if reference.strip() else ""
     except VerilogInputError:
         return None
@@ -498,16 +572,11 @@ def _batch_template(testbench: str, reference: str, top: str) -> str | None:
       if (salv_batch.requests == salv_batch.copies) $finish;
     end
   endtask
-  final $display("@{_NONCE}:{_SLOT}@SALV_FINISH %0d", asked_at);
+  final $display("{_COPY_TAG}SALV_FINISH %0d{_COPY_TAG}", asked_at);
 endmodule
 """
     seeded = _SEEDED.sub(lambda m: f"${m.group(1)}({seeds}.{m.group(1)[0]})", tb + "\n" + ref)
     return seeded + "\n" + seeds_module
-
-
-def _tag_newlines(body: str) -> str:
-    """The body of a display string with the copy's tag after each `\\n` escape."""
-    return re.sub(r"\\.", lambda m: m.group(0) + (f"@{_NONCE}:{_SLOT}@" if m.group(0) == "\\n" else ""), body)
 
 
 def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[SampleResult | None]:
@@ -522,13 +591,14 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
     if template is None:
         return results
     v2 = harness_of(problem) == "verilog-eval-v2"
-    nonce = secrets.token_hex(6)
+    nonce = secrets.token_hex(8)
     files: dict[int, str] = {}
     slots: dict[int, tuple[int, str, str]] = {}  # slot -> (index in codes, tag, code)
     for index, code in enumerate(codes):
         # directives or macros could leak between copies; the batch's own names (`tb__s0`, `salv_batch`) would
-        # let a candidate reach into other copies, where its own run has no such scope and fails to compile
-        if "`" in code or re.search(r"__s\d|salv_", code):
+        # let a candidate reach into other copies, where its own run has no such scope and fails to compile; a
+        # candidate's own `$random` calls draw from the global stream that all copies share
+        if "`" in code or re.search(r"__s\d|salv_|\$u?random", code) or _redeclared(problem, code):
             continue
         slot = len(files)
         own = {name: name + f"__s{slot}" for name in set(_MODULE_DECL.findall(code)) | {problem.top}}
@@ -536,7 +606,7 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
             renamed = rename_modules(code, own)
         except VerilogInputError:
             continue
-        tag = f"@{nonce}:{slot}@"
+        tag = f"{nonce}S{slot}S"
         harness = template.replace(_NONCE, nonce).replace(_SLOT, str(slot))
         # official order: v2 compiles sample, test, ref; v1 writes the test before the completion.
         # `resetall gives every copy the default directives (timescale, nettype) the official run starts from.
@@ -570,10 +640,10 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
         if ran is None or not ran.ok:
             return results
         output = ran.stdout + ran.stderr
-        if any(line.strip() and f"@{nonce}:" not in line for line in output.splitlines()):
+        if any(line.strip() and nonce not in line for line in output.splitlines()):
             return results  # something besides the testbenches spoke: every copy runs alone
         empty = SandboxResult(0, "", "")
-        outputs = {slot: "\n".join(_split_output(output, tag)[0]) for slot, (_, tag, _) in slots.items()}
+        outputs = {slot: "\n".join(_testbench_lines(output, tag)[0]) for slot, (_, tag, _) in slots.items()}
         asked = {slot: int(m.group(1)) for slot, text in outputs.items() if (m := _ASKED.search(text))}
         end = max(asked.values(), default=None)
         for slot, (index, tag, code) in slots.items():
@@ -583,7 +653,8 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
             ):
                 continue  # ran past its own end, or no summary line: the official flow decides
             run = SandboxResult(0, lines, "")
-            results[index] = _judge_v2(code, empty, run, "") if v2 else _judge_v1(empty, run, "")
+            judged = _judge_v2(code, empty, run, "") if v2 else _judge_v1(empty, run, "")
+            results[index] = _cut_short(problem, judged, _summary_samples(lines, ""))
         return results
     return results
 
