@@ -18,6 +18,7 @@ from pathlib import Path
 from salv_trl.evaluation.benchmarks import load_benchmark
 from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, score
 from salv_trl.hdl.mutate import mutants
+from salv_trl.hdl.sandbox import UNSAFE_ENV
 from salv_trl.hdl.source import VerilogInputError
 
 
@@ -39,6 +40,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--isolation-sample", type=int, default=312, help="completions timed with and without isolation")
     args = parser.parse_args()
     # the completions are the benchmark's own references and their mutants
     os.environ.setdefault(OPT_IN_ENV, "1")
@@ -76,6 +78,22 @@ def main() -> None:
         f"{f'batched (batch_size={args.batch_size})':<40}{batched_s:>10.1f}{1000 * batched_s / total:>16.1f}"
     )
     print(f"speed-up: {official_s / batched_s:.2f}x (target >= 2x)")
+
+    # what isolation costs: the official flow on a subset, with and without namespace isolation
+    subset = [rows[: max(1, args.isolation_sample // len(problems))] for rows in predictions]
+    count = sum(map(len, subset))
+    timings = {}
+    for label, unsafe in (("isolated", False), ("limits only", True)):
+        if unsafe:
+            os.environ[UNSAFE_ENV] = "1"
+        start = time.perf_counter()
+        timings[label] = (score(problems, subset, workers=args.workers, batch_size=1, reuse=False, progress=False),
+                          time.perf_counter() - start)  # fmt: skip
+        os.environ.pop(UNSAFE_ENV, None)
+    (isolated, isolated_s), (bare, bare_s) = timings.values()
+    print(f"isolation overhead: {1000 * (isolated_s - bare_s) / count:.1f} ms per completion "
+          f"({count} completions, official flow, {args.workers} workers); "
+          f"identical verdicts {sum(a == b for ra, rb in zip(isolated, bare) for a, b in zip(ra, rb))}/{count}")  # fmt: skip
 
 
 if __name__ == "__main__":

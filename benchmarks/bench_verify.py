@@ -1,7 +1,9 @@
 """Candidates per second: the batched verification engine vs one compile + one run per candidate.
 
 The per-candidate route is what the original release does (one `iverilog` and one `vvp` per candidate); the
-batched engine simulates up to `--batch-size` candidates of the same reference in one compile and one run.
+batched engine simulates up to `--batch-size` candidates of the same reference in one compile and one run. The
+batched engine runs a second time without namespace isolation (`SALV_TRL_UNSAFE_NO_ISOLATION=1`) to measure
+what isolation costs per candidate.
 Both judge the same candidates (each benchmark reference and its mutants) with the same stimulus, over the
 same worker processes, and must give identical verdicts.
 
@@ -22,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import reference_designs  # noqa: E402
 
 from salv_trl.hdl.mutate import mutants  # noqa: E402
+from salv_trl.hdl.sandbox import UNSAFE_ENV  # noqa: E402
 from salv_trl.hdl.verify import VerifyJob, verify_many  # noqa: E402
 
 UNSIMULATABLE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytimer"}
@@ -62,17 +65,22 @@ def main() -> None:
     jobs = candidate_jobs(args.designs, args.per_reference, args.vectors)
     timings = {}
     results = {}
+    unsafe = "batched engine, no isolation (limits only)"
     for name, batch_size in (
         ("per-candidate (1 compile + 1 run each)", 1),
         ("batched engine", args.batch_size),
+        (unsafe, args.batch_size),
     ):
+        if name == unsafe:
+            os.environ[UNSAFE_ENV] = "1"  # read when each sandbox opens
         start = time.perf_counter()
         results[name] = verify_many(
             jobs, workers=args.workers, progress=False, batch_size=batch_size, timeout=args.timeout
         )
         timings[name] = time.perf_counter() - start
-    single, batched = (results[name] for name in timings)
-    same = [a.to_dict() == b.to_dict() for a, b in zip(single, batched, strict=True)]
+        os.environ.pop(UNSAFE_ENV, None)
+    single, batched, bare = (results[name] for name in timings)
+    same = [a.to_dict() == b.to_dict() == c.to_dict() for a, b, c in zip(single, batched, bare, strict=True)]
     print(
         f"{len(jobs)} distinct candidates of {len(jobs) // args.per_reference} references,"
         f" {args.vectors} vectors, {args.workers} workers, timeout {args.timeout:g} s"
@@ -80,10 +88,12 @@ def main() -> None:
     for name, seconds in timings.items():
         print(f"  {name:<40} {seconds:7.2f} s  {len(jobs) / seconds:8.1f} candidates/s")
     names = list(timings)
+    overhead = (timings[names[1]] - timings[names[2]]) / len(jobs)
     print(
         f"  speed-up: {timings[names[0]] / timings[names[1]]:.2f}x"
-        f"   identical verdicts: {sum(same)}/{len(jobs)}"
+        f"   identical verdicts (all three routes): {sum(same)}/{len(jobs)}"
     )
+    print(f"  isolation overhead: {1000 * overhead:.1f} ms per candidate (batched, wall time over {args.workers} workers)")
     if not all(same):
         sys.exit("verdicts differ between the two routes")
 
