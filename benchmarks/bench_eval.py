@@ -40,7 +40,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count())
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--isolation-sample", type=int, default=312, help="completions timed with and without isolation")
+    parser.add_argument(
+        "--isolation-sample", type=int, default=312, help="completions timed with and without isolation"
+    )
     args = parser.parse_args()
     # the completions are the benchmark's own references and their mutants
     os.environ.setdefault(OPT_IN_ENV, "1")

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from salv_trl.evaluation.benchmarks import load_benchmark
-from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, score, score_sample
+from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, score
 from salv_trl.hdl.sandbox import Sandbox
 from salv_trl.hdl.simulators import simulate
 from salv_trl.hdl.verify import Status, VerifyJob, verify, verify_many
@@ -74,14 +74,14 @@ ATTACKS = {
     "sibling instance": "wire [7:0] peek = good1.out;",
     "harness task": "initial tb_report();",
     "forged seed lines": 'initial #1 begin $display("s error ctn: 0"); $display("c error ctn: 0"); end',
-    "forged v2 lines": 'initial #1 begin $display("Hint: Output \'s\' has no mismatches."); '
+    "forged v2 lines": "initial #1 begin $display(\"Hint: Output 's' has no mismatches.\"); "
     '$display("Mismatches: 0 in 1000 samples"); end',
     "forged RTLLM pass": 'initial #1 $display("===========Your Design Passed===========");',
     "glued Pass": 'always @(*) $write("Pass ");',
     "hides next line": 'initial #1 $write("no newline, the next line is glued here: ");',
-    "forged random lines with %m": "reg [8*256:1] p; initial begin $sformat(p, \"%m\"); "
+    "forged random lines with %m": 'reg [8*256:1] p; initial begin $sformat(p, "%m"); '
     '$display("%0s 0 0 0 1000", p); $display("%0s END", p); end',
-    "monitor flood": "always @(*) $monitor(\"%b\", a);",
+    "monitor flood": 'always @(*) $monitor("%b", a);',
     "display flood": 'always @(a) repeat (200000) $display("flood flood flood flood flood flood");',
     "infinite loop": "always @(a) while (1) begin end",
     "plusargs": 'initial if ($test$plusargs("pass")) $display("x");',
@@ -176,12 +176,19 @@ def test_verify_random_route_judges_no_attack_correct():
     texts = corpus()
     jobs = [VerifyJob(text, ADDER_WITH_HELPER, vectors=200) for text in texts.values()]
     verdicts = verify_many(jobs, workers=2, progress=False, timeout=3)
-    forged = [name for name, v in zip(texts, verdicts, strict=True) if v.status == Status.ok and v.signals["s"].correct]
+    forged = [
+        name
+        for name, v in zip(texts, verdicts, strict=True)
+        if v.status == Status.ok and v.signals["s"].correct
+    ]
     assert forged == []
     assert not any(v.passed for v in verdicts)
     _assert_clean([v.detail for v in verdicts])
     # one at a time too (batch size 1), as `verify()` does
-    alone = {name: verify(text, ADDER_WITH_HELPER, vectors=200, timeout=3) for name, text in list(texts.items())[:12]}
+    alone = {
+        name: verify(text, ADDER_WITH_HELPER, vectors=200, timeout=3)
+        for name, text in list(texts.items())[:12]
+    }
     assert not any(v.passed for v in alone.values())
 
 
@@ -189,10 +196,16 @@ def test_verify_with_a_given_testbench_judges_no_attack_correct():
     texts = {name: text.replace("module m(", "module top_module(") for name, text in corpus().items()}
     jobs = [VerifyJob(t, ADDER, testbench=SEED_TESTBENCH, top="top_module") for t in texts.values()]
     verdicts = verify_many(jobs, workers=2, progress=False, timeout=3)
-    forged = [name for name, v in zip(texts, verdicts, strict=True) if v.status == Status.ok and v.signals["s"].correct]
+    forged = [
+        name
+        for name, v in zip(texts, verdicts, strict=True)
+        if v.status == Status.ok and v.signals["s"].correct
+    ]
     assert forged == []
     _assert_clean([v.detail for v in verdicts])
-    honest = verify(ADDER.replace("module m(", "module top_module("), ADDER, testbench=SEED_TESTBENCH, top="top_module")
+    honest = verify(
+        ADDER.replace("module m(", "module top_module("), ADDER, testbench=SEED_TESTBENCH, top="top_module"
+    )
     assert honest.passed  # the harness still passes what is right
 
 
@@ -204,7 +217,7 @@ def _metric_candidates(problem, wrong_body: str) -> list[str]:
     out = [_inside(wrong, attack) for attack in ATTACKS.values()]
     interface = wrong[: wrong.index(";") + 1]
     out += [
-        interface + f"\n  RefModule r(.in(in), .out(out));\nendmodule",
+        interface + "\n  RefModule r(.in(in), .out(out));\nendmodule",
         interface + "\n  assign out = tb.out_ref;\nendmodule",
         interface + "\n  assign out = good1.out;\nendmodule",
         wrong + "\nmodule RefModule(input in, output out); assign out = ~in; endmodule",
@@ -219,7 +232,9 @@ def test_verilog_eval_v2_metric_passes_no_attack(benchmarks_dir, batch_size):
     problem = problems["Prob005_notgate"]
     candidates = _metric_candidates(problem, ("assign out = ~in;", "assign out = in;"))
     honest = f"```verilog\n{reference_code(problem)}\n```"
-    results = score([problem], [candidates + [honest] * 3], batch_size=batch_size, reuse=False, progress=False)[0]
+    results = score(
+        [problem], [candidates + [honest] * 3], batch_size=batch_size, reuse=False, progress=False
+    )[0]
     passed = [i for i, r in enumerate(results[: len(candidates)]) if r.passed]
     assert passed == [], [results[i] for i in passed]
     assert all(r.passed for r in results[len(candidates) :])
@@ -243,7 +258,9 @@ def test_rtllm_metric_passes_no_attack(benchmarks_dir):
     body = "assign {cout, sum} = a - b;"
     module = f"{interface}\n{body}\nendmodule"
     candidates = [f"```verilog\n{_inside(module, attack)}\n```" for attack in ATTACKS.values()]
-    candidates.append(f"```verilog\n{wrong}\n{interface}\n  verified_adder_8bit r(.a(a), .b(b), .cin(cin), .sum(sum), .cout(cout));\nendmodule\n```")
+    candidates.append(
+        f"```verilog\n{wrong}\n{interface}\n  verified_adder_8bit r(.a(a), .b(b), .cin(cin), .sum(sum), .cout(cout));\nendmodule\n```"
+    )
     results = score([problem], [candidates], reuse=False, progress=False)[0]
     assert not [r for r in results if r.passed], [r for r in results if r.passed]
     _assert_clean([r.detail for r in results])
@@ -252,14 +269,14 @@ def test_rtllm_metric_passes_no_attack(benchmarks_dir):
 def test_isolation_holds_where_the_screen_is_bypassed():
     """The screen refuses file access; this testbench goes straight to the simulator, as a screen bug would let it."""
     tb = _fill(
-        'module tb; integer f, ch, i; reg [8*64:1] path; initial begin\n'
+        "module tb; integer f, ch, i; reg [8*64:1] path; initial begin\n"
         '  f = $fopen("{site}/evil.pth", "w"); $fdisplay(f, "import os");\n'
         '  f = $fopen("../../../../{canary}/rel.txt", "w"); $fdisplay(f, "x");\n'
         '  f = $fopen("/tmp/salv-escape.txt", "w"); $fdisplay(f, "x");\n'
         '  f = $fopen("{secret_file}", "r"); ch = $fgetc(f); $display("read %0d", ch);\n'
         '  for (i = 2; i < 4000; i = i + 1) begin $sformat(path, "/proc/%0d/fd/1", i); f = $fopen(path, "w");\n'
         '    if (f) $fdisplay(f, "Mismatches: 0 in 1 samples"); end\n'
-        '  $finish; end endmodule'
+        "  $finish; end endmodule"
     )
     sim = simulate({"tb.v": tb})
     assert sim.compiled and "read -1" in sim.run.stdout  # the secret's file does not exist in there

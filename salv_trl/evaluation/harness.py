@@ -17,10 +17,13 @@ Official flows reproduced (one compile and one run per sample, in a fresh [`salv
   renamed to the design name the testbench instantiates before it is checked.
 
 Fixes to known harness weaknesses (documented in the metric card): the testbench's own `$display` / `$write`
-strings are tagged with a random nonce per run and only tagged lines can pass a candidate, so a candidate cannot
-print a forged `Mismatches: 0` or `Pass` line; every candidate is screened ([`salv_trl.hdl.screen.screen`]) before
-it is simulated (a candidate that redeclares a harness module such as `RefModule` fails to compile, as it does
-in the official flows).
+strings are wrapped in a per-run secret tag that is in no name, and only text between tag pairs can pass a candidate
+([`salv_trl.hdl.testbench.tagged_lines`]), so a candidate cannot print or glue a `Mismatches: 0` or `Pass`; the
+testbench's modules (and VerilogEval v2's reference) are renamed per run, so `RefModule` and `tb.stats1` are out of
+reach (a candidate that declares a harness module such as `RefModule` still fails to compile, as it does in the
+official flows); a VerilogEval pass must compare the reference's number of samples (a run ended early does not);
+every candidate is screened ([`salv_trl.hdl.screen.screen`], [`salv_trl.hdl.parse.outside_reference`]) before it is
+simulated, and every process runs in the namespace sandbox.
 
 [`score`] adds a faster route with identical verdicts: for VerilogEval, candidates of one problem are compiled and
 simulated together, each with its own renamed copy of the testbench and reference. Random streams are kept per copy
@@ -97,8 +100,9 @@ def require_opt_in() -> None:
     """Raise unless the user opted in to executing model-written code (`SALV_TRL_ALLOW_CODE_EXECUTION=1`)."""
     if os.environ.get(OPT_IN_ENV) != "1":
         raise PermissionError(
-            "This metric compiles and simulates model-written Verilog. It runs in a sandbox (temporary directory, "
-            "resource limits, no network where the host allows it, hostile system tasks refused), but you should "
+            "This metric compiles and simulates model-written Verilog. It runs in a namespace sandbox (bubblewrap: "
+            "no host files, no network, an unprivileged uid, resource limits; system tasks outside an allowlist "
+            "refused), but you should "
             f"still read the metric card before enabling it. Set {OPT_IN_ENV}=1 to allow it, e.g. "
             f'os.environ["{OPT_IN_ENV}"] = "1" or `export {OPT_IN_ENV}=1`.'
         )
@@ -461,18 +465,24 @@ def _official_run(problem: Problem, code: str) -> tuple[SampleResult, float | No
 
 def _precheck(problem: Problem, completion: str) -> tuple[str | None, SampleResult | None]:
     if not isinstance(completion, str):
-        return None, SampleResult(False, "syntax_error", False, f"a completion must be text, not {type(completion).__name__}")
+        return None, SampleResult(
+            False, "syntax_error", False, f"a completion must be text, not {type(completion).__name__}"
+        )
     try:
         completion.encode("utf-8")
     except UnicodeEncodeError as error:
-        return None, SampleResult(False, "syntax_error", False, f"not valid text: {error.reason} at {error.start}")
+        return None, SampleResult(
+            False, "syntax_error", False, f"not valid text: {error.reason} at {error.start}"
+        )
     code = candidate_code(problem, completion)
     if code is None:
         return None, SampleResult(False, "no_code", False, "no Verilog code in the completion")
     reason = screen(code)
     if not reason:
         try:
-            outside = outside_reference(parse(code, problem.top if problem.top in _MODULE_DECL.findall(code) else None))
+            outside = outside_reference(
+                parse(code, problem.top if problem.top in _MODULE_DECL.findall(code) else None)
+            )
         except VerilogInputError:  # no module the front end can read: the official flow decides
             outside = None
         reason = outside and f"reference outside the candidate: {outside}"

@@ -153,7 +153,18 @@ def _isolation_argv(work: Path, network: bool) -> list[str]:
     argv += ["--share-net"] if network else []
     argv += _system_mounts()
     argv += ["--proc", "/proc", "--dev", "/dev", "--bind", str(work), INSIDE, "--chdir", INSIDE]
-    argv += ["--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C", "--setenv", "LC_ALL", "C"]
+    argv += [
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/bin:/bin",
+        "--setenv",
+        "LANG",
+        "C",
+        "--setenv",
+        "LC_ALL",
+        "C",
+    ]
     argv += ["--setenv", "HOME", INSIDE, "--setenv", "TMPDIR", INSIDE, "--"]
     return drop + argv
 
@@ -164,7 +175,11 @@ def _unsafe() -> bool:
 
 @functools.lru_cache(maxsize=1)
 def _probe() -> str | None:
-    missing = [exe for exe in ("bwrap", "prlimit") + (("setpriv",) if os.geteuid() == 0 else ()) if not shutil.which(exe)]
+    missing = [
+        exe
+        for exe in ("bwrap", "prlimit") + (("setpriv",) if os.geteuid() == 0 else ())
+        if not shutil.which(exe)
+    ]
     if missing:
         return f"{', '.join(missing)} not found on PATH"
     probe = Path(tempfile.mkdtemp(prefix="probe-", dir=_process_folder()))
@@ -178,7 +193,9 @@ def _probe() -> str | None:
         )
         pids = [name for name in result.stdout.split() if name.isdigit()]
         if result.returncode != 0 or (probe / "probe").read_text().strip() != "ok" or len(pids) > 3:
-            return f"bwrap could not start an isolated process: {(result.stderr or result.stdout).strip()[:300]}"
+            return (
+                f"bwrap could not start an isolated process: {(result.stderr or result.stdout).strip()[:300]}"
+            )
     except (OSError, subprocess.SubprocessError) as error:
         return f"bwrap could not start an isolated process: {error}"
     finally:

@@ -31,7 +31,9 @@ from pyslang import parsing
 
 __all__ = ["screen", "ALLOWED_SYSTEM_TASKS", "ALLOWED_DIRECTIVES", "MAX_CHARS"]
 
-_DISPLAY = {f"${base}{radix}" for base in ("display", "write", "strobe", "monitor") for radix in ("", "b", "h", "o")}
+_DISPLAY = {
+    f"${base}{radix}" for base in ("display", "write", "strobe", "monitor") for radix in ("", "b", "h", "o")
+}
 ALLOWED_SYSTEM_TASKS = frozenset(
     _DISPLAY
     | {f"$swrite{radix}" for radix in ("", "b", "h", "o")}
@@ -232,13 +234,19 @@ def _expand(text: str) -> str:
     """`text` as Icarus's preprocessor expands it, run in the sandbox; a NUL-prefixed refusal when it cannot."""
     from .sandbox import Sandbox, SandboxLimits
 
-    limits = SandboxLimits(cpu_seconds=10, memory_bytes=1 << 30, file_bytes=8 * MAX_CHARS, output_bytes=1 << 20)
+    limits = SandboxLimits(
+        cpu_seconds=10, memory_bytes=1 << 30, file_bytes=8 * MAX_CHARS, output_bytes=1 << 20
+    )
     with Sandbox({"in.v": text}, limits) as box:
         result = box.run(["iverilog", "-E", "-o", "out.v", "in.v"], timeout=30)
         out = box.path / "out.v"
         size = out.stat().st_size if out.is_file() else 0
         if not result.ok or size > 4 * MAX_CHARS:
-            why = "timed out" if result.timed_out else f"failed: {(result.stderr or result.stdout).strip()[:200]}"
+            why = (
+                "timed out"
+                if result.timed_out
+                else f"failed: {(result.stderr or result.stdout).strip()[:200]}"
+            )
             if size > 4 * MAX_CHARS or result.returncode in _LIMIT_SIGNALS:
                 why = "exceeded the sandbox's limits (a macro bomb)"
             return f"\0the preprocessor {why}"

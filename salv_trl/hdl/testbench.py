@@ -77,7 +77,9 @@ def tag_displays(text: str, tag: str) -> str:
         raise ValueError("tag must be at least 16 letters or digits")
 
     def wrap(match: re.Match) -> str:
-        body = re.sub(r"\\.", lambda e: f"{tag}\\n{tag}" if e.group(0) == "\\n" else e.group(0), match.group(2))
+        body = re.sub(
+            r"\\.", lambda e: f"{tag}\\n{tag}" if e.group(0) == "\\n" else e.group(0), match.group(2)
+        )
         return f'{match.group(1)}{tag}{body}{tag}"'
 
     return _DISPLAY_STRING.sub(wrap, text)

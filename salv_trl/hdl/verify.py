@@ -14,12 +14,13 @@ Route of a candidate:
 
 1. text checks: empty → `no_code`; not UTF-8 or NUL characters → `syntax_error`; too large → `refused`;
 2. pyslang front end: no module → `syntax_error`; modules the top does not reach (e.g. a pasted testbench) are
-   blanked out, then a [`screen`] refusal → `refused`; ports that differ from the reference (names,
-   directions, widths) → `interface_mismatch`;
+   blanked out, then a [`screen`] refusal or a name that reaches out of the candidate → `refused`; ports that
+   differ from the reference (names, directions, widths) → `interface_mismatch`;
 3. every module of the candidate is renamed to a unique name (`salv_c<k>_<nonce>_<name>`), so it can neither
    collide with nor replace a reference module (a candidate module called `RefModule` is just another one);
-4. simulation in a [`Sandbox`]: with a given testbench (the candidate's top keeps the task's top name, which
-   the testbench instantiates) or with a random co-simulation testbench generated from the reference alone
+4. simulation in a [`Sandbox`]: with a given testbench (its modules and the reference's renamed for the run, its
+   instance of the task's top pointed at the candidate, its strings tagged; a run must compare the reference's
+   own number of samples) or with a random co-simulation testbench generated from the reference alone
    ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax error")
    or `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict lines →
    `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output.
@@ -218,7 +219,9 @@ def verify_many(
         for chunk in chunks:
             store(chunk, _verify_chunk([jobs[i] for i in chunk], batch_size, timeout))
     else:
-        pool = ProcessPoolExecutor(min(workers, len(chunks)), initializer=die_with_parent, initargs=(os.getpid(),))
+        pool = ProcessPoolExecutor(
+            min(workers, len(chunks)), initializer=die_with_parent, initargs=(os.getpid(),)
+        )
         with pool:
             futures = {
                 pool.submit(_verify_chunk, [jobs[i] for i in chunk], batch_size, timeout): tuple(chunk)
@@ -308,7 +311,9 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> lis
 _BLAMED = re.compile(r"^cand(\d+)\.v:\d+:.*(?:error|sorry)", re.MULTILINE)
 
 
-def _run_batch(batch: list[_Candidate], reference: _Reference, job: VerifyJob, keys: tuple[str, str], timeout: float):
+def _run_batch(
+    batch: list[_Candidate], reference: _Reference, job: VerifyJob, keys: tuple[str, str], timeout: float
+):
     """Verdicts of a batch; a failed batch is re-run without the candidates the compiler blamed, or singly."""
     if len(batch) == 1:
         outcome = _run_random(batch, reference, job, keys, timeout)
@@ -417,7 +422,11 @@ _HARNESS_NAME = re.compile(r"salv_(tb|ref|[rh][0-9a-f]{16}|c\d+)_(?:[0-9a-f]{16}
 def _scrub(message: str) -> str:
     """Simulator messages with the harness's nonce names put back as the user wrote them."""
     return _HARNESS_NAME.sub(
-        lambda m: "" if m.group(2) or m.group(1)[0] in "rh" else {"tb": "tb", "ref": "reference"}.get(m.group(1), "candidate"),
+        lambda m: (
+            ""
+            if m.group(2) or m.group(1)[0] in "rh"
+            else {"tb": "tb", "ref": "reference"}.get(m.group(1), "candidate")
+        ),
         message,
     )
 
@@ -498,7 +507,9 @@ def _run_random(
         return failed
     try:
         samples = job.vectors * (2 if plan.sequential else 1)
-        counts = parse_random_output(sim.run.stdout + sim.run.stderr, tag, len(candidates), reference.outputs, samples)
+        counts = parse_random_output(
+            sim.run.stdout + sim.run.stderr, tag, len(candidates), reference.outputs, samples
+        )
     except TestbenchOutputError as error:
         return ModuleVerdict(Status.runtime_error, detail=str(error))
     return [ModuleVerdict(Status.ok, {n: SignalVerdict.of(*c[n]) for n in reference.outputs}) for c in counts]
@@ -526,7 +537,9 @@ def _given_sources(candidate: _Candidate, reference: _Reference, job: VerifyJob,
     return {"cand.sv": candidate.text, "tb.sv": testbench, "ref.sv": reference.text}
 
 
-def _simulate_given(sources: dict[str, str], job: VerifyJob, timeout: float) -> tuple[Simulation, SandboxLimits]:
+def _simulate_given(
+    sources: dict[str, str], job: VerifyJob, timeout: float
+) -> tuple[Simulation, SandboxLimits]:
     flags = GIVEN_TESTBENCH_FLAGS if job.simulator == "icarus" else ()
     limits = SandboxLimits()
     # No `-s`: the simulator elaborates every root, which is the testbench whatever it is called.
@@ -541,7 +554,9 @@ def _simulate_given(sources: dict[str, str], job: VerifyJob, timeout: float) -> 
     return sim, limits
 
 
-def _reference_samples(reference: _Reference, job: VerifyJob, nonce: str, tag: str, timeout: float) -> int | None:
+def _reference_samples(
+    reference: _Reference, job: VerifyJob, nonce: str, tag: str, timeout: float
+) -> int | None:
     """The sample count of the reference's own run through the given testbench, which every candidate's run must
     repeat (a run cut short compares fewer samples)."""
     as_candidate = _prepare(job.reference, reference, job, 10**6, nonce)  # an index no candidate has
@@ -554,7 +569,9 @@ def _reference_samples(reference: _Reference, job: VerifyJob, nonce: str, tag: s
             raise TestbenchOutputError(failed.detail[:300])
         counts = parse_given_output(sim.run.stdout + sim.run.stderr, tag, reference.outputs)
     except TestbenchOutputError as error:
-        raise VerilogInputError(f"the reference does not pass through the testbench on its own: {error}") from None
+        raise VerilogInputError(
+            f"the reference does not pass through the testbench on its own: {error}"
+        ) from None
     return next(iter(counts.values()))[1] or None
 
 
