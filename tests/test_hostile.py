@@ -155,9 +155,11 @@ def _opt_in(monkeypatch, tmp_path_factory):
 
 
 def _orphans() -> list[str]:
-    """Processes of the sandbox's uid whose parent is gone (re-parented to init)."""
-    found = subprocess.run(["ps", "-eo", "ppid=,user=,args="], capture_output=True, text=True).stdout
-    return [line for line in found.splitlines() if line.split()[:2] == ["1", "nobody"]]
+    """Live processes of the sandbox's uid whose parent is gone (re-parented to init). Zombies are dead already
+    (a container's init may never reap them), so they do not count."""
+    found = subprocess.run(["ps", "-eo", "ppid=,user=,stat=,args="], capture_output=True, text=True).stdout
+    rows = [line.split(maxsplit=3) for line in found.splitlines()]
+    return [" ".join(r) for r in rows if r[:2] == ["1", "nobody"] and not r[2].startswith("Z")]
 
 
 def _assert_clean(details: list[str]) -> None:
