@@ -192,3 +192,39 @@ def test_screen(text, refused):
 
 def test_screen_refuses_huge_text():
     assert "too large" in screen("module m; endmodule\n" * 100_000, max_chars=1_000_000)
+
+
+def test_pool_workers_do_not_outlive_a_killed_parent():
+    code = (
+        "from salv_trl.hdl.verify import VerifyJob, verify_many\n"
+        "ref = 'module m(input [7:0] a, output [7:0] y); assign y = a + 1; endmodule'\n"
+        "jobs = [VerifyJob(ref.replace('+ 1', f'+ {k}'), ref, vectors=20000) for k in range(200)]\n"
+        "verify_many(jobs, workers=2, progress=False, batch_size=1)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        workers: list[str] = []
+        deadline = time.monotonic() + 60
+        while len(workers) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            listed = subprocess.run(
+                ["ps", "--ppid", str(parent.pid), "-o", "pid="], capture_output=True, text=True
+            )
+            workers = listed.stdout.split()
+        assert len(workers) >= 2, "the pool never started"
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)]
+    assert not alive
+
+
+def _state(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except OSError:
+        return "Z"
