@@ -172,9 +172,7 @@ def candidate_code(problem: Problem, completion: str) -> str | None:
 
 def reference_code(problem: Problem) -> str:
     """The reference as a candidate: its top module renamed to the name the testbench instantiates."""
-    if problem.reference_top == problem.top:
-        return problem.reference
-    return rename_modules(problem.reference, {problem.reference_top: problem.top})
+    return _rename_reference(problem.reference, problem.reference_top, problem.top)
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -196,6 +194,32 @@ def _harness_names(problem: Problem, nonce: str) -> dict[str, str]:
     """The testbench's and the reference's module names -> names for this run, which no candidate can know: it
     cannot instantiate the reference (`RefModule`), nor reach the testbench's counters (`tb.stats1`)."""
     return {name: f"{name}_{nonce}" for name in _harness_modules(problem) - {problem.top}}
+
+
+_RUN = "SALVRUN"  # placeholder of the per-run suffix in the renamed harness texts
+
+
+@lru_cache(maxsize=4096)
+def _rename_reference(reference: str, reference_top: str, top: str) -> str:
+    return reference if reference_top == top else rename_modules(reference, {reference_top: top})
+
+
+def _renamed_harness(problem: Problem) -> tuple[str, str]:
+    """(testbench, reference) with the harness's modules renamed to `<name>_SALVRUN`, parsed once per problem.
+
+    [`score`] fills this cache in its own thread before the pool starts, so pyslang never runs in the pool.
+    """
+    return _rename_harness(problem.testbench, problem.reference, problem.top, harness_of(problem))
+
+
+@lru_cache(maxsize=4096)
+def _rename_harness(testbench: str, reference: str, top: str, family: str) -> tuple[str, str]:
+    names = set(_MODULE_DECL.findall(testbench)) | (
+        set(_MODULE_DECL.findall(reference)) if family == "verilog-eval-v2" else set()
+    )
+    mapping = {name: f"{name}_{_RUN}" for name in names - {top}}
+    renamed_reference = rename_modules(reference, mapping) if family == "verilog-eval-v2" else reference
+    return rename_modules(testbench, mapping), renamed_reference
 
 
 def _harness_modules(problem: Problem) -> set[str]:
@@ -374,9 +398,9 @@ def _official_files(
 ) -> tuple[dict[str, str], list[str], list[str], float]:
     """Sandbox files, compile argv, run argv and run timeout of the official flow for one candidate."""
     family = harness_of(problem)
-    names = _harness_names(problem, secrets.token_hex(8))
-    testbench = rename_modules(problem.testbench, names)
-    reference = rename_modules(problem.reference, names) if family == "verilog-eval-v2" else problem.reference
+    nonce = secrets.token_hex(8)
+    names = _harness_names(problem, nonce)
+    testbench, reference = (text.replace(_RUN, nonce) for text in _renamed_harness(problem))
     if family == "verilog-eval-v2":
         files = {"sample.sv": code, "test.sv": tag_displays(testbench, tag), "ref.sv": reference}
         compile_argv = [
@@ -756,6 +780,9 @@ def score(
 
     batchable = [i for i, codes in pending.items()
                  if batch_size > 1 and len(codes) > 2 and harness_of(problems[i]).startswith("verilog-eval")]  # fmt: skip
+    for i in pending:  # pyslang parses the harness here, never in the pool's threads
+        _renamed_harness(problems[i])
+        reference_code(problems[i])
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         jobs = []
         for i, seconds in zip(batchable, pool.map(probe, batchable)):
