@@ -103,6 +103,11 @@ WHOLE = {
     "RefModule instance": "module m(input [7:0] a, b, output [7:0] s, output c); "
     "RefModule r(.a(a), .b(b), .s(s), .c(c)); endmodule",
     "redeclares RefModule": WRONG + "\nmodule RefModule(input in, output out); endmodule",
+    # an unclosed `ifdef swallows every file compiled after the candidate (the real testbench among them), and
+    # iverilog still exits 0: the candidate's own testbench is all that runs
+    "unclosed ifdef": WRONG
+    + '\nmodule tb; initial begin $display("s error ctn: 0"); $display("c error ctn: 0"); '
+    '$display("Mismatches: 0 in 1000 samples"); $display("Your Design Passed"); end endmodule\n`ifdef SALV_NEVER\n',
     "empty": "",
     "prose only": "I cannot write this module.",
     "huge": "module m; endmodule\n" + "// x\n" * 300_000,
@@ -224,6 +229,8 @@ def _metric_candidates(problem, wrong_body: str) -> list[str]:
         interface + "\n  assign out = good1.out;\nendmodule",
         wrong + "\nmodule RefModule(input in, output out); assign out = ~in; endmodule",
         wrong + "\nmodule tb; endmodule",
+        wrong
+        + '\nmodule tb; initial $display("Mismatches: 0 in 20 samples"); endmodule\n`ifdef SALV_NEVER\n',
     ]
     return [f"```verilog\n{text}\n```" for text in out]
 
@@ -260,6 +267,9 @@ def test_rtllm_metric_passes_no_attack(benchmarks_dir):
     body = "assign {cout, sum} = a - b;"
     module = f"{interface}\n{body}\nendmodule"
     candidates = [f"```verilog\n{_inside(module, attack)}\n```" for attack in ATTACKS.values()]
+    candidates.append(
+        f'```verilog\n{module}\nmodule tb; initial $display("Your Design Passed"); endmodule\n`ifdef N\n```'
+    )
     candidates.append(
         f"```verilog\n{wrong}\n{interface}\n  verified_adder_8bit r(.a(a), .b(b), .cin(cin), .sum(sum), .cout(cout));\nendmodule\n```"
     )
