@@ -6,12 +6,12 @@ BIN := $(VENV)/bin
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?= -n 2
 
-.PHONY: setup iverilog run reproduce-full test lint clean
+.PHONY: setup system-tools run reproduce-full test lint clean
 
-setup: iverilog $(VENV)/.installed
+setup: system-tools $(VENV)/.installed
 
 # Icarus Verilog is the simulator every verdict comes from; bubblewrap isolates every compiler and simulator run.
-iverilog:
+system-tools:
 	@command -v iverilog >/dev/null && command -v vvp >/dev/null && command -v bwrap >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    apt-get update && apt-get install -y iverilog bubblewrap; \

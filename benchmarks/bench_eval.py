@@ -84,18 +84,20 @@ def main() -> None:
     # what isolation costs: the official flow on a subset, with and without namespace isolation
     subset = [rows[: max(1, args.isolation_sample // len(problems))] for rows in predictions]
     count = sum(map(len, subset))
-    timings = {}
-    for label, unsafe in (("isolated", False), ("limits only", True)):
+    runs = []
+    for unsafe in (False, True):
         if unsafe:
-            os.environ[UNSAFE_ENV] = "1"
+            os.environ[UNSAFE_ENV] = "1"  # read when each sandbox opens
         start = time.perf_counter()
-        timings[label] = (score(problems, subset, workers=args.workers, batch_size=1, reuse=False, progress=False),
-                          time.perf_counter() - start)  # fmt: skip
+        scored = score(problems, subset, workers=args.workers, batch_size=1, reuse=False, progress=False)
+        runs.append(([r for rows in scored for r in rows], time.perf_counter() - start))
         os.environ.pop(UNSAFE_ENV, None)
-    (isolated, isolated_s), (bare, bare_s) = timings.values()
-    print(f"isolation overhead: {1000 * (isolated_s - bare_s) / count:.1f} ms per completion "
-          f"({count} completions, official flow, {args.workers} workers); "
-          f"identical verdicts {sum(a == b for ra, rb in zip(isolated, bare) for a, b in zip(ra, rb))}/{count}")  # fmt: skip
+    (isolated, isolated_s), (bare, bare_s) = runs
+    same = sum(a == b for a, b in zip(isolated, bare, strict=True))
+    print(
+        f"isolation overhead: {1000 * (isolated_s - bare_s) / count:.1f} ms per completion "
+        f"({count} completions, official flow, {args.workers} workers); identical verdicts {same}/{count}"
+    )
 
 
 if __name__ == "__main__":

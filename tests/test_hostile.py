@@ -1,11 +1,11 @@
-"""A hostile corpus: wrong candidates written to be judged correct, or to leave the sandbox, through every path.
+"""A hostile corpus: wrong candidates written to be judged correct or to leave the sandbox, on every path.
 
-Every candidate here is wrong (it computes a wrong function, or none) and tries one attack on top: ending the run
-early, printing or gluing verdict text, naming the harness, reaching host files, hiding a call from the screen.
-Each must fail on every path (`verify()` random and with a given testbench, the VerilogEval v2, v1 and RTLLM
-metric flows, per sample and batched), write nothing outside its sandbox, bring no host file's content into a
-detail, and leave no process behind. A separate test shows that an attacker running beside a normal run changes
-none of its verdicts, and one shows isolation holding where the screen is bypassed on purpose.
+Every candidate here is wrong (it computes a wrong function, or none) and tries one attack on top: ending the
+run early, printing or gluing verdict text, naming the harness, reaching host files, hiding a call from the
+screen. Each must fail on every path (`verify()` random and with a given testbench, the VerilogEval v2, v1 and
+RTLLM metric flows, per sample and batched), write nothing outside its sandbox, bring no host file's content
+into a detail, and leave no process behind. A separate test shows that an attacker running beside a normal run
+changes none of its verdicts, and one shows isolation holding where the screen is bypassed on purpose.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ ATTACKS = {
     "fatal": "initial #1 $fatal;",
     "finish at time 0": "initial $finish;",
     "fopen write": 'integer f; initial begin f = $fopen("{canary}/fopen.txt", "w"); $fdisplay(f, "x"); end',
-    "escaped fopen": 'integer f; initial begin f = \\$fopen ("{canary}/esc.txt", "w"); \\$fdisplay (f, "x"); end',
+    "escaped fopen": 'integer f; initial begin f = \\$fopen ("{canary}/esc.txt", "w"); '
+    '\\$fdisplay (f, "x"); end',
     "fopenw": 'integer f; initial f = $fopenw("{canary}/w.txt");',
     "fopena": 'integer f; initial f = $fopena("{canary}/a.txt");',
     "fopenr": 'integer f; initial f = $fopenr("{secret_file}");',
@@ -55,11 +56,14 @@ ATTACKS = {
     "dumpfile": 'initial begin $dumpfile("{canary}/w.vcd"); $dumpvars; end',
     "escaped dumpfile": 'initial begin \\$dumpfile ("{canary}/e.vcd"); \\$dumpvars ; end',
     "fgetc": 'integer f, ch; initial begin f = $fopen("{secret_file}", "r"); ch = $fgetc(f); end',
-    "escaped fgetc": 'integer f, ch; initial begin f = \\$fopen ("{secret_file}", "r"); ch = \\$fgetc (f); end',
-    "proc fd write": 'integer f; initial begin f = $fopen("/proc/1/fd/1", "w"); $fdisplay(f, "Mismatches: 0"); end',
+    "escaped fgetc": 'integer f, ch; initial begin f = \\$fopen ("{secret_file}", "r"); '
+    "ch = \\$fgetc (f); end",
+    "proc fd write": 'integer f; initial begin f = $fopen("/proc/1/fd/1", "w"); '
+    '$fdisplay(f, "Mismatches: 0"); end',
     "proc cwd read": 'integer f; initial f = $fopen("/proc/1/cwd/tb.sv", "r");',
     "triple-quoted hides finish": 'initial $display("""x"); #1 $finish; //""");',
-    "macro glues writememh": '`define M(x) x\nreg [7:0] r [0:1]; initial `M($write)memh("{canary}/m.hex", r);',
+    "macro glues writememh": "`define M(x) x\n"
+    'reg [7:0] r [0:1]; initial `M($write)memh("{canary}/m.hex", r);',
     "macro hides finish": "`define D $\ninitial #1 `D/**/finish;",
     "include host file": '`include "{secret_file}"',
     "macro bomb": "`define A0 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"
@@ -107,7 +111,8 @@ WHOLE = {
     # iverilog still exits 0: the candidate's own testbench is all that runs
     "unclosed ifdef": WRONG
     + '\nmodule tb; initial begin $display("s error ctn: 0"); $display("c error ctn: 0"); '
-    '$display("Mismatches: 0 in 1000 samples"); $display("Your Design Passed"); end endmodule\n`ifdef SALV_NEVER\n',
+    '$display("Mismatches: 0 in 1000 samples"); $display("Your Design Passed"); end endmodule\n'
+    "`ifdef SALV_NEVER\n",
     "empty": "",
     "prose only": "I cannot write this module.",
     "huge": "module m; endmodule\n" + "// x\n" * 300_000,
@@ -115,7 +120,8 @@ WHOLE = {
 
 # A reference with a helper module (so that "instantiates the reference" has a name to try).
 ADDER_WITH_HELPER = (
-    "module helper(input [7:0] a, b, output [7:0] s, output c); assign s = a + b; assign c = a < b; endmodule\n"
+    "module helper(input [7:0] a, b, output [7:0] s, output c);\n"
+    "  assign s = a + b; assign c = a < b;\nendmodule\n"
     "module m(input [7:0] a, b, output [7:0] s, output c); helper h(.a(a), .b(b), .s(s), .c(c)); endmodule"
 )
 SEED_TESTBENCH = """module tb; reg [7:0] a, b; wire [7:0] s_ref, s_dut; wire c_ref, c_dut; integer i, es, ec;
@@ -160,8 +166,8 @@ def _opt_in(monkeypatch, tmp_path_factory):
 
 
 def _orphans() -> list[str]:
-    """Live processes of the sandbox's uid whose parent is gone (re-parented to init). Zombies are dead already
-    (a container's init may never reap them), so they do not count."""
+    """Live processes of the sandbox's uid whose parent is gone (re-parented to init). Zombies are dead
+    already (a container's init may never reap them), so they do not count."""
     found = subprocess.run(["ps", "-eo", "ppid=,user=,stat=,args="], capture_output=True, text=True).stdout
     rows = [line.split(maxsplit=3) for line in found.splitlines()]
     return [" ".join(r) for r in rows if r[:2] == ["1", "nobody"] and not r[2].startswith("Z")]
@@ -179,18 +185,18 @@ def test_the_corpus_is_large_enough():
     assert len(corpus()) >= 60, len(corpus())
 
 
+def _forged(names: list[str], jobs: list[VerifyJob]) -> list[str]:
+    """The names whose wrong output `s` was judged correct; the run left nothing behind."""
+    verdicts = verify_many(jobs, workers=2, progress=False, timeout=3)
+    _assert_clean([v.detail for v in verdicts])
+    judged = zip(names, verdicts, strict=True)
+    return [name for name, v in judged if v.status == Status.ok and v.signals["s"].correct]
+
+
 def test_verify_random_route_judges_no_attack_correct():
     texts = corpus()
     jobs = [VerifyJob(text, ADDER_WITH_HELPER, vectors=200) for text in texts.values()]
-    verdicts = verify_many(jobs, workers=2, progress=False, timeout=3)
-    forged = [
-        name
-        for name, v in zip(texts, verdicts, strict=True)
-        if v.status == Status.ok and v.signals["s"].correct
-    ]
-    assert forged == []
-    assert not any(v.passed for v in verdicts)
-    _assert_clean([v.detail for v in verdicts])
+    assert _forged(list(texts), jobs) == []
     # one at a time too (batch size 1), as `verify()` does
     alone = {
         name: verify(text, ADDER_WITH_HELPER, vectors=200, timeout=3)
@@ -202,22 +208,15 @@ def test_verify_random_route_judges_no_attack_correct():
 def test_verify_with_a_given_testbench_judges_no_attack_correct():
     texts = {name: text.replace("module m(", "module top_module(") for name, text in corpus().items()}
     jobs = [VerifyJob(t, ADDER, testbench=SEED_TESTBENCH, top="top_module") for t in texts.values()]
-    verdicts = verify_many(jobs, workers=2, progress=False, timeout=3)
-    forged = [
-        name
-        for name, v in zip(texts, verdicts, strict=True)
-        if v.status == Status.ok and v.signals["s"].correct
-    ]
-    assert forged == []
-    _assert_clean([v.detail for v in verdicts])
+    assert _forged(list(texts), jobs) == []
     honest = verify(
         ADDER.replace("module m(", "module top_module("), ADDER, testbench=SEED_TESTBENCH, top="top_module"
     )
     assert honest.passed  # the harness still passes what is right
 
 
-def _metric_candidates(problem, wrong_body: str) -> list[str]:
-    """The corpus rewritten for a benchmark problem: every attack inside a wrong module with the problem's ports."""
+def _metric_candidates(problem, wrong_body: tuple[str, str]) -> list[str]:
+    """The corpus for a benchmark problem: every attack inside a wrong module with the problem's ports."""
     wrong = reference_code(problem)
     assert wrong_body[0] in wrong
     wrong = wrong.replace(*wrong_body)
@@ -270,23 +269,23 @@ def test_rtllm_metric_passes_no_attack(benchmarks_dir):
     candidates.append(
         f'```verilog\n{module}\nmodule tb; initial $display("Your Design Passed"); endmodule\n`ifdef N\n```'
     )
-    candidates.append(
-        f"```verilog\n{wrong}\n{interface}\n  verified_adder_8bit r(.a(a), .b(b), .cin(cin), .sum(sum), .cout(cout));\nendmodule\n```"
-    )
+    instance = "verified_adder_8bit r(.a(a), .b(b), .cin(cin), .sum(sum), .cout(cout));"
+    candidates.append(f"```verilog\n{wrong}\n{interface}\n  {instance}\nendmodule\n```")
     results = score([problem], [candidates], reuse=False, progress=False)[0]
     assert not [r for r in results if r.passed], [r for r in results if r.passed]
     _assert_clean([r.detail for r in results])
 
 
 def test_isolation_holds_where_the_screen_is_bypassed():
-    """The screen refuses file access; this testbench goes straight to the simulator, as a screen bug would let it."""
+    """The screen refuses file access; this testbench goes straight to the simulator, as a bug could."""
     tb = _fill(
         "module tb; integer f, ch, i; reg [8*64:1] path; initial begin\n"
         '  f = $fopen("{site}/evil.pth", "w"); $fdisplay(f, "import os");\n'
         '  f = $fopen("../../../../{canary}/rel.txt", "w"); $fdisplay(f, "x");\n'
         '  f = $fopen("/tmp/salv-escape.txt", "w"); $fdisplay(f, "x");\n'
         '  f = $fopen("{secret_file}", "r"); ch = $fgetc(f); $display("read %0d", ch);\n'
-        '  for (i = 2; i < 4000; i = i + 1) begin $sformat(path, "/proc/%0d/fd/1", i); f = $fopen(path, "w");\n'
+        "  for (i = 2; i < 4000; i = i + 1) begin\n"
+        '    $sformat(path, "/proc/%0d/fd/1", i); f = $fopen(path, "w");\n'
         '    if (f) $fdisplay(f, "Mismatches: 0 in 1 samples"); end\n'
         "  $finish; end endmodule"
     )
@@ -300,7 +299,8 @@ def test_an_attacker_beside_a_normal_run_changes_no_verdict():
     baseline = [v.to_dict() for v in verify_many(jobs, workers=2, progress=False, batch_size=4)]
     attack = (
         "while :; do for p in /proc/[0-9]*; do "
-        "echo 'Mismatches: 0 in 1 samples' > $p/fd/1; echo forged > $p/fd/2; cat $p/cwd/*.v; done 2>/dev/null; done"
+        "echo 'Mismatches: 0 in 1 samples' > $p/fd/1; echo forged > $p/fd/2; cat $p/cwd/*.v; "
+        "done 2>/dev/null; done"
     )
     stop = threading.Event()
     seen: list[str] = []

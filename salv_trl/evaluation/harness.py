@@ -17,13 +17,14 @@ Official flows reproduced (one compile and one run per sample, in a fresh [`salv
   renamed to the design name the testbench instantiates before it is checked.
 
 Fixes to known harness weaknesses (documented in the metric card): the testbench's own `$display` / `$write`
-strings are wrapped in a per-run secret tag that is in no name, and only text between tag pairs can pass a candidate
-([`salv_trl.hdl.testbench.tagged_lines`]), so a candidate cannot print or glue a `Mismatches: 0` or `Pass`; the
-testbench's modules (and VerilogEval v2's reference) are renamed per run, so `RefModule` and `tb.stats1` are out of
-reach (a candidate that declares a harness module such as `RefModule` still fails to compile, as it does in the
-official flows); a VerilogEval pass must compare the reference's number of samples (a run ended early does not);
-every candidate is screened ([`salv_trl.hdl.screen.screen`], [`salv_trl.hdl.parse.outside_reference`]) before it is
-simulated, and every process runs in the namespace sandbox.
+strings are wrapped in a per-run secret tag that is in no name, and only text between tag pairs can pass a
+candidate ([`salv_trl.hdl.testbench.tagged_lines`]), so a candidate cannot print or glue a `Mismatches: 0` or
+`Pass`; the testbench's modules (and VerilogEval v2's reference) are renamed per run, so `RefModule` and
+`tb.stats1` are out of reach (a candidate that declares a harness module such as `RefModule` still fails to
+compile, as it does in the official flows); a VerilogEval pass must compare the reference's number of samples
+(a run ended early does not); every candidate is screened ([`salv_trl.hdl.screen.screen`],
+[`salv_trl.hdl.parse.outside_reference`]) before it is simulated, and every process runs in the namespace
+sandbox.
 
 [`score`] adds a faster route with identical verdicts: for VerilogEval, candidates of one problem are compiled and
 simulated together, each with its own renamed copy of the testbench and reference. Random streams are kept per copy
@@ -100,9 +101,9 @@ def require_opt_in() -> None:
     """Raise unless the user opted in to executing model-written code (`SALV_TRL_ALLOW_CODE_EXECUTION=1`)."""
     if os.environ.get(OPT_IN_ENV) != "1":
         raise PermissionError(
-            "This metric compiles and simulates model-written Verilog. It runs in a namespace sandbox (bubblewrap: "
-            "no host files, no network, an unprivileged uid, resource limits; system tasks outside an allowlist "
-            "refused), but you should "
+            "This metric compiles and simulates model-written Verilog. It runs in a namespace sandbox "
+            "(bubblewrap: no host files, no network, an unprivileged uid, resource limits; system tasks "
+            "outside an allowlist refused), but you should "
             f"still read the metric card before enabling it. Set {OPT_IN_ENV}=1 to allow it, e.g. "
             f'os.environ["{OPT_IN_ENV}"] = "1" or `export {OPT_IN_ENV}=1`.'
         )
@@ -190,12 +191,6 @@ def _timed_out(result: SandboxResult) -> bool:
     return result.timed_out or result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
 
 
-def _harness_names(problem: Problem, nonce: str) -> dict[str, str]:
-    """The testbench's and the reference's module names -> names for this run, which no candidate can know: it
-    cannot instantiate the reference (`RefModule`), nor reach the testbench's counters (`tb.stats1`)."""
-    return {name: f"{name}_{nonce}" for name in _harness_modules(problem) - {problem.top}}
-
-
 _RUN = "SALVRUN"  # placeholder of the per-run suffix in the renamed harness texts
 
 
@@ -205,41 +200,42 @@ def _rename_reference(reference: str, reference_top: str, top: str) -> str:
 
 
 def _renamed_harness(problem: Problem) -> tuple[str, str]:
-    """(testbench, reference) with the harness's modules renamed to `<name>_SALVRUN`, parsed once per problem.
-
-    [`score`] fills this cache in its own thread before the pool starts, so pyslang never runs in the pool.
+    """(testbench, VerilogEval v2's reference or "") with the harness's modules renamed to `<name>_SALVRUN`,
+    so that each run can give them names no candidate can know: it cannot instantiate the reference
+    (`RefModule`) nor reach the testbench's counters (`tb.stats1`). Parsed once per problem: [`score`] fills
+    this cache in its own thread before its pool starts, so pyslang never runs in the pool.
     """
-    return _rename_harness(problem.testbench, problem.reference, problem.top, harness_of(problem))
+    reference = problem.reference if harness_of(problem) == "verilog-eval-v2" else ""
+    return _rename_harness(problem.testbench, reference, _harness_modules(problem) - {problem.top})
 
 
 @lru_cache(maxsize=4096)
-def _rename_harness(testbench: str, reference: str, top: str, family: str) -> tuple[str, str]:
-    names = set(_MODULE_DECL.findall(testbench)) | (
-        set(_MODULE_DECL.findall(reference)) if family == "verilog-eval-v2" else set()
-    )
-    mapping = {name: f"{name}_{_RUN}" for name in names - {top}}
-    renamed_reference = rename_modules(reference, mapping) if family == "verilog-eval-v2" else reference
-    return rename_modules(testbench, mapping), renamed_reference
+def _rename_harness(testbench: str, reference: str, names: frozenset[str]) -> tuple[str, str]:
+    mapping = {name: f"{name}_{_RUN}" for name in names}
+    return rename_modules(testbench, mapping), rename_modules(reference, mapping) if reference else ""
 
 
-def _harness_modules(problem: Problem) -> set[str]:
-    """The modules the official flow compiles beside the candidate: the testbench's, and for VerilogEval v2 the
-    reference's (`ref.sv`)."""
-    names = set(_MODULE_DECL.findall(problem.testbench))
-    if harness_of(problem) == "verilog-eval-v2":
-        names |= set(_MODULE_DECL.findall(problem.reference))
-    return names
+def _harness_modules(problem: Problem) -> frozenset[str]:
+    """The modules the official flow compiles beside the candidate: the testbench's, and for VerilogEval v2
+    the reference's (`ref.sv`)."""
+    names = _declared(problem.testbench)
+    return names | _declared(problem.reference) if harness_of(problem) == "verilog-eval-v2" else names
+
+
+@lru_cache(maxsize=4096)
+def _declared(text: str) -> frozenset[str]:
+    return frozenset(_MODULE_DECL.findall(text))
 
 
 def _testbench_lines(output: str, tag: str) -> tuple[list[str], list[str]]:
-    """(the testbench's lines, the others); an empty tag: `output` holds the testbench's lines only (a batch copy's,
-    separated already)."""
+    """(the testbench's lines, the others); an empty tag: `output` holds the testbench's lines only (a batch
+    copy's, separated already)."""
     return tagged_lines(output, tag) if tag else (output.splitlines(), [])
 
 
 def _redeclared(problem: Problem, code: str) -> SampleResult | None:
-    """The official flows fail a candidate that declares one of the harness's modules (`RefModule`, `tb`): with
-    the harness renamed for the run, that is decided here, in the words of Icarus."""
+    """The official flows fail a candidate that declares one of the harness's modules (`RefModule`, `tb`):
+    with the harness renamed for the run, that is decided here, in the words of Icarus."""
     clash = sorted((set(_MODULE_DECL.findall(code)) & _harness_modules(problem)) - {problem.top})
     if not clash:
         return None
@@ -399,15 +395,15 @@ def _official_files(
     """Sandbox files, compile argv, run argv and run timeout of the official flow for one candidate."""
     family = harness_of(problem)
     nonce = secrets.token_hex(8)
-    names = _harness_names(problem, nonce)
     testbench, reference = (text.replace(_RUN, nonce) for text in _renamed_harness(problem))
+    root = f"tb_{nonce}" if "tb" in _harness_modules(problem) else "tb"  # the official flows' `-s tb`
     if family == "verilog-eval-v2":
         files = {"sample.sv": code, "test.sv": tag_displays(testbench, tag), "ref.sv": reference}
         compile_argv = [
             "iverilog",
             *IVERILOG_FLAGS,
             "-s",
-            names.get("tb", "tb"),
+            root,
             "-o",
             "sim",
             "sample.sv",
@@ -417,7 +413,7 @@ def _official_files(
         return files, compile_argv, ["vvp", "-n", "sim"], V2_TIMEOUT
     if family == "verilog-eval-v1":
         files = {"test.sv": tag_displays(testbench, tag) + "\n" + code}
-        compile_argv = ["iverilog", *IVERILOG_FLAGS, "-s", names.get("tb", "tb"), "-o", "test.vvp", "test.sv"]
+        compile_argv = ["iverilog", *IVERILOG_FLAGS, "-s", root, "-o", "test.vvp", "test.sv"]
         return files, compile_argv, ["vvp", "-n", "test.vvp"], V1_TIMEOUT
     files = dict(problem.support_files)
     files.update({f"{problem.top}.v": code, "testbench.v": tag_displays(testbench, tag)})
@@ -426,10 +422,11 @@ def _official_files(
 
 
 def _run_official(problem: Problem, code: str) -> tuple[SampleResult, float | None]:
-    """The official flow for one candidate: its verdict, and the seconds its simulation ran when it ran to the end.
+    """The official flow for one candidate: its verdict, and the seconds its simulation ran when it ran to the
+    end.
 
-    A VerilogEval pass must compare as many samples as the reference's own run: a run ended early (at time 0, its
-    `final` block prints `Mismatches: 0 in 0 samples`) is not a pass.
+    A VerilogEval pass must compare as many samples as the reference's own run: a run ended early (at time 0,
+    its `final` block prints `Mismatches: 0 in 0 samples`) is not a pass.
     """
     result, seconds, samples = _official_run(problem, code)
     return _cut_short(problem, result, samples), seconds
@@ -449,7 +446,7 @@ _REFERENCE_SAMPLES: dict[str, int | None] = {}  # problem key -> samples of the 
 
 
 def _reference_samples(problem: Problem) -> int | None:
-    """The samples the reference's own run compares (None: the reference does not pass, nothing to compare)."""
+    """The samples the reference's own run compares (None: the reference fails, nothing to compare)."""
     key = _problem_key(problem, _simulator_version())
     if key not in _REFERENCE_SAMPLES:
         result, _, samples = _official_run(problem, reference_code(problem))

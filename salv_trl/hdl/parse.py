@@ -436,13 +436,13 @@ _UNDECLARED = re.compile(r"use of undeclared identifier '([^']+)'")
 
 
 def outside_reference(design: ParsedDesign, text: str | None = None) -> str | None:
-    """The first name `design` reaches outside itself, or None (`text`: the design's text with parts blanked out
-    that are not judged, offsets unchanged; default: the parsed text).
+    """The first name `design` reaches outside itself, or None (`text`: the design's text with parts blanked
+    out that are not judged, offsets unchanged; default: the parsed text).
 
-    A hierarchical name (`good1.y`, `tb.stats1`) or a call whose first name the design does not declare can only
-    resolve upwards, into whatever instantiates the design: in a testbench, the reference beside it or the
-    harness's counters. Icarus resolves such names at compile time; a design judged against a reference must
-    not be able to.
+    A hierarchical name (`good1.y`, `tb.stats1`) or a call whose first name the design does not declare can
+    only resolve upwards, into whatever instantiates the design: in a testbench, the reference beside it or
+    the harness's counters. Icarus resolves such names at compile time; a design judged against a reference
+    must not be able to.
     """
     lines = (design.text if text is None else text).splitlines()
     for diagnostic in design.errors:

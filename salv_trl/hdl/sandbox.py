@@ -1,26 +1,27 @@
 """Run untrusted tool processes (compilers, simulators) in a namespace sandbox with hard limits.
 
-Every candidate module is model output written by an optimiser rewarded for passing, and is treated as hostile:
-the compiler parses it and the simulator executes it. Isolation, not the screen, is the boundary. A [`Sandbox`] is
-a fresh work folder in which every command runs under bubblewrap (`bwrap`):
+Every candidate module is model output written by an optimiser rewarded for passing, and is treated as
+hostile: the compiler parses it and the simulator executes it. Isolation, not the screen, is the boundary. A
+[`Sandbox`] is a fresh work folder in which every command runs under bubblewrap (`bwrap`):
 
 - its own PID, mount, network, IPC, UTS and cgroup namespaces (`--unshare-all`): `/proc` shows only the
   sandbox's own processes, so no run can read another run's files through `/proc/<pid>/cwd` or write into its
   pipes through `/proc/<pid>/fd`; there is no network interface but loopback;
 - an unprivileged uid: as root the sandbox first drops to `nobody` (`setpriv`), so the kernel's process limit
   applies and nothing the candidate creates belongs to root;
-- a file system of its own: `/usr` read-only (with the `/bin`, `/lib*` links), a fresh `/proc` and `/dev`, and the
-  work folder at `/sandbox`, the only writable place, with `TMPDIR`, `HOME` and the working directory inside it.
-  The host's `/tmp`, `/root`, `/home`, `/etc`, the project and its virtual environment are not there at all;
+- a file system of its own: `/usr` read-only (with the `/bin`, `/lib*` links), a fresh `/proc` and `/dev`, and
+  the work folder at `/sandbox`, the only writable place, with `TMPDIR`, `HOME` and the working directory
+  inside it. The host's `/tmp`, `/root`, `/home`, `/etc`, the project and its virtual environment are not
+  there at all;
 - a new session (no terminal to inject keystrokes into) and `--die-with-parent`: the sandbox dies with the
   process that started it;
 - resource limits set by `prlimit` before anything else: CPU seconds, address space, size of any file written,
-  process count; stdout and stderr captured up to a byte cap (a flood is killed once it exceeds it); a wall-clock
-  timeout that kills the whole process tree; a minimal environment.
+  process count; stdout and stderr captured up to a byte cap (a flood is killed once it exceeds it); a
+  wall-clock timeout that kills the whole process tree; a minimal environment.
 
-Work folders live under `$TMPDIR/salv-trl-<uid>/`, one folder per Python process holding a lock for the process's
-lifetime. A process killed with SIGKILL cannot clean up; the next process that opens a sandbox removes every
-folder whose owner's lock is free ([`clean_leftovers`]).
+Work folders live under `$TMPDIR/salv-trl-<uid>/`, one folder per Python process holding a lock for the
+process's lifetime. A process killed with SIGKILL cannot clean up; the next process that opens a sandbox
+removes every folder whose owner's lock is free ([`clean_leftovers`]).
 
 Where the host grants no namespaces (or `bwrap` is missing), running model code raises [`IsolationError`] with
 what to install, unless the user sets `SALV_TRL_UNSAFE_NO_ISOLATION=1` (then only the limits apply).
@@ -145,7 +146,7 @@ def _system_mounts() -> list[str]:
 
 
 def _isolation_argv(work: Path, network: bool) -> list[str]:
-    """`[setpriv ...] bwrap ...`: the command prefix that isolates a process with `work` as its only folder."""
+    """`[setpriv ...] bwrap ...`: the prefix that isolates a command with `work` as its only folder."""
     drop = []
     if os.geteuid() == 0:  # never run model code as root, even inside a namespace
         drop = ["setpriv", f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups", "--"]
@@ -213,10 +214,10 @@ def require_isolation() -> None:
     problem = None if _unsafe() else isolation_problem()
     if problem:
         raise IsolationError(
-            f"salv-trl runs model-written Verilog only inside a namespace sandbox, and this host cannot make one "
-            f"({problem}). Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`) and allow user "
-            f"namespaces (sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces > 0), or set "
-            f"{UNSAFE_ENV}=1 to run it with resource limits only, at your own risk."
+            "salv-trl runs model-written Verilog only inside a namespace sandbox, and this host cannot make "
+            f"one ({problem}). Install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`) and allow "
+            "user namespaces (sysctl kernel.unprivileged_userns_clone=1 or user.max_user_namespaces > 0), or "
+            f"set {UNSAFE_ENV}=1 to run it with resource limits only, at your own risk."
         )
 
 
@@ -226,7 +227,7 @@ def _own(path: Path) -> None:
         os.chown(path, _NOBODY, _NOBODY)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Work folders: one locked folder per process, leftovers of dead processes removed at the next start
 
 
@@ -242,7 +243,7 @@ _owned: tuple[int, Path, int] | None = None  # (pid, folder, lock fd) of this pr
 
 
 def clean_leftovers(root: Path | None = None) -> list[Path]:
-    """Remove the work folders of processes that died without cleaning up (their lock is free); returns them."""
+    """Remove the work folders whose owner died without cleaning up (its lock is free); return them."""
     root = root or _root()
     removed = []
     for folder in root.glob("proc-*"):
@@ -277,7 +278,7 @@ def _process_folder() -> Path:
     return _owned[1]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 
 
 class Sandbox:
@@ -436,8 +437,8 @@ def run_sandboxed(
 def die_with_parent(parent: int) -> None:
     """Ask the kernel to kill this process when its parent dies (Linux `PR_SET_PDEATHSIG`).
 
-    The initializer of worker pools that run sandboxes: a parent killed with SIGKILL cannot stop its workers, and
-    a worker left behind would go on simulating for nobody.
+    The initializer of worker pools that run sandboxes: a parent killed with SIGKILL cannot stop its workers,
+    and a worker left behind would go on simulating for nobody.
     """
     import ctypes
 

@@ -1,16 +1,16 @@
 """Refuse candidate Verilog that calls anything but pure computation and display: an allowlist screen.
 
-The screen is a convenience in front of the boundary, not the boundary ([`salv_trl.hdl.sandbox`] isolates every
-process, and the judges read verdicts through channels the candidate cannot write). It refuses early, with a clear
-reason, what a Verilog module for a benchmark never needs:
+The screen is a convenience in front of the boundary, not the boundary ([`salv_trl.hdl.sandbox`] isolates
+every process, and the judges read verdicts through channels the candidate cannot write). It refuses early,
+with a clear reason, what a Verilog module for a benchmark never needs:
 
 - any system task or function outside [`ALLOWED_SYSTEM_TASKS`] (computation, math, random numbers, display to
   stdout, severity messages): file and host access (`$fopen`, `$readmemh`, `$dumpfile`, `$system`,
   `$table_model`, ...), ending the run (`$finish`, `$finish_and_return`, `$stop`, `$fatal`), plusargs and the
   simulator's internal tasks are all refused, whatever their name, including names this screen has never seen;
 - escaped identifiers (`\\$finish ` is an identifier for one lexer and a system task for Icarus), SV-2023
-  triple-quoted strings (one string for pyslang, code for Icarus), `$root`, a lone `$`, `import "DPI-C"`, macro
-  token pasting, and directives outside a small harmless set (`` `include `` among them);
+  triple-quoted strings (one string for pyslang, code for Icarus), `$root`, a lone `$`, `import "DPI-C"`,
+  macro token pasting, and directives outside a small harmless set (`` `include `` among them);
 - NUL characters and texts larger than `max_chars`.
 
 The text is read by two lexers and refused when either sees a forbidden token: pyslang's, and a scanner of
@@ -141,7 +141,8 @@ _DIRECTIVE_NAME = re.compile(r"`[A-Za-z_][A-Za-z0-9_$]*")
 
 MAX_CHARS = 1_000_000  # far more than any model completion; larger inputs only cost time
 
-# Icarus's Verilog-2005 lexical view: comments and strings (no newline inside, backslash escapes) are not code.
+# Icarus's Verilog-2005 lexical view: comments, and strings (no newline inside, backslash escapes), are not
+# code.
 _ICARUS_NON_CODE = re.compile(r'//[^\n]*|/\*.*?(?:\*/|\Z)|"(?:[^"\\\n]|\\.)*"?', re.DOTALL)
 _ICARUS_SYSTEM_NAME = re.compile(r"(?<![A-Za-z0-9_$])\$[A-Za-z0-9_$]*")
 
@@ -231,7 +232,7 @@ def _needs_expansion(text: str) -> bool:
 
 
 def _expand(text: str) -> str:
-    """`text` as Icarus's preprocessor expands it, run in the sandbox; a NUL-prefixed refusal when it cannot."""
+    """`text` as Icarus's preprocessor expands it in the sandbox; a NUL-prefixed refusal when it cannot."""
     from .sandbox import Sandbox, SandboxLimits
 
     limits = SandboxLimits(

@@ -17,19 +17,20 @@ nothing), an X/Z in the candidate where the reference is known is a mismatch.
   at t+5, compare at t+9 (the points just before each clock edge, where VerilogEval's testbenches sample);
   `2 * vectors` samples.
 
-**A verdict channel the candidate cannot write** ([`tag_displays`], [`tagged_lines`]): every string the harness
-prints is wrapped in a per-run secret tag, `<tag>text<tag>`, and only text between a pair of tags is read as the
-harness's. The tag is a random string that appears in no name (module and instance names carry a different
-random suffix, which a candidate may learn with `%m` at run time but cannot use: hierarchical references are
-resolved at compile time), so a candidate cannot print a harness line, and whatever it prints around, before or
-inside a harness line (a `$write` without newline, a glued `Pass`) stays outside the tags and is ignored. Each
-`(candidate, output)` line must appear exactly once with the expected number of samples, and the run must end
-with exactly one end line, so a run that ended early fails ([`parse_random_output`]).
+**A verdict channel the candidate cannot write** ([`tag_displays`], [`tagged_lines`]): every string the
+harness prints is wrapped in a per-run secret tag, `<tag>text<tag>`, and only text between a pair of tags is
+read as the harness's. The tag is a random string that appears in no name (module and instance names carry a
+different random suffix, which a candidate may learn with `%m` at run time but cannot use: hierarchical
+references are resolved at compile time), so a candidate cannot print a harness line, and whatever it prints
+around, before or inside a harness line (a `$write` without newline, a glued `Pass`) stays outside the tags
+and is ignored. Each `(candidate, output)` line must appear exactly once with the expected number of samples,
+and the run must end with exactly one end line, so a run that ended early fails ([`parse_random_output`]).
 
 **Given testbenches** ([`parse_given_output`]): the original release's `<signal> error ctn: <N>` lines, and
 VerilogEval v2's `Hint: Output '<name>' has N mismatches.` / `has no mismatches.` with `Mismatches: N in M
-samples`, read from the tagged lines only. Each signal line and the summary line must appear exactly once, every
-judged output must have its line, and the sample count must be the reference's own (a run cut short fails).
+samples`, read from the tagged lines only. Each signal line and the summary line must appear exactly once,
+every judged output must have its line, and the sample count must be the reference's own (a run cut short
+fails).
 """
 
 from __future__ import annotations
@@ -70,9 +71,10 @@ _DISPLAY_STRING = re.compile(r'(\$(?:display|write|strobe|monitor)[bho]?\s*\(\s*
 
 
 def tag_displays(text: str, tag: str) -> str:
-    """Wrap every string that `text` (trusted harness code) prints with `$display`/`$write`/`$strobe`/`$monitor`
-    in `tag`: `"<tag>...<tag>"`, with a pair around each `\\n` escape too, so each printed line of the harness's
-    own text is delimited by tags. `tag` must be letters and digits (it must not change a format string)."""
+    """Wrap every string that `text` (trusted harness code) prints with
+    `$display`/`$write`/`$strobe`/`$monitor` in `tag`: `"<tag>...<tag>"`, with a pair around each `\\n` escape
+    too, so each printed line of the harness's own text is delimited by tags. `tag` must be letters and digits
+    (it must not change a format string)."""
     if not re.fullmatch(r"[A-Za-z0-9]{16,}", tag):
         raise ValueError("tag must be at least 16 letters or digits")
 
@@ -86,8 +88,9 @@ def tag_displays(text: str, tag: str) -> str:
 
 
 def tagged_lines(output: str, tag: str) -> tuple[list[str], list[str]]:
-    """(the harness's lines: on each output line that carries `tag`, the text between pairs of tags joined; the
-    other lines). Text outside the pairs is someone else's and is dropped, as is an unpaired tag's tail."""
+    """(the harness's lines: on each output line that carries `tag`, the text between pairs of tags joined;
+    the other lines). Text outside the pairs is someone else's and is dropped, as is an unpaired tag's tail.
+    """
     ours, others = [], []
     for line in output.splitlines():
         if tag in line:
@@ -307,8 +310,8 @@ def parse_random_output(
         samples: the samples every line must report (`vectors`, or `2 * vectors` for sequential designs).
 
     Raises:
-        TestbenchOutputError: when any expected line is missing or appears twice, reports another sample count,
-            or the end line is not there exactly once (the run died or was ended early).
+        TestbenchOutputError: when any expected line is missing or appears twice, reports another sample
+            count, or the end line is not there exactly once (the run died or was ended early).
     """
     seen: dict[tuple[int, int], tuple[int, int]] = {}
     ends = 0

@@ -18,12 +18,12 @@ Route of a candidate:
    differ from the reference (names, directions, widths) → `interface_mismatch`;
 3. every module of the candidate is renamed to a unique name (`salv_c<k>_<nonce>_<name>`), so it can neither
    collide with nor replace a reference module (a candidate module called `RefModule` is just another one);
-4. simulation in a [`Sandbox`]: with a given testbench (its modules and the reference's renamed for the run, its
-   instance of the task's top pointed at the candidate, its strings tagged; a run must compare the reference's
-   own number of samples) or with a random co-simulation testbench generated from the reference alone
-   ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax error")
-   or `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict lines →
-   `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output.
+4. simulation in a [`Sandbox`]: with a given testbench (its modules and the reference's renamed for the run,
+   its instance of the task's top pointed at the candidate, its strings tagged; a run must compare the
+   reference's own number of samples) or with a random co-simulation testbench generated from the reference
+   alone ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax
+   error") or `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict
+   lines → `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output.
 
 [`verify_many`] judges many jobs over all cores. Candidates of the same reference and settings are simulated
 together, several per compile and run (the stimulus depends on the reference and the seed only, so a
@@ -295,9 +295,10 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> lis
             ready.append((index, prepared))
     if first.testbench is not None:
         if ready:
-            samples = _reference_samples(reference, first, nonce, tag, timeout)
+            given = _GivenTestbench.prepare(reference, first, nonce, tag)
+            samples = _reference_samples(reference, first, given, nonce, timeout)
         for index, candidate in ready:
-            verdicts[index] = _run_given(candidate, reference, first, nonce, tag, timeout, samples)
+            verdicts[index] = _run_given(candidate, reference, first, given, timeout, samples)
         return verdicts  # type: ignore[return-value]
     for start in range(0, len(ready), batch_size):
         batch = ready[start : start + batch_size]
@@ -525,71 +526,69 @@ def _check_reference_alone(
             raise VerilogInputError(f"the reference does not simulate on its own: {alone.detail[:500]}")
 
 
-def _given_sources(candidate: _Candidate, reference: _Reference, job: VerifyJob, nonce: str, tag: str):
-    """The given testbench's files for one candidate: the testbench's modules renamed for this run (nothing can
-    name them), its instance of the task's top pointed at the candidate, its printed strings tagged."""
-    modules = {module.name for module in module_syntax(load_source(job.testbench))}
-    mapping = {name: f"salv_h{nonce}_{name}" for name in modules - {job.top}}
-    mapping[job.top or reference.design.top] = candidate.module
-    mapping[reference.design.top] = reference.module
-    testbench = tag_displays(rename_modules(job.testbench, mapping), tag)
-    # VerilogEval's order: the candidate first, then the testbench and the reference.
-    return {"cand.sv": candidate.text, "tb.sv": testbench, "ref.sv": reference.text}
+@dataclass(frozen=True)
+class _GivenTestbench:
+    """A given testbench prepared once for a run: its modules renamed (nothing can name them), its instance of
+    the task's top renamed to `slot` (each candidate's own name goes there), its printed strings wrapped in
+    `tag`."""
 
+    text: str
+    slot: str
+    tag: str
 
-def _simulate_given(
-    sources: dict[str, str], job: VerifyJob, timeout: float
-) -> tuple[Simulation, SandboxLimits]:
-    flags = GIVEN_TESTBENCH_FLAGS if job.simulator == "icarus" else ()
-    limits = SandboxLimits()
-    # No `-s`: the simulator elaborates every root, which is the testbench whatever it is called.
-    sim = simulate(
-        sources,
-        simulator=job.simulator,
-        flags=flags,
-        compile_timeout=max(timeout, 30),
-        run_timeout=max(timeout, 30),
-        limits=limits,
-    )
-    return sim, limits
+    @classmethod
+    def prepare(cls, reference: _Reference, job: VerifyJob, nonce: str, tag: str) -> _GivenTestbench:
+        modules = {module.name for module in module_syntax(load_source(job.testbench))}
+        slot = f"salv_top_{nonce}"
+        mapping = {name: f"salv_h{nonce}_{name}" for name in modules - {job.top}}
+        mapping[job.top or reference.design.top] = slot
+        mapping[reference.design.top] = reference.module
+        return cls(tag_displays(rename_modules(job.testbench, mapping), tag), slot, tag)
 
 
 def _reference_samples(
-    reference: _Reference, job: VerifyJob, nonce: str, tag: str, timeout: float
+    reference: _Reference, job: VerifyJob, given: _GivenTestbench, nonce: str, timeout: float
 ) -> int | None:
-    """The sample count of the reference's own run through the given testbench, which every candidate's run must
-    repeat (a run cut short compares fewer samples)."""
+    """The sample count of the reference's own run through the given testbench, which every candidate's run
+    must repeat (a run cut short compares fewer samples)."""
     as_candidate = _prepare(job.reference, reference, job, 10**6, nonce)  # an index no candidate has
-    if isinstance(as_candidate, ModuleVerdict):
-        raise VerilogInputError(f"the reference cannot be judged as a candidate: {as_candidate.detail[:300]}")
-    sim, limits = _simulate_given(_given_sources(as_candidate, reference, job, nonce, tag), job, timeout)
-    failed = _failure(sim, limits)
-    try:
-        if failed:
-            raise TestbenchOutputError(failed.detail[:300])
-        counts = parse_given_output(sim.run.stdout + sim.run.stderr, tag, reference.outputs)
-    except TestbenchOutputError as error:
+    if isinstance(as_candidate, _Candidate):
+        verdict = _run_given(as_candidate, reference, job, given, timeout, samples=None)
+    else:
+        verdict = as_candidate
+    if verdict.status != Status.ok:
         raise VerilogInputError(
-            f"the reference does not pass through the testbench on its own: {error}"
-        ) from None
-    return next(iter(counts.values()))[1] or None
+            f"the reference does not pass through the testbench on its own: {verdict.detail[:300]}"
+        )
+    return next(iter(verdict.signals.values())).samples or None
 
 
 def _run_given(
     candidate: _Candidate,
     reference: _Reference,
     job: VerifyJob,
-    nonce: str,
-    tag: str,
+    given: _GivenTestbench,
     timeout: float,
     samples: int | None,
 ) -> ModuleVerdict:
-    sim, limits = _simulate_given(_given_sources(candidate, reference, job, nonce, tag), job, timeout)
+    # VerilogEval's order: the candidate first, then the testbench and the reference.
+    testbench = given.text.replace(given.slot, candidate.module)
+    sources = {"cand.sv": candidate.text, "tb.sv": testbench, "ref.sv": reference.text}
+    limits = SandboxLimits()
+    # No `-s`: the simulator elaborates every root, which is the testbench whatever it is called.
+    sim = simulate(
+        sources,
+        simulator=job.simulator,
+        flags=GIVEN_TESTBENCH_FLAGS if job.simulator == "icarus" else (),
+        compile_timeout=max(timeout, 30),
+        run_timeout=max(timeout, 30),
+        limits=limits,
+    )
     failed = _failure(sim, limits)
     if failed:
         return failed
     try:
-        counts = parse_given_output(sim.run.stdout + sim.run.stderr, tag, reference.outputs, samples)
+        counts = parse_given_output(sim.run.stdout + sim.run.stderr, given.tag, reference.outputs, samples)
     except TestbenchOutputError as error:
         return ModuleVerdict(Status.runtime_error, detail=str(error))
     return ModuleVerdict(Status.ok, {name: SignalVerdict.of(*value) for name, value in counts.items()})
