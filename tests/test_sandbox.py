@@ -228,3 +228,30 @@ def _state(pid: str) -> str:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
     except OSError:
         return "Z"
+
+
+def test_no_run_leaves_a_zombie_for_the_host_to_reap():
+    """A container's init may never reap: every sandbox process must be reaped by the sandbox's own parent.
+
+    The runs happen in a child subreaper, so anything they orphan comes back to it instead of PID 1: after
+    normal exits, background children, timeouts and floods it must have no children left, dead or alive.
+    """
+    code = (
+        "import ctypes, os, subprocess, time\n"
+        "ctypes.CDLL(None).prctl(36, 1)  # PR_SET_CHILD_SUBREAPER\n"
+        "from salv_trl.hdl.sandbox import Sandbox, SandboxLimits, isolation_problem\n"
+        "assert isolation_problem() is None\n"
+        "with Sandbox(limits=SandboxLimits(output_bytes=10_000)) as box:\n"
+        "    for _ in range(3):\n"
+        "        assert box.run(['true'], timeout=10).ok\n"
+        "        assert box.run(['sh', '-c', 'sleep 30 & echo hi'], timeout=10).ok\n"
+        "        assert box.run(['sh', '-c', 'sleep 30 & sleep 30'], timeout=0.5).timed_out\n"
+        "        assert box.run(['yes'], timeout=10).output_exceeded\n"
+        "time.sleep(0.5)\n"
+        "ps = subprocess.run(['ps', '-o', 'pid=,stat=,args=', '--ppid', str(os.getpid())],\n"
+        "                    capture_output=True, text=True).stdout.splitlines()\n"
+        "print([row for row in ps if ' ps -o ' not in row])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

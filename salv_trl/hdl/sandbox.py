@@ -15,6 +15,11 @@ hostile: the compiler parses it and the simulator executes it. Isolation, not th
   there at all;
 - a new session (no terminal to inject keystrokes into) and `--die-with-parent`: the sandbox dies with the
   process that started it;
+- nothing left in the host's process table: the command is PID 1 of its namespace (`--as-pid-1`), so bwrap
+  reaps it itself, and a run is stopped by killing that PID 1 first ([`_SandboxInit`]). A sandbox whose
+  init is orphaned instead would become a zombie of the host's PID 1, which in a container often never reaps;
+  owned by the sandbox's uid, such zombies count against every later sandbox's process limit until none can
+  start (found in CI: a test run's timeouts starved the next tests' simulations);
 - resource limits set by `prlimit` before anything else: CPU seconds, address space, size of any file written,
   process count; stdout and stderr captured up to a byte cap (a flood is killed once it exceeds it); a
   wall-clock timeout that kills the whole process tree; a minimal environment.
@@ -31,6 +36,7 @@ from __future__ import annotations
 
 import fcntl
 import functools
+import json
 import os
 import resource
 import secrets
@@ -145,13 +151,17 @@ def _system_mounts() -> list[str]:
     return args
 
 
-def _isolation_argv(work: Path, network: bool) -> list[str]:
-    """`[setpriv ...] bwrap ...`: the prefix that isolates a command with `work` as its only folder."""
+def _isolation_argv(work: Path, network: bool, info_fd: int | None = None) -> list[str]:
+    """`[setpriv ...] bwrap ...`: the prefix that isolates a command with `work` as its only folder.
+
+    With `info_fd`, bwrap writes `{"child-pid": N}` there: N is the sandbox's init, the process to kill first.
+    """
     drop = []
     if os.geteuid() == 0:  # never run model code as root, even inside a namespace
         drop = ["setpriv", f"--reuid={_NOBODY}", f"--regid={_NOBODY}", "--clear-groups", "--"]
-    argv = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+    argv = ["bwrap", "--unshare-all", "--as-pid-1", "--die-with-parent", "--new-session"]
     argv += ["--share-net"] if network else []
+    argv += ["--info-fd", str(info_fd)] if info_fd is not None else []
     argv += _system_mounts()
     argv += ["--proc", "/proc", "--dev", "/dev", "--bind", str(work), INSIDE, "--chdir", INSIDE]
     argv += [
@@ -335,23 +345,32 @@ class Sandbox:
             idle_timeout: also kill (as a timeout) when nothing was printed for this many seconds; for
                 commands that report progress.
         """
+        info_read = info_write = None
         if self.isolated:
-            command = _prlimit(self.limits) + _isolation_argv(self.path, self.limits.network) + list(argv)
+            info_read, info_write = os.pipe()
+            isolation = _isolation_argv(self.path, self.limits.network, info_write)
+            command = _prlimit(self.limits) + isolation + list(argv)
             env = {"PATH": "/usr/bin:/bin:/usr/sbin:/sbin"}
         else:
             command = _prlimit(self.limits) + list(argv)
             env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C", "LC_ALL": "C"}
             env.update(HOME=str(self.path), TMPDIR=str(self.path))
         start = time.monotonic()
-        proc = subprocess.Popen(
-            command,
-            cwd=self.path,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            start_new_session=True,
-        )
+        try:
+            proc = subprocess.Popen(
+                command,
+                cwd=self.path,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,
+                pass_fds=() if info_write is None else (info_write,),
+            )
+        finally:
+            if info_write is not None:
+                os.close(info_write)
+        init = _SandboxInit(info_read)
         chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
         total = 0
         timed_out = exceeded = False
@@ -380,13 +399,14 @@ class Sandbox:
                     exceeded = True
                     break
         if timed_out or exceeded:
-            _kill_group(proc.pid)
+            init.kill(proc)
         try:
             returncode = proc.wait(timeout=max(0.1, timeout - (time.monotonic() - start)))
         except subprocess.TimeoutExpired:
             timed_out = True
-            _kill_group(proc.pid)
+            init.kill(proc)
             returncode = proc.wait()
+        init.close()
         _kill_group(proc.pid)  # whatever the command left running in its group
         proc.stdout.close()
         proc.stderr.close()
@@ -415,8 +435,50 @@ class Sandbox:
 _SIGNALS = frozenset(int(s) for s in signal.Signals)
 
 
+class _SandboxInit:
+    """The sandbox's PID 1 (the command, `--as-pid-1`), learnt from bwrap's `--info-fd`.
+
+    A run is stopped by killing this process first: the kernel then kills everything in its namespace, and the
+    outer bwrap (our child) reaps it and exits. Killing the outer bwrap first would end the sandbox too
+    (`--die-with-parent`), but would orphan its PID 1 to the host's init, which may never reap it (see the
+    module docstring). A pidfd, not the number, is kept, so a recycled pid is never signalled.
+    """
+
+    def __init__(self, info_fd: int | None):
+        self._info_fd = info_fd
+        self._pidfd: int | None = None
+
+    def _open(self) -> int | None:
+        # bwrap writes the JSON right after it creates the namespace; read it once, when first needed.
+        if self._pidfd is None and self._info_fd is not None:
+            os.set_blocking(self._info_fd, False)
+            try:
+                info = json.loads(os.read(self._info_fd, 4096) or b"{}")
+                self._pidfd = os.pidfd_open(int(info["child-pid"]))
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # not started yet, or gone: the outer bwrap is all there is to stop
+        return self._pidfd
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """Kill the sandbox's init, let the outer bwrap reap it, then kill the outer one if it lingers."""
+        pidfd = self._open()
+        if pidfd is not None:
+            try:
+                signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                proc.wait(timeout=5)
+                return
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
+        _kill_group(proc.pid)
+
+    def close(self) -> None:
+        for fd in (self._pidfd, self._info_fd):
+            if fd is not None:
+                os.close(fd)
+        self._pidfd = self._info_fd = None
+
+
 def _kill_group(pgid: int) -> None:
-    # Killing bwrap (the group leader) is enough: --die-with-parent takes the sandbox's PID namespace with it.
     try:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
