@@ -3,6 +3,7 @@ screen."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -255,3 +256,22 @@ def test_no_run_leaves_a_zombie_for_the_host_to_reap():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_a_folder_being_created_is_never_taken_for_a_leftover(monkeypatch):
+    """Another process's cleaner may run at any moment, also between the creation of a process's folder and
+    its lock: the folder must survive it (a removed folder would fail every later run of its owner)."""
+    real_flock = sandbox.fcntl.flock
+    seen: list[list[Path]] = []
+
+    def flock_after_a_cleaner(fd, operation):
+        if operation == fcntl.LOCK_EX and not seen:  # the owner's lock, about to be taken
+            seen.append(clean_leftovers())
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(sandbox, "_owned", None)
+    monkeypatch.setattr(sandbox.fcntl, "flock", flock_after_a_cleaner)
+    with Sandbox({"a.txt": "kept\n"}) as box:
+        monkeypatch.setattr(sandbox.fcntl, "flock", real_flock)
+        assert seen and box.path.parent not in seen[0]
+        assert box.run(["cat", "a.txt"], timeout=10).stdout == "kept\n"

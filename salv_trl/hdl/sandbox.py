@@ -269,6 +269,12 @@ def clean_leftovers(root: Path | None = None) -> list[Path]:
         shutil.rmtree(folder, ignore_errors=True)
         os.close(fd)
         removed.append(folder)
+    # A process killed between creating its folder and naming it leaves a `.new-*` one; an hour on, it is
+    # nobody's.
+    for staging in root.glob(".new-*"):
+        if time.time() - staging.stat().st_mtime > 3600:
+            shutil.rmtree(staging, ignore_errors=True)
+            removed.append(staging)
     return removed
 
 
@@ -280,10 +286,15 @@ def _process_folder() -> Path:
         root.mkdir(mode=0o711, exist_ok=True)
         os.chmod(root, 0o711)  # traversable by the sandbox's uid, not listable
         clean_leftovers(root)
-        folder = root / f"proc-{os.getpid()}-{secrets.token_hex(4)}"
-        folder.mkdir(mode=0o711)
-        fd = os.open(folder / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+        # The folder is locked before it gets the name `clean_leftovers` looks for: under that name, a folder
+        # whose lock is free is always a dead process's (found in CI: another process's cleaner took a
+        # folder between its creation and its lock, and every later run of its owner failed).
+        name = f"{os.getpid()}-{secrets.token_hex(4)}"
+        staging = root / f".new-{name}"
+        staging.mkdir(mode=0o711)
+        fd = os.open(staging / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
+        folder = staging.rename(root / f"proc-{name}")
         _owned = (os.getpid(), folder, fd)
     return _owned[1]
 
