@@ -63,7 +63,7 @@ def test_reduced_pipeline_end_to_end(tmp_path):
     # output by output, so the method's variant trains (a reduced run that produced no pairs would skip DPO
     # and test nothing past the pairs)
     assert "sft" in scores and "signal" in scores
-    for variant in ("module", "nomask", "signal"):
+    for variant in ("module", "nomask", "signal", "core"):
         # A variant is trained and scored exactly when its pair set is not empty.
         assert (variant in scores) == (result["pair_stats"][variant]["pairs"] > 0)
     for score in scores.values():
@@ -71,8 +71,17 @@ def test_reduced_pipeline_end_to_end(tmp_path):
         assert sum(score["status_counts"].values()) == 3 * 2
     assert (run / "curves_seed0.png").stat().st_size > 0
     table = (run / "table.md").read_text()
-    for label in ("SFT", "module-level DPO", "signal pairs, no mask", "signal-aware DPO"):
+    for label in (
+        "SFT",
+        "module-level DPO",
+        "signal pairs, no mask",
+        "signal-aware DPO",
+        "signal-aware DPO, core spans",
+    ):
         assert f"| {label} |" in table and f"| {label} |" in done.stdout
+    assert "| signal-aware DPO − module-level DPO |" in table and "smallest true difference" in table
+    # progress: one line per measurement while SFT runs
+    assert "sft: {'eval_pass_rate'" in done.stdout
     # the produced model's card carries its scores (model-index) and the whole comparison table
     card = ModelCard.load(run / "seed0" / "dpo-signal" / "README.md")
     values = {r.metric_type: r.metric_value for r in card.data.eval_results}
@@ -80,8 +89,24 @@ def test_reduced_pipeline_end_to_end(tmp_path):
     assert table.splitlines()[4] in card.text and "reproduce.py --config" in card.text
     assert f"| 0 | {sft['steps']} / 300 |" in table
 
+    # The same configuration run again on the same machine gives the same figures: everything after SFT is
+    # redone (sampling, verification, pairs, the four DPO runs, scoring) and compared.
+    for stage in run.glob("seed0/*"):
+        if stage.name.startswith(("rollouts", "pairs-", "dpo-", "eval-")):
+            shutil.rmtree(stage)
+    again = subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / "tiny" / "reproduce.py"), "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    rerun = json.loads((run / "results.json").read_text())["results"][0]
+    assert rerun["scores"] == result["scores"] and rerun["pair_stats"] == result["pair_stats"]
+    assert rerun["final_logs"] == result["final_logs"]
 
-def test_full_mode_is_the_quick_mode_for_three_seeds():
+
+def test_full_mode_is_the_quick_mode_at_the_size_the_comparison_needs():
     sys.path.insert(0, str(ROOT / "recipes" / "tiny"))
     try:
         from reproduce import load_config
@@ -90,6 +115,13 @@ def test_full_mode_is_the_quick_mode_for_three_seeds():
     quick = load_config(ROOT / "recipes" / "tiny" / "config_quick.yaml")
     full = load_config(ROOT / "recipes" / "tiny" / "config_full.yaml")
     assert len(full["seeds"]) >= 3 and quick["seeds"] == [0]
-    assert {k: v for k, v in full.items() if k not in ("seeds", "output_dir")} == {
-        k: v for k, v in quick.items() if k not in ("seeds", "output_dir")
+    assert full["tasks"]["test"] >= 200 and full["tasks"]["train"] >= 400 and full["tasks"]["grid"] > 0
+    assert full["eval"]["n"] >= 10 and full["sample"]["n"] >= 8 and len(full["dpo_grid"]) >= 2
+    # the grid tunes the module-level baseline only, on settings the variants' configs share
+    assert all(
+        set(point) <= {"learning_rate", "beta", "loss_type", "loss_weights"} for point in full["dpo_grid"]
+    )
+    same = {"seeds", "output_dir", "tasks", "dpo_grid"}
+    assert {k: v for k, v in full.items() if k not in same} == {
+        k: v for k, v in quick.items() if k not in same
     }

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -41,18 +42,35 @@ from pathlib import Path
 
 import yaml
 
+from salv_trl.evaluation.statistics import bootstrap_mean, minimum_detectable_difference, paired_difference
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-VARIANTS = ("module", "nomask", "signal")
+VARIANTS = ("module", "nomask", "signal", "core")
 MODELS = ("sft", *VARIANTS)
 LABELS = {
     "sft": "SFT",
     "module": "module-level DPO",
     "nomask": "signal pairs, no mask",
     "signal": "signal-aware DPO",
+    "core": "signal-aware DPO, core spans",
 }
 # `salv-trl pairs` switches of each variant's preference set.
-PAIR_SWITCHES = {"module": ["--mode", "module"], "nomask": ["--no-masks"], "signal": []}
+PAIR_SWITCHES = {
+    "module": ["--mode", "module"],
+    "nomask": ["--no-masks"],
+    "signal": [],
+    "core": ["--no-interface"],
+}
+# The paired differences the experiment is about: (a, b) reads "a minus b".
+DIFFERENCES = (
+    ("signal", "module"),
+    ("signal", "nomask"),
+    ("core", "signal"),
+    *((v, "sft") for v in VARIANTS),
+)
+# A trainer's log line (`{'loss': ...}`) or the pass-rate callback's measurement: echoed while a stage runs.
+PROGRESS = re.compile(r"^\{'(loss|eval_pass_rate|train_runtime)'")
 
 
 def log(message: str) -> None:
@@ -79,8 +97,16 @@ def run(argv: list[str], log_file: Path, marker: Path | None = None, threads: in
     # down by an order of magnitude); a stage that runs alone (SFT) may use `threads`. OMP_NUM_THREADS
     # overrides both.
     env.setdefault("OMP_NUM_THREADS", str(threads))
-    with log_file.open("a") as handle:
-        done = subprocess.run(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    with (
+        log_file.open("a") as handle,
+        subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as done,
+    ):
+        for line in done.stdout:
+            handle.write(line)
+            if PROGRESS.match(line):
+                log(f"  {log_file.stem}: {line.strip()}")
     if done.returncode:
         tail = log_file.read_text(errors="replace").splitlines()[-40:]
         raise SystemExit(f"command failed ({done.returncode}): {' '.join(argv)}\n" + "\n".join(tail))
@@ -104,8 +130,8 @@ def launch(recipe: str, config: str, overrides: dict, log_file: Path, threads: i
         "--config",
         str(ROOT / config),
     ]
-    for key, value in overrides.items():
-        argv += [f"--{key}", str(value)]
+    for key, value in overrides.items():  # a list (loss_type, loss_weights) is one option with several values
+        argv += [f"--{key}", *map(str, value if isinstance(value, list) else [value])]
     run(argv, log_file, threads=threads)
 
 
@@ -123,14 +149,16 @@ def write_jsonl(path: Path, rows) -> None:
 
 
 def make_data(cfg: dict, seed: int, work: Path):
-    """Synthetic SFT corpus, dev tasks, train tasks and test tasks of this seed (train/test disjoint by
-    construction). The dev tasks continue the corpus' stream, so SFT never sees them: SFT measures its pass
-    rate on them and stops once it reaches the config's target."""
+    """Synthetic SFT corpus, dev tasks, grid tasks, train tasks and test tasks of this seed (train and test
+    disjoint by construction). The dev and grid tasks continue the corpus' stream, so SFT never sees them: SFT
+    measures its pass rate on the dev tasks and stops once it reaches the config's target, and the DPO
+    settings are chosen on the grid tasks (train split: the test tasks play no part in any choice)."""
     from salv_trl.synthetic import generate_tasks
 
     shape, sizes = cfg["tasks"].get("shape", {}), cfg["tasks"]
-    drawn = generate_tasks(sizes["sft"] + sizes["dev"], split="train", seed=1000 + seed, **shape)
-    corpus, dev = drawn[: sizes["sft"]], drawn[sizes["sft"] :]
+    grid = sizes.get("grid", 0)
+    drawn = generate_tasks(sizes["sft"] + sizes["dev"] + grid, split="train", seed=1000 + seed, **shape)
+    corpus, dev = drawn[: sizes["sft"]], drawn[sizes["sft"] : sizes["sft"] + sizes["dev"]]
     train = generate_tasks(sizes["train"], split="train", seed=2000 + seed, **shape)
     test = generate_tasks(sizes["test"], split="test", seed=seed, **shape)
     data = work / "data"
@@ -141,7 +169,9 @@ def make_data(cfg: dict, seed: int, work: Path):
     # The test tasks sit alone in a folder: the metric's `custom` config takes that folder as its `data_dir`.
     (data / "test").mkdir(exist_ok=True)
     write_jsonl(data / "test" / "tasks.jsonl", (t.row() for t in test))
-    return corpus, train, test
+    (data / "grid").mkdir(exist_ok=True)
+    write_jsonl(data / "grid" / "tasks.jsonl", (t.row() for t in drawn[sizes["sft"] + sizes["dev"] :]))
+    return corpus, train, test, drawn[sizes["sft"] + sizes["dev"] :]
 
 
 def make_base_model(cfg: dict, seed: int, corpus, path: Path) -> None:
@@ -214,17 +244,24 @@ def score(cfg: dict, model: Path, test_tasks: Path, tasks, folder: Path, seed: i
     metric_path = str(ROOT / "evaluation" / "verilog_pass_at_k")
     metric = evaluate.load(metric_path, "custom", data_dir=str(test_tasks.parent), keep_in_memory=True)
     report = metric.compute(predictions=[by_task[i] for i in ids], references=ids, k=[1])
-    # Per-signal pass rate over (task, sample, output): an output of a sample without per-output verdicts
-    # (no code, compile error, ...) counts as failed.
-    correct = total = 0
+    # Per task: pass@1 (the share of its n samples that pass) and the per-signal pass rate over (sample,
+    # output), where an output of a sample without per-output verdicts (no code, compile error, ...) counts
+    # as failed. The confidence intervals resample these per-task values.
+    task_pass, task_signal_pass = [], []
     for task, problem in zip(tasks, report["per_problem"], strict=True):
-        for sample_result in problem["samples"]:
-            signals = sample_result.get("signals") or {}
-            total += len(task.output_names)
-            correct += sum(bool(signals.get(name, {}).get("correct")) for name in task.output_names)
+        samples = problem["samples"]
+        task_pass.append(sum(bool(s["passed"]) for s in samples) / len(samples))
+        correct = sum(
+            bool((s.get("signals") or {}).get(name, {}).get("correct"))
+            for s in samples
+            for name in task.output_names
+        )
+        task_signal_pass.append(correct / (len(samples) * len(task.output_names)))
     result = {
         "pass@1": report["pass@1"],
-        "signal_pass": correct / total,
+        "signal_pass": statistics.fmean(task_signal_pass),
+        "task_pass": task_pass,
+        "task_signal_pass": task_signal_pass,
         "status_counts": report["status_counts"],
         "samples": n,
     }
@@ -262,11 +299,18 @@ def rollout_stats(folder: Path) -> dict:
     statuses: dict[str, int] = {}
     for row in rollouts:
         statuses[row["verdict"]["status"]] = statuses.get(row["verdict"]["status"], 0) + 1
-    passed = sum(
-        r["verdict"]["status"] == "ok" and all(s["correct"] for s in r["verdict"]["signals"])
+    # How many outputs of each rollout are right: the premise is that failing modules often have some.
+    right = [
+        sum(s["correct"] for s in r["verdict"]["signals"]) if r["verdict"]["status"] == "ok" else 0
         for r in rollouts
+    ]
+    outputs = [len(r["verdict"]["signals"]) for r in rollouts]
+    passed = sum(
+        r["verdict"]["status"] == "ok" and k == n for r, k, n in zip(rollouts, right, outputs, strict=True)
     )
-    return {"rollouts": len(rollouts), "fully_correct": passed, "statuses": statuses}
+    partial = sum(0 < k < n for k, n in zip(right, outputs, strict=True))
+    return {"rollouts": len(rollouts), "fully_correct": passed, "failing_with_a_correct_output": partial,
+            "statuses": statuses}  # fmt: skip
 
 
 def trainer_state(model_dir: Path) -> dict:
@@ -277,28 +321,33 @@ def trainer_state(model_dir: Path) -> dict:
 def learning_curves(
     work: Path, seed: int, out: Path, sft_rates: list[tuple[int, float]], trained: list[str]
 ) -> dict:
-    """Plot SFT's dev pass rate and the loss and reward margin of the three DPO runs; return the DPO runs'
-    final logged values."""
+    """Plot SFT's dev pass rate and, per DPO variant, its loss, reward margin and dev pass rate; return the
+    DPO runs' final logged values."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 3.6))
     if sft_rates:
         axes[0].plot(*zip(*sft_rates, strict=True), marker=".")
     axes[0].set_title("SFT: greedy pass rate on the dev tasks")
     axes[0].set_xlabel("step")
     finals = {}
+    panels = (("loss", "DPO: loss"), ("rewards/margins", "DPO: reward margin"),
+              ("eval_pass_rate", "DPO: greedy pass rate on the dev tasks"))  # fmt: skip
     for variant in trained:
-        history = [h for h in trainer_state(work / f"dpo-{variant}")["log_history"] if "loss" in h]
-        for ax, key in zip(axes[1:], ("loss", "rewards/margins"), strict=True):
-            ax.plot(
-                *zip(*[(h["step"], h[key]) for h in history], strict=True), label=LABELS[variant], marker="."
-            )
-            ax.set_title(f"DPO: {key}")
+        history = trainer_state(work / f"dpo-{variant}")["log_history"]
+        for ax, (key, title) in zip(axes[1:], panels, strict=True):
+            points = [(h["step"], h[key]) for h in history if key in h]
+            if points:
+                ax.plot(*zip(*points, strict=True), label=LABELS[variant], marker=".")
+            ax.set_title(title)
             ax.set_xlabel("step")
-        finals[variant] = {k: v for k, v in history[-1].items() if isinstance(v, int | float)}
+        logged = [h for h in history if "loss" in h]
+        finals[variant] = (
+            {k: v for k, v in logged[-1].items() if isinstance(v, int | float)} if logged else {}
+        )
     axes[1].legend()
     fig.suptitle(f"Tiny model, seed {seed}")
     fig.tight_layout()
@@ -315,6 +364,76 @@ def sft_summary(sft: Path) -> dict:
             "dev_pass_rate": rates[-1][1] if rates else None, "dev_pass_rates": rates}  # fmt: skip
 
 
+def train_dpo(
+    cfg: dict, work: Path, seed: int, variant: str, target: Path, settings: dict, logs: Path
+) -> None:
+    """`accelerate launch recipes/dpo.py` from the SFT model on the variant's pairs, with `settings` over the
+    variant's config (the same settings for every variant)."""
+    from salv_trl.data.hub import config_file
+
+    if (target / "config.json").is_file() or (target / "adapter_config.json").is_file():
+        return
+    overrides = {
+        **cfg.get("dpo_overrides", {}),
+        **settings,
+        "model_name_or_path": work / "sft",
+        "dataset_name": config_file(work / f"pairs-{variant}", "pairs"),
+        "pass_rate_data_dir": work / "data" / "dev_tasks.jsonl",
+        "output_dir": target,
+        "seed": seed,
+    }
+    launch(
+        cfg["recipes"]["dpo"], cfg["recipes"]["dpo_configs"][variant], overrides, logs / f"{target.name}.log"
+    )
+
+
+def choose_dpo_settings(
+    cfg: dict, out: Path, work: Path, seed: int, sft: Path, grid_tasks: list, logs: Path
+) -> dict:
+    """The DPO settings every variant uses, chosen for the module-level baseline on the grid tasks.
+
+    Each point of the config's `dpo_grid` (overrides of the DPO configs) trains module-level DPO from this
+    seed's SFT model on its module pairs; each model, and SFT as the reference point, is scored on the grid
+    tasks (train split, never the test tasks); the highest grid pass@1 wins (per-signal pass breaks ties,
+    then the grid's order). The method gets no advantage from tuning: the choice is the baseline's. Done once
+    per run, on its first seed, and saved in `grid.json` for every other seed; without `dpo_grid`, the
+    config's `dpo_overrides` alone are used.
+    """
+    grid_file = out / "grid.json"
+    if grid_file.is_file():
+        return json.loads(grid_file.read_text())
+    points = cfg.get("dpo_grid") or []
+    if not points:
+        return {"settings": {}, "points": []}
+    tasks_file = work / "data" / "grid" / "tasks.jsonl"
+    targets = [work / f"grid{i}-module" for i in range(len(points))]
+
+    def train(i: int) -> None:
+        train_dpo(cfg, work, seed, "module", targets[i], points[i], logs)
+
+    with ThreadPoolExecutor(cfg.get("jobs", 1)) as pool:
+        list(pool.map(train, range(len(points))))
+    baseline = score(cfg, sft, tasks_file, grid_tasks, work / "grid-sft", seed, logs / "grid-sft.log")
+    scored = []
+    for i, (point, target) in enumerate(zip(points, targets, strict=True)):
+        result = score(
+            cfg, target, tasks_file, grid_tasks, work / f"grid{i}-eval", seed, logs / f"grid{i}.log"
+        )
+        scored.append({"settings": point, "pass@1": result["pass@1"], "signal_pass": result["signal_pass"]})
+        log(f"grid {i} {point}: pass@1 {result['pass@1']:.3f}, signal pass {result['signal_pass']:.3f}")
+    best = max(range(len(points)), key=lambda i: (scored[i]["pass@1"], scored[i]["signal_pass"], -i))
+    choice = {
+        "settings": points[best],
+        "chosen": best,
+        "points": scored,
+        "sft": {"pass@1": baseline["pass@1"], "signal_pass": baseline["signal_pass"]},
+        "tasks": len(grid_tasks),
+        "seed": seed,
+    }
+    grid_file.write_text(json.dumps(choice, indent=2))
+    return choice
+
+
 def run_seed(cfg: dict, seed: int, out: Path) -> dict:
     work = out / f"seed{seed}"
     work.mkdir(parents=True, exist_ok=True)
@@ -328,7 +447,7 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
         timings[stage] = round(time.time() - clock, 1)
         clock = time.time()
 
-    corpus, train, test = make_data(cfg, seed, work)
+    corpus, train, test, grid = make_data(cfg, seed, work)
     base, sft = work / "base", work / "sft"
     make_base_model(cfg, seed, corpus, base)
     lap("data+model")
@@ -365,35 +484,19 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
         stats[variant] = pair_stats(work / f"pairs-{variant}", sft, len(train))
     lap("pairs")
 
-    from salv_trl.data.hub import config_file
-
     trained = [v for v in VARIANTS if stats[v]["pairs"]]
     for variant in VARIANTS:
         if variant not in trained:
             log(f"seed {seed}: no {variant} pairs (the SFT model's rollouts give no contrast), not trained")
 
-    def train_variant(variant: str) -> None:
-        target = work / f"dpo-{variant}"
-        if (target / "config.json").is_file() or (target / "adapter_config.json").is_file():
-            return
-        launch(
-            cfg["recipes"]["dpo"],
-            cfg["recipes"]["dpo_configs"][variant],
-            {
-                **cfg.get("dpo_overrides", {}),
-                "model_name_or_path": sft,
-                "dataset_name": config_file(work / f"pairs-{variant}", "pairs"),
-                "output_dir": target,
-                "seed": seed,
-            },
-            logs / f"dpo-{variant}.log",
-        )
-
     # The DPO runs and the test-set sampling of the models are independent one-thread processes: `jobs` of
     # them at a time (one per core).
     jobs = cfg.get("jobs", 1)
+    choice = choose_dpo_settings(cfg, out, work, seed, sft, grid, logs) if "module" in trained else {}
+    lap("grid")
+    settings = choice.get("settings", {})
     with ThreadPoolExecutor(jobs) as pool:
-        list(pool.map(train_variant, trained))
+        list(pool.map(lambda v: train_dpo(cfg, work, seed, v, work / f"dpo-{v}", settings, logs), trained))
     lap("dpo")
 
     models = {name: sft if name == "sft" else work / f"dpo-{name}" for name in ("sft", *trained)}
@@ -417,33 +520,35 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
     lap("eval-score")
     finals = learning_curves(work, seed, out, sft_stats["dev_pass_rates"], trained)
     result = {"seed": seed, "sft": sft_stats, "scores": scores, "pair_stats": stats, "final_logs": finals,
-              "timings_s": timings}  # fmt: skip
+              "dpo_settings": settings, "timings_s": timings}  # fmt: skip
     (work / "result.json").write_text(json.dumps(result, indent=2))
     return result
 
 
-def _cell(values: list[float]) -> str:
-    if not values:
-        return "not trained (no pairs)"
-    if len(values) == 1:
-        return f"{100 * values[0]:.1f}"
-    return f"{100 * statistics.fmean(values):.1f} ± {100 * statistics.stdev(values):.1f}"
+def _strata(results: list[dict], name: str, key: str) -> list[list[float]] | None:
+    """Per-task values of one model, one list per seed (None when the model was not trained in every seed)."""
+    if not all(name in r["scores"] for r in results):
+        return None
+    return [r["scores"][name][key] for r in results]
 
 
-def table(results: list[dict]) -> str:
-    """Markdown table: pass@1 and per-signal pass rate per model (%, mean ± std over seeds), pair stats."""
+def table(results: list[dict], full_design_tasks: int | None = None) -> str:
+    """Markdown tables: pass@1 and per-signal pass rate per model with 95% bootstrap CIs over tasks (resampled
+    within each seed), pair statistics, and the paired differences between models, pooled and per seed."""
     seeds = ", ".join(str(r["seed"]) for r in results)
+    tasks = sum(len(r["scores"]["sft"]["task_pass"]) for r in results)
     lines = [
-        f"Test tasks, {results[0]['scores']['sft']['samples']} samples per task, seeds {seeds} (%):",
+        f"Test tasks: {tasks} ({len(results)} seed(s): {seeds}), {results[0]['scores']['sft']['samples']}"
+        " samples per task; % with 95% bootstrap CIs over tasks:",
         "",
         "| model | pass@1 | per-signal pass | pairs / task | signals / pair | masked-in share |",
         "|---|---|---|---|---|---|",
     ]
     for name in MODELS:
-        cells = [
-            _cell([r["scores"][name][key] for r in results if name in r["scores"]])
-            for key in ("pass@1", "signal_pass")
-        ]
+        cells = []
+        for key in ("task_pass", "task_signal_pass"):
+            strata = _strata(results, name, key)
+            cells.append(bootstrap_mean(strata).format() if strata else "not trained in every seed")
         if name == "sft":
             cells += ["", "", ""]
         else:
@@ -452,11 +557,42 @@ def table(results: list[dict]) -> str:
             cells.append(
                 f"{statistics.fmean(s['signals_per_pair'] for s in stats):.2f}" if name != "module" else ""
             )
-            # Mean of the chosen and rejected shares of completion tokens inside the loss mask.
-            shares = [(s["mask_share"]["chosen"] + s["mask_share"]["rejected"]) / 2
-                      for s in stats if s["mask_share"]]  # fmt: skip
-            cells.append(f"{100 * statistics.fmean(shares):.0f}%" if shares and name == "signal" else "100%")
+            cells.append(f"{100 * statistics.fmean(_masked_share(s, name) for s in stats):.0f}%")
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Paired differences (a minus b, percentage points, mean per-task difference with a paired bootstrap"
+        " 95% CI over tasks; * marks a CI that excludes 0):",
+        "",
+        "| a minus b | pass@1, pooled | per-signal pass, pooled | "
+        + " | ".join(f"pass@1, seed {r['seed']}" for r in results)
+        + " |",
+        "|---" * (3 + len(results)) + "|",
+    ]
+    for a, b in DIFFERENCES:
+        cells = []
+        for key in ("task_pass", "task_signal_pass"):
+            x, y = _strata(results, a, key), _strata(results, b, key)
+            cells.append(_difference(x, y) if x and y else "n/a")
+        for r in results:
+            both = a in r["scores"] and b in r["scores"]
+            x, y = ([[r["scores"][m]["task_pass"]] for m in (a, b)]) if both else (None, None)
+            cells.append(_difference(x, y) if both else "n/a")
+        lines.append(f"| {LABELS[a]} − {LABELS[b]} | " + " | ".join(cells) + " |")
+    signal, module = _strata(results, "signal", "task_pass"), _strata(results, "module", "task_pass")
+    if signal and module and tasks > 1:
+        differences = [
+            x - y for xs, ys in zip(signal, module, strict=True) for x, y in zip(xs, ys, strict=True)
+        ]
+        line = (
+            "Power: from these per-task differences (signal-aware minus module-level pass@1), the smallest"
+            " true difference this design detects with 80% power at a two-sided 5% level is"
+            f" {100 * minimum_detectable_difference(differences, tasks):.1f} points ({tasks} tasks)"
+        )
+        if full_design_tasks:
+            mde = minimum_detectable_difference(differences, full_design_tasks)
+            line += f"; with the full mode's {full_design_tasks} tasks, {100 * mde:.1f} points"
+        lines += ["", line + "."]
     lines += [
         "",
         "Per seed: where SFT stopped (greedy pass rate on the dev tasks), pass@1 of each model (%):",
@@ -473,7 +609,39 @@ def table(results: list[dict]) -> str:
         lines.append(
             f"| {r['seed']} | {sft['steps']} / {sft['max_steps']} | {dev} | " + " | ".join(cells) + " |"
         )
+    lines += [
+        "",
+        "Per seed, the rollouts behind the pairs: failing rollouts that still have a correct output (the"
+        " premise), pairs per train task and the masked-in share of completion tokens of each variant:",
+        "",
+        "| seed | rollouts | fully correct | failing, with a correct output | "
+        + " | ".join(f"{LABELS[v]}: pairs / task, masked-in" for v in VARIANTS)
+        + " |",
+        "|---" * (4 + len(VARIANTS)) + "|",
+    ]
+    for r in results:
+        rollouts = r["pair_stats"]["rollouts"]
+        failing = rollouts["rollouts"] - rollouts["fully_correct"]
+        cells = [str(rollouts["rollouts"]), str(rollouts["fully_correct"]),
+                 f"{rollouts['failing_with_a_correct_output']} / {failing}"]  # fmt: skip
+        for variant in VARIANTS:
+            stats = r["pair_stats"][variant]
+            cells.append(f"{stats['pairs_per_task']:.1f}, {100 * _masked_share(stats, variant):.0f}%")
+        lines.append(f"| {r['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _masked_share(stats: dict, variant: str) -> float:
+    """Mean of the chosen and rejected shares of completion tokens inside the variant's loss mask."""
+    share = stats["mask_share"]
+    if variant not in ("signal", "core") or not share:
+        return 1.0
+    return (share["chosen"] + share["rejected"]) / 2
+
+
+def _difference(a: list[list[float]], b: list[list[float]]) -> str:
+    interval = paired_difference(a, b)
+    return interval.format() + (" *" if interval.excludes_zero else "")
 
 
 def write_model_cards(results: list[dict], out: Path, summary: str) -> None:
@@ -537,8 +705,9 @@ def main(argv: list[str] | None = None) -> int:
         command += " --seeds " + " ".join(map(str, args.seeds))
     # a resumed run skips the stages that had finished: its wall time is this invocation's only, and says so
     skipped = "; stages that had finished before were skipped" if resumed else ""
+    full = load_config(ROOT / "recipes" / "tiny" / "config_full.yaml")
     text = (
-        table(results)
+        table(results, full_design_tasks=full["tasks"]["test"] * len(full["seeds"]))
         + f"\n\nWall time of this invocation: {wall / 60:.1f} min ({os.cpu_count()} CPU cores{skipped}). "
         + f"Regenerate with `{command}`.\n"
     )
