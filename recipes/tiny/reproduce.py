@@ -159,7 +159,12 @@ def make_data(cfg: dict, seed: int, work: Path):
     grid = sizes.get("grid", 0)
     drawn = generate_tasks(sizes["sft"] + sizes["dev"] + grid, split="train", seed=1000 + seed, **shape)
     corpus, dev = drawn[: sizes["sft"]], drawn[sizes["sft"] : sizes["sft"] + sizes["dev"]]
-    train = generate_tasks(sizes["train"], split="train", seed=2000 + seed, **shape)
+    # `train_on_corpus` (smoke tests only): rollouts on the corpus' first tasks, which a short SFT has learnt
+    # well enough to give partly correct samples; a real run samples tasks the model has never seen.
+    if sizes.get("train_on_corpus"):
+        train = corpus[: sizes["train"]]
+    else:
+        train = generate_tasks(sizes["train"], split="train", seed=2000 + seed, **shape)
     test = generate_tasks(sizes["test"], split="test", seed=seed, **shape)
     data = work / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -645,8 +650,8 @@ def _difference(a: list[list[float]], b: list[list[float]]) -> str:
 
 
 def write_model_cards(results: list[dict], out: Path, summary: str) -> None:
-    """Re-write the model card of each seed's signal-aware DPO model with its test scores (`model-index`) and
-    the comparison table of the whole run."""
+    """Re-write the model card of each seed's DPO models with their test scores (`model-index`) and the
+    comparison table of the whole run."""
     import torch
 
     from salv_trl.data.hub import config_file
@@ -655,25 +660,26 @@ def write_model_cards(results: list[dict], out: Path, summary: str) -> None:
 
     for result in results:
         work = out / f"seed{result['seed']}"
-        model, scores = work / "dpo-signal", result["scores"].get("signal")
-        if scores is None:
-            continue
-        # The recipe saved its SignalAwareDPOConfig next to the weights (Trainer.save_model); our own file.
-        args = torch.load(model / "training_args.bin", weights_only=False)
-        card = render_model_card(
-            model_name=f"tiny-salv-seed{result['seed']}",
-            datasets=[str(config_file(work / "pairs-signal", "pairs").relative_to(out))],
-            hyperparameters=training_hyperparameters(args),
-            results={
-                "salv-trl synthetic test tasks": {
-                    "pass@1": 100 * scores["pass@1"],
-                    "per-signal pass": 100 * scores["signal_pass"],
-                }
-            },
-            evaluation_notes=summary,
-            tags=["salv-trl-tiny-reproduction"],
-        )
-        card.save(model / "README.md")
+        for variant in VARIANTS:
+            model, scores = work / f"dpo-{variant}", result["scores"].get(variant)
+            if scores is None:
+                continue
+            # The recipe saved its SignalAwareDPOConfig next to the weights (Trainer.save_model): our file.
+            args = torch.load(model / "training_args.bin", weights_only=False)
+            card = render_model_card(
+                model_name=f"tiny-{variant}-seed{result['seed']}",
+                datasets=[str(config_file(work / f"pairs-{variant}", "pairs").relative_to(out))],
+                hyperparameters=training_hyperparameters(args),
+                results={
+                    "salv-trl synthetic test tasks": {
+                        "pass@1": 100 * scores["pass@1"],
+                        "per-signal pass": 100 * scores["signal_pass"],
+                    }
+                },
+                evaluation_notes=summary,
+                tags=["salv-trl-tiny-reproduction"],
+            )
+            card.save(model / "README.md")
 
 
 def load_config(path: Path) -> dict:
