@@ -35,11 +35,15 @@ run: setup
 reproduce-full: setup
 	$(BIN)/python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml
 
-test: setup
+LINTED := salv_trl recipes evaluation tests benchmarks
+
+# Lint first (seconds), then the tests, the docstring examples included.
+test: lint
 	HF_HUB_OFFLINE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check salv_trl recipes evaluation tests benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

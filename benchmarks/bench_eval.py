@@ -1,10 +1,12 @@
-"""Wall time to score VerilogEval v2 spec-to-rtl with n=20 (3120 completions): batched route vs the official flow.
+"""Wall time to score VerilogEval v2 spec-to-rtl with n=20 (3120 completions): batched route vs the
+official flow.
 
-Completions per problem: the reference and single-output mutants of it (salv_trl.hdl.mutate), cycled to 20, each
-with its own trailing comment so that all 20 texts differ (no help from de-duplication). Both routes run through
-the sandbox with the same number of workers, in the same run; the verdicts must be identical.
+Completions per problem: the reference and single-output mutants of it (salv_trl.hdl.mutate), cycled to 20,
+each with its own trailing comment so that all 20 texts differ (no help from de-duplication). Both routes run
+through the sandbox with the same number of workers, in the same run; the verdicts must be identical.
 
-    SALV_TRL_ALLOW_CODE_EXECUTION=1 python benchmarks/bench_eval.py [--data-dir ../shared/benchmarks] [--n 20]
+    SALV_TRL_ALLOW_CODE_EXECUTION=1 python benchmarks/bench_eval.py \\
+        [--data-dir ../shared/benchmarks] [--n 20]
 """
 
 from __future__ import annotations
@@ -62,19 +64,28 @@ def main() -> None:
 
     flat_b = [r for rows in batched for r in rows]
     flat_o = [r for rows in official for r in rows]
-    differing = [(p.task_id, j) for p, rb, ro in zip(problems, batched, official) for j, (b, o) in enumerate(zip(rb, ro))
-                 if b != o]  # fmt: skip
+    differing = [
+        (p.task_id, j)
+        for p, rb, ro in zip(problems, batched, official, strict=True)
+        for j, (b, o) in enumerate(zip(rb, ro, strict=True))
+        if b != o
+    ]
     statuses = collections.Counter(r.status for r in flat_o)
-    print(f"verdicts: {sum(r.passed for r in flat_o)} pass, {len(flat_o) - sum(r.passed for r in flat_o)} fail; "
-          f"statuses {dict(sorted(statuses.items()))}")  # fmt: skip
     print(
-        f"identical verdicts (status, pass, detail, per-output counts): {len(flat_b) - len(differing)}/{len(flat_b)}"
+        f"verdicts: {sum(r.passed for r in flat_o)} pass, "
+        f"{len(flat_o) - sum(r.passed for r in flat_o)} fail; "
+        f"statuses {dict(sorted(statuses.items()))}"
+    )
+    print(
+        "identical verdicts (status, pass, detail, per-output counts): "
+        f"{len(flat_b) - len(differing)}/{len(flat_b)}"
     )
     for task_id, j in differing[:10]:
         print(f"  differs: {task_id} sample {j}")
     print(f"{'route':<40}{'wall s':>10}{'ms/completion':>16}")
     print(
-        f"{'official per-sample flow (batch_size=1)':<40}{official_s:>10.1f}{1000 * official_s / total:>16.1f}"
+        f"{'official per-sample flow (batch_size=1)':<40}"
+        f"{official_s:>10.1f}{1000 * official_s / total:>16.1f}"
     )
     print(
         f"{f'batched (batch_size={args.batch_size})':<40}{batched_s:>10.1f}{1000 * batched_s / total:>16.1f}"

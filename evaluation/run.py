@@ -1,17 +1,18 @@
 """Generate completions with any causal LM and score them on a Verilog benchmark.
 
-Samples `n` completions per problem with the benchmark's official prompt (transformers `generate`, or vLLM when it
-is installed and `--engine vllm|auto`), scores them with the official harness through the sandbox, writes
-`samples.jsonl`, `results.jsonl` and `summary.json` to `--output-dir`, prints the pass@k table, and optionally
-writes the results into a model card.
+Samples `n` completions per problem with the benchmark's official prompt (transformers `generate`, or vLLM
+when it is installed and `--engine vllm|auto`), scores them with the official harness through the sandbox,
+writes `samples.jsonl`, `results.jsonl` and `summary.json` to `--output-dir`, prints the pass@k table, and
+optionally writes the results into a model card.
 
-The VerilogEval v2 protocols: `--protocol greedy` (n=1, greedy) and `--protocol sampled` (n=20, temperature 0.85,
-top_p 0.95). The benchmark's official system message (VerilogEval v2) goes before every prompt.
+The VerilogEval v2 protocols: `--protocol greedy` (n=1, greedy) and `--protocol sampled` (n=20, temperature
+0.85, top_p 0.95). The benchmark's official system message (VerilogEval v2) goes before every prompt.
 
 Example:
 ```
 SALV_TRL_ALLOW_CODE_EXECUTION=1 python evaluation/run.py --model Qwen/Qwen2.5-Coder-7B-Instruct \\
-    --benchmark rtllm-v1.1 --data-dir ../shared/benchmarks --n 5 --temperature 0.8 --k 1 5 --output-dir out/rtllm
+    --benchmark rtllm-v1.1 --data-dir ../shared/benchmarks --n 5 --temperature 0.8 --k 1 5 \\
+    --output-dir out/rtllm
 ```
 """
 
@@ -117,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in PROTOCOLS[args.protocol].items():
             setattr(args, key, value)
     require_opt_in()  # fail before spending time on generation
-    problems = _select(load_benchmark(args.benchmark, args.data_dir, examples=args.examples, rules=args.rules),
-                       args.problems)  # fmt: skip
+    problems = _select(
+        load_benchmark(args.benchmark, args.data_dir, examples=args.examples, rules=args.rules), args.problems
+    )
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     completions = generate(args, [p.prompt for p in problems], system)
     _write_jsonl(output_dir / "samples.jsonl", (
         {"task_id": p.task_id, "sample_index": j, "prompt": p.prompt, "completion": c}
-        for p, samples in zip(problems, completions) for j, c in enumerate(samples)
+        for p, samples in zip(problems, completions, strict=True) for j, c in enumerate(samples)
     ))  # fmt: skip
 
     report = evaluate_completions(
@@ -146,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
         for problem in report.problems for j, sample in enumerate(problem.samples)
     ))  # fmt: skip
     summary = report.to_dict(per_problem=False)
-    summary["settings"] = {key: getattr(args, key) for key in
-                           ("model", "n", "temperature", "top_p", "max_new_tokens", "seed", "examples", "rules")}  # fmt: skip
+    summary["settings"] = {
+        key: getattr(args, key)
+        for key in ("model", "n", "temperature", "top_p", "max_new_tokens", "seed", "examples", "rules")
+    }
     summary["settings"]["system"] = system
     (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     print(format_table(report))

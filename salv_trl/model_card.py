@@ -82,6 +82,7 @@ def render_model_card(
     ...                          results={"RTLLM v1.1": {"pass@1": 62.6}})
     >>> card.data.eval_results[0].metric_value
     62.6
+
     ```
     """
     results = {name: dict(scores) for name, scores in (results or {}).items()}

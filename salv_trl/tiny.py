@@ -10,10 +10,11 @@ Example:
 ```python
 >>> from salv_trl.tiny import train_tokenizer, tiny_qwen2
 >>> tokenizer = train_tokenizer(["module top(input a, output y); assign y = a; endmodule"] * 10,
-vocab_size=300)
+...                             vocab_size=300)
 >>> model = tiny_qwen2(tokenizer)
 >>> model.num_parameters() < 1_000_000
 True
+
 ```
 """
 

@@ -13,7 +13,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "shared" / "benchmarks"
-NO_BENCHMARKS = f"benchmark checkout not found at {BENCHMARKS} (expected ../shared/benchmarks beside the project)"
+NO_BENCHMARKS = (
+    f"benchmark checkout not found at {BENCHMARKS} (expected ../shared/benchmarks beside the project)"
+)
 
 
 @dataclass(frozen=True)

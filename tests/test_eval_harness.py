@@ -1,4 +1,5 @@
-"""Official harness verdicts: references pass on every scorable problem, wrong candidates fail with the right status."""
+"""Official harness verdicts: references pass on every scorable problem, wrong candidates fail with the right
+status."""
 
 from __future__ import annotations
 
@@ -133,7 +134,10 @@ def test_rtllm_and_v1_failures(benchmarks_dir):
     assert score_sample(rtllm, wrong_name).status == "interface_mismatch"
     v1 = _problem(benchmarks_dir, "verilog-eval-v1-human", "gatesv")
     # a completion-style body is appended to the problem's header, as the official harness does
-    body = "\n\tassign out_both = in[2:0] & in[3:1];\n\tassign out_any = 0;\n\tassign out_different = 0;\nendmodule\n"
+    body = (
+        "\n\tassign out_both = in[2:0] & in[3:1];\n\tassign out_any = 0;\n"
+        "\tassign out_different = 0;\nendmodule\n"
+    )
     result = score_sample(v1, body)
     assert (result.passed, result.status, result.compiled) == (False, "ok", True)
     assert result.signals["out_both"]["correct"] and not result.signals["out_any"]["correct"]
@@ -204,7 +208,10 @@ def test_sample_result_round_trip():
 
 
 def test_custom_tasks_use_the_verification_engine(tmp_path):
-    reference = "module m(input [3:0] a, b, output [3:0] s, d);\n  assign s = a + b;\n  assign d = a - b;\nendmodule\n"
+    reference = (
+        "module m(input [3:0] a, b, output [3:0] s, d);\n"
+        "  assign s = a + b;\n  assign d = a - b;\nendmodule\n"
+    )
     path = tmp_path / "tasks.jsonl"
     path.write_text(json.dumps({"task_id": "t0", "prompt": "write m", "reference": reference}) + "\n")
     report = evaluate_completions(

@@ -1,4 +1,5 @@
-"""evaluation/run.py end to end with a tiny Qwen2 built from a config (no download); the metric module via evaluate."""
+"""evaluation/run.py end to end with a tiny Qwen2 built from a config (no download); the metric module via
+evaluate."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def test_run_end_to_end_with_tiny_model(tiny_model_dir, benchmarks_dir, tmp_path
     code = _run_module().main([
         "--model", str(tiny_model_dir), "--benchmark", "rtllm-v1.1", "--data-dir", str(benchmarks_dir),
         "--problems", "adder_8bit", "radix2_div", "--n", "2", "--temperature", "1.0", "--max-new-tokens", "8",
-        "--k", "1", "2", "5", "--engine", "transformers", "--output-dir", str(out), "--model-card", "--no-progress",
+        "--k", "1", "2", "5", "--engine", "transformers", "--output-dir", str(out),
+        "--model-card", "--no-progress",
     ])  # fmt: skip
     assert code == 0
     samples = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
@@ -104,11 +106,15 @@ def test_metric_module_loads_and_computes(benchmarks_dir, tmp_path, monkeypatch)
 
 
 def test_custom_metric_loads_without_data_dir_and_scores_a_tasks_file(tmp_path, monkeypatch):
-    """`data_dir` is optional at load time (evaluate's own cache folder must not be taken for the benchmark's)."""
+    """`data_dir` is optional at load time (evaluate's own cache folder must not be taken for the
+    benchmark's)."""
     import evaluate
 
     monkeypatch.setenv(OPT_IN_ENV, "1")
-    reference = "module m(input [3:0] a, b, output [3:0] s, d);\n  assign s = a + b;\n  assign d = a - b;\nendmodule\n"
+    reference = (
+        "module m(input [3:0] a, b, output [3:0] s, d);\n"
+        "  assign s = a + b;\n  assign d = a - b;\nendmodule\n"
+    )
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text(json.dumps({"task_id": "t0", "prompt": "write m", "reference": reference}) + "\n")
     metric = evaluate.load(str(ROOT / "evaluation" / "verilog_pass_at_k"), "custom")
@@ -123,7 +129,8 @@ def test_custom_metric_loads_without_data_dir_and_scores_a_tasks_file(tmp_path, 
 def test_run_samples_verilog_eval_v2_after_its_system_message(
     tiny_model_dir, benchmarks_dir, tmp_path, monkeypatch
 ):
-    """The v2 protocol: the benchmark's official system message reaches the sampler (and its chat template)."""
+    """The v2 protocol: the benchmark's official system message reaches the sampler (and its chat
+    template)."""
     import salv_trl.data.sampling as sampling
 
     calls = []
@@ -137,7 +144,8 @@ def test_run_samples_verilog_eval_v2_after_its_system_message(
     monkeypatch.setenv("SALV_TRL_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "out"
     assert _run_module().main([
-        "--model", str(tiny_model_dir), "--benchmark", "verilog-eval-v2-spec-to-rtl", "--data-dir", str(benchmarks_dir),
+        "--model", str(tiny_model_dir), "--benchmark", "verilog-eval-v2-spec-to-rtl",
+        "--data-dir", str(benchmarks_dir),
         "--problems", "1", "--engine", "transformers", "--output-dir", str(out), "--no-progress",
     ]) == 0  # fmt: skip
     [problem] = load_benchmark("verilog-eval-v2-spec-to-rtl", benchmarks_dir)[:1]

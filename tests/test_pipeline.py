@@ -130,7 +130,8 @@ def test_full_mode_is_the_quick_mode_at_the_size_the_comparison_needs():
     assert all(
         set(point) <= {"learning_rate", "beta", "loss_type", "loss_weights"} for point in full["dpo_grid"]
     )
-    same = {"seeds", "output_dir", "tasks", "dpo_grid"}
+    assert full["dpo_overrides"] == {} and quick["dpo_overrides"] in full["dpo_grid"]  # the grid's choice
+    same = {"seeds", "output_dir", "tasks", "dpo_grid", "dpo_overrides"}
     assert {k: v for k, v in full.items() if k not in same} == {
         k: v for k, v in quick.items() if k not in same
     }

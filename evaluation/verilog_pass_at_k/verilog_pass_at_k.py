@@ -22,23 +22,25 @@ _CITATION = """\
 
 _DESCRIPTION = """\
 Functional pass@k of generated Verilog on VerilogEval v1 (Human, Machine), VerilogEval v2 (spec-to-rtl,
-code-complete), RTLLM v1.1 and v2.0, or a custom task set, judged by compiling and simulating each completion with
-the benchmark's own testbench under Icarus Verilog, faithful to each benchmark's official harness. Also reports
-syntax pass@k, the problems whose own reference fails under the installed simulator (unscorable: excluded from
-`pass@k`, counted as failed in `pass@k_all`), and per-problem, per-sample and per-output results.
+code-complete), RTLLM v1.1 and v2.0, or a custom task set, judged by compiling and simulating each completion
+with the benchmark's own testbench under Icarus Verilog, faithful to each benchmark's official harness. Also
+reports syntax pass@k, the problems whose own reference fails under the installed simulator (unscorable:
+excluded from `pass@k`, counted as failed in `pass@k_all`), and per-problem, per-sample and per-output
+results.
 """
 
 _KWARGS_DESCRIPTION = """
 Args:
-    predictions (`list[list[str]]`): For each problem, its raw completions (model text; code is extracted from the
-        last fenced verilog block, as for training).
+    predictions (`list[list[str]]`): For each problem, its raw completions (model text; code is extracted from
+        the last fenced verilog block, as for training).
     references (`list[str]`): The problem id of each entry (`Prob001_zero`, `gatesv`, `adder_8bit`, ...).
-    k (`list[int]`, *optional*, defaults to `[1]`): The k values; pass@k is reported only where every problem has at
-        least k completions.
-    data_dir (`str`, *optional*): Benchmark location (a local checkout in the original layout, a folder holding
-        several, or a Hub dataset id); overrides the one given to `evaluate.load`.
+    k (`list[int]`, *optional*, defaults to `[1]`): The k values; pass@k is reported only where every problem
+        has at least k completions.
+    data_dir (`str`, *optional*): Benchmark location (a local checkout in the original layout, a folder
+        holding several, or a Hub dataset id); overrides the one given to `evaluate.load`.
     num_workers (`int`, *optional*): Parallel sandboxes (default: the CPU count).
-    batch_size (`int`, *optional*, defaults to `32`): VerilogEval candidates simulated together (1: per sample).
+    batch_size (`int`, *optional*, defaults to `32`): VerilogEval candidates simulated together
+        (1: per sample).
     per_problem (`bool`, *optional*, defaults to `True`): Include per-problem and per-sample results.
 Returns:
     `pass@k` (scorable problems), `pass@k_all` (unscorable counted as failed), `syntax_pass@k`, `unscorable`,

@@ -1,18 +1,19 @@
-"""Benchmark loaders: VerilogEval v1 / v2, RTLLM v1.1 / v2.0 and custom task sets, with their official prompts.
+"""Benchmark loaders: VerilogEval v1 / v2, RTLLM v1.1 / v2.0 and custom task sets, with their official
+prompts.
 
-Each loader reads a local checkout in the benchmark's original layout (or a folder holding several such checkouts,
-such as `../shared/benchmarks`), or a Hub dataset with the tasks schema (`task_id`, `prompt`, `reference`,
-`testbench`, `top`), and returns one [`Problem`] per benchmark problem, in the benchmark's order.
+Each loader reads a local checkout in the benchmark's original layout (or a folder holding several such
+checkouts, such as `../shared/benchmarks`), or a Hub dataset with the tasks schema (`task_id`, `prompt`,
+`reference`, `testbench`, `top`), and returns one [`Problem`] per benchmark problem, in the benchmark's order.
 
 Prompts follow each benchmark's own generation scripts:
 
-- VerilogEval v1 (Human / Machine): the problem description followed by the module header to complete, as in the
-  VerilogEval paper (`detail_description` of the descriptions file, then the `prompt` header).
+- VerilogEval v1 (Human / Machine): the problem description followed by the module header to complete, as in
+  the VerilogEval paper (`detail_description` of the descriptions file, then the `prompt` header).
 - VerilogEval v2 `spec-to-rtl`: `Question:` / `Answer:` with the `[BEGIN]` / `[DONE]` instruction and the
-  spec-to-rtl system message of `scripts/sv-generate`; `code-complete-iccad2023`: the specification as `//` comments
-  above the module header, with the code-complete system message. Both accept the official in-context examples
-  (`examples=1..4`, read from the checkout's `scripts/verilog-example-prefix_<task>_<n>-shot.txt`) and the optional
-  rules (`rules=True`).
+  spec-to-rtl system message of `scripts/sv-generate`; `code-complete-iccad2023`: the specification as `//`
+  comments above the module header, with the code-complete system message. Both accept the official in-context
+  examples (`examples=1..4`, read from the checkout's `scripts/verilog-example-prefix_<task>_<n>-shot.txt`)
+  and the optional rules (`rules=True`).
 - RTLLM: the design's `design_description.txt`.
 """
 
@@ -62,15 +63,19 @@ _CHECKOUT_NAMES = {
 _V2_SYSTEM = {
     "spec-to-rtl": "You are a Verilog RTL designer that only writes code using correct Verilog syntax.",
     "code-complete-iccad2023": (
-        "You only complete chats with syntax correct Verilog code. End the Verilog module code completion with "
-        "'endmodule'. Do not include module, input and output definitions."
+        "You only complete chats with syntax correct Verilog code. "
+        "End the Verilog module code completion with 'endmodule'. "
+        "Do not include module, input and output definitions."
     ),
 }
 _V2_CODE_COMPLETE_PREFIX = (
     "\n// Implement the Verilog module based on the following description. Assume that signals are positive "
     "clock/clk triggered unless otherwise stated.\n"
 )
-_V2_NO_EXPLAIN = "\nEnclose your code with [BEGIN] and [DONE]. Only output the code snippet\nand do NOT output anything else.\n"
+_V2_NO_EXPLAIN = (
+    "\nEnclose your code with [BEGIN] and [DONE]. Only output the code snippet\n"
+    "and do NOT output anything else.\n"
+)
 _V2_RULES = """
 Here are some additional rules and coding conventions.
 
@@ -109,11 +114,13 @@ class Problem:
         benchmark (`str`): One of [`BENCHMARKS`].
         system_prompt (`str`): The official system message, if the benchmark has one.
         description (`str`): The natural-language specification alone.
-        interface (`str`): For completion-style benchmarks (VerilogEval v1, v2 code-complete), the module header
-            a completion continues; the harness prepends it to answers that do not declare `top` themselves.
+        interface (`str`): For completion-style benchmarks (VerilogEval v1, v2 code-complete), the module
+            header a completion continues; the harness prepends it to answers that do not declare `top`
+            themselves.
         reference_top (`str`): Name of the reference's top module as written in `reference` (`RefModule`,
             `verified_adder_8bit`, ...); the harness renames it where the testbench expects another name.
-        support_files (`Mapping[str, str]`): Data files the testbench reads from its working directory (RTLLM).
+        support_files (`Mapping[str, str]`): Data files the testbench reads from its working directory
+            (RTLLM).
     """
 
     task_id: str
@@ -129,7 +136,8 @@ class Problem:
     support_files: Mapping[str, str] = field(default_factory=dict)
 
     def to_task(self) -> dict[str, str]:
-        """The problem as a row of the tasks dataset schema (`task_id`, `prompt`, `reference`, `testbench`, `top`)."""
+        """The problem as a row of the tasks dataset schema (`task_id`, `prompt`, `reference`, `testbench`,
+        `top`)."""
         return {
             "task_id": self.task_id,
             "prompt": self.prompt,
@@ -145,13 +153,15 @@ def resolve_data_dir(data_dir: str | os.PathLike | None) -> str:
         data_dir = os.environ.get(BENCHMARKS_ENV)
     if not data_dir:
         raise ValueError(
-            f"no benchmark location: pass data_dir= (a local checkout or a Hub dataset id) or set {BENCHMARKS_ENV}"
+            "no benchmark location: pass data_dir= (a local checkout or a Hub dataset id) "
+            f"or set {BENCHMARKS_ENV}"
         )
     return os.fspath(data_dir)
 
 
 def _checkout(name: str, data_dir: Path, marker: str) -> Path:
-    """The folder of `name`'s checkout: `data_dir` itself or one of its known sub-folders, found by `marker`."""
+    """The folder of `name`'s checkout: `data_dir` itself or one of its known sub-folders, found by
+    `marker`."""
     for candidate in [data_dir / sub for sub in _CHECKOUT_NAMES[name]] + [data_dir]:
         if any(candidate.glob(marker)):
             return candidate
@@ -273,7 +283,8 @@ def _instantiated(testbench: str, name: str) -> bool:
 
 
 def _rtllm_top(folder: Path, description: str, testbench: str) -> str:
-    """The design name the RTLLM testbench instantiates: the description's "Module name", else the folder name."""
+    """The design name the RTLLM testbench instantiates: the description's "Module name", else the folder
+    name."""
     named = re.search(r"Module name:\s*([A-Za-z_][\w$]*)", description)
     for name in ([named.group(1)] if named else []) + [folder.name]:
         if _instantiated(testbench, name):
@@ -282,7 +293,8 @@ def _rtllm_top(folder: Path, description: str, testbench: str) -> str:
 
 
 def _reference_top(reference: str, top: str) -> str:
-    """The reference's top module: `top` itself, else its `verified_*` module, else the one no other instantiates."""
+    """The reference's top module: `top` itself, else its `verified_*` module, else the one no other
+    instantiates."""
     names = _MODULE_DECL.findall(reference)
     if top in names:
         return top
@@ -387,24 +399,47 @@ def load_benchmark(
 
     Args:
         name (`str`): One of [`BENCHMARKS`].
-        data_dir (`str` or `os.PathLike`, *optional*): A local checkout in the benchmark's original layout, a folder
-            holding such checkouts (`verilog-eval-v1/`, `verilog-eval-v2/`, `RTLLM-v1.1/`, `RTLLM-v2.0/`), or a Hub
-            dataset id with the tasks schema. For `custom`, a tasks `.jsonl` / `.json` file, a folder of `.jsonl`
-            files or a Hub dataset id. Defaults to the `SALV_TRL_BENCHMARKS` environment variable.
-        examples (`int`, *optional*, defaults to `0`): VerilogEval v2 only: number of official in-context examples.
-        rules (`bool`, *optional*, defaults to `False`): VerilogEval v2 spec-to-rtl only: add the official rules.
-        explain (`bool`, *optional*, defaults to `False`): VerilogEval v2 spec-to-rtl only: let the model explain
-            (drops the `[BEGIN]` / `[DONE]` instruction).
+        data_dir (`str` or `os.PathLike`, *optional*): A local checkout in the benchmark's original layout, a
+            folder holding such checkouts (`verilog-eval-v1/`, `verilog-eval-v2/`, `RTLLM-v1.1/`,
+            `RTLLM-v2.0/`), or a Hub dataset id with the tasks schema. For `custom`, a tasks `.jsonl` /
+            `.json` file, a folder of `.jsonl` files or a Hub dataset id. Defaults to the
+            `SALV_TRL_BENCHMARKS` environment variable.
+        examples (`int`, *optional*, defaults to `0`): VerilogEval v2 only: number of official in-context
+            examples.
+        rules (`bool`, *optional*, defaults to `False`): VerilogEval v2 spec-to-rtl only: add the official
+            rules.
+        explain (`bool`, *optional*, defaults to `False`): VerilogEval v2 spec-to-rtl only: let the model
+            explain (drops the `[BEGIN]` / `[DONE]` instruction).
 
     Returns:
         `list[Problem]`: The problems, in the benchmark's order.
 
     Example:
+
+    The official benchmarks are read from their checkouts, which the package does not ship (so these lines
+    are not run as tests):
+
     ```python
     >>> from salv_trl.evaluation.benchmarks import load_benchmark
-    >>> problems = load_benchmark("rtllm-v1.1", "../shared/benchmarks")
-    >>> problems[0].task_id, problems[0].top
+    >>> problems = load_benchmark("rtllm-v1.1", "../shared/benchmarks")  # doctest: +SKIP
+    >>> problems[0].task_id, problems[0].top  # doctest: +SKIP
     ('JC_counter', 'JC_counter')
+
+    ```
+
+    A `custom` task set is a file of rows of the tasks schema, such as the synthetic tasks:
+
+    ```python
+    >>> import os, tempfile
+    >>> from salv_trl.synthetic import generate_tasks, tasks_dataset
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> path = os.path.join(folder.name, "tasks.jsonl")
+    >>> _ = tasks_dataset(generate_tasks(3, split="test")).to_json(path)  # JSON lines
+    >>> problems = load_benchmark("custom", path)
+    >>> len(problems), problems[0].top, problems[0].prompt.splitlines()[0]
+    (3, 'top_module', 'Write a Verilog module named top_module.')
+    >>> folder.cleanup()
+
     ```
     """
     if name not in BENCHMARKS:

@@ -49,13 +49,47 @@ class PassRateCallback(TrainerCallback):
     leaves one seed hopeless and over-trains another. Note that `max_steps` still shapes the learning-rate
     schedule (a cosine schedule decays over `max_steps`, not over the steps actually run).
 
-    Usage:
+    Usage, with a tiny model and synthetic tasks (a file of held-out `custom` tasks, then SFT on others):
+
     ```python
+    >>> import os, tempfile
+    >>> from unittest import mock
+    >>> from trl import SFTConfig, SFTTrainer
     >>> from salv_trl.evaluation import load_benchmark
-    >>> trainer = SFTTrainer(...)
-    >>> problems = load_benchmark("custom", "dev_tasks.jsonl")
-    >>> trainer.add_callback(PassRateCallback(trainer, problems, freq=100, stop_at=0.5))
+    >>> from salv_trl.evaluation.callback import PassRateCallback
+    >>> from salv_trl.synthetic import generate_tasks, sft_dataset, tasks_dataset
+    >>> from salv_trl.tiny import tiny_qwen2, train_tokenizer
+
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> dev_tasks = os.path.join(folder.name, "dev_tasks.jsonl")
+    >>> _ = tasks_dataset(generate_tasks(2, split="test")).to_json(dev_tasks)
+    >>> problems = load_benchmark("custom", dev_tasks)
+    >>> train = generate_tasks(2, split="train")
+    >>> tokenizer = train_tokenizer([task.prompt + task.completion for task in train], vocab_size=400)
+    >>> tokenizer.chat_template = None  # plain prompts, as in `sft_dataset`: the callback decodes them alike
+    >>> trainer = SFTTrainer(
+    ...     model=tiny_qwen2(tokenizer),
+    ...     args=SFTConfig(
+    ...         folder.name, max_steps=1, save_strategy="no", report_to="none",
+    ...         use_cpu=True, bf16=False,  # on CPU: trl turns bf16 on by default
+    ...     ),
+    ...     train_dataset=sft_dataset(train),
+    ...     processing_class=tokenizer,
+    ... )
+    >>> # the opt-in to simulating model-written code (usually `export SALV_TRL_ALLOW_CODE_EXECUTION=1`)
+    >>> with mock.patch.dict(os.environ, {"SALV_TRL_ALLOW_CODE_EXECUTION": "1"}):  # doctest: +ELLIPSIS
+    ...     callback = PassRateCallback(trainer, problems, freq=100, stop_at=0.5, max_new_tokens=32)
+    ...     trainer.add_callback(callback)
+    ...     _ = trainer.train()
+    {'train_runtime': ...}
+    >>> [log["eval_pass_rate"] for log in trainer.state.log_history if "eval_pass_rate" in log]
+    [0.0]
+    >>> folder.cleanup()
+
     ```
+
+    The callback would measure every 100 steps and stop training at a pass rate of 50%; this run is one step
+    long, so it measures once, at the end: from nearly random weights, no module works yet.
 
     Args:
         trainer ([`~transformers.Trainer`]):

@@ -8,13 +8,13 @@ Official flows reproduced (one compile and one run per sample, in a fresh [`salv
   `Mismatches: 0 in N samples` and no line with `error`; otherwise the analyser's failure code is kept
   (`S` syntax, `C` compile, `e` cast, `0` zero-width constant, `n` no sensitivities, `w` declared as wire,
   `m` unknown module, `p` / `c` unbound port, `T` timeout, `r` async reset, `R` runtime mismatch).
-- **VerilogEval v1** (`verilog_eval/execution.py`): one file `test + "\\n" + prompt + "\\n" + completion`, compiled
-  with the same flags and run with `vvp -n`; passes when stderr is empty, has no `syntax error`, and stdout has
-  `Mismatches: 0 in N samples`. A 30 s limit covers compile and run.
-- **RTLLM** (`auto_run.py`): the candidate as `<design>.v` beside `testbench.v` (and the testbench's data files),
-  compiled with `iverilog -g2012` (the official script uses VCS; compiling is its "syntax success"), run under an
-  8 s timeout; passes when the output contains `Pass` or `pass`. The reference's top module (`verified_<x>`) is
-  renamed to the design name the testbench instantiates before it is checked.
+- **VerilogEval v1** (`verilog_eval/execution.py`): one file `test + "\\n" + prompt + "\\n" + completion`,
+  compiled with the same flags and run with `vvp -n`; passes when stderr is empty, has no `syntax error`, and
+  stdout has `Mismatches: 0 in N samples`. A 30 s limit covers compile and run.
+- **RTLLM** (`auto_run.py`): the candidate as `<design>.v` beside `testbench.v` (and the testbench's data
+  files), compiled with `iverilog -g2012` (the official script uses VCS; compiling is its "syntax success"),
+  run under an 8 s timeout; passes when the output contains `Pass` or `pass`. The reference's top module
+  (`verified_<x>`) is renamed to the design name the testbench instantiates before it is checked.
 
 Fixes to known harness weaknesses (documented in the metric card): the testbench's own `$display` / `$write`
 strings are wrapped in a per-run secret tag that is in no name, and only text between tag pairs can pass a
@@ -26,18 +26,19 @@ compile, as it does in the official flows); a VerilogEval pass must compare the 
 [`salv_trl.hdl.parse.outside_reference`]) before it is simulated, and every process runs in the namespace
 sandbox.
 
-[`score`] adds a faster route with identical verdicts: for VerilogEval, candidates of one problem are compiled and
-simulated together, each with its own renamed copy of the testbench and reference. Random streams are kept per copy
-(every `$random` / `$urandom` call gets the copy's own seed variable, which Icarus starts from the same value as
-its global seed) and `$finish` becomes a per-copy request, so each copy sees exactly the stimulus of its own run
-and a copy that would have ended earlier than the others is not believed. The first candidate runs alone and its
-run time bounds the batch size and the batch's time limit; where one copy per run is all that fits (slow
-simulations), a copy still runs this way, which spares it the waveform dump (up to a third of the run time on long
-testbenches). Batches start longest first. Any candidate whose batched result could differ from its own run
-(compiler messages, directives, names of the batch's own scopes, untagged output, hang, missing summary line)
-is scored by the per-sample flow instead. Copies do not share a reference: Icarus orders the processes woken
-in one time step by all the processes present, so removing a copy's reference can change how a racy candidate
-resolves its race (a mutant of `Prob110_fsm2`: 129 mismatches instead of 131).
+[`score`] adds a faster route with identical verdicts: for VerilogEval, candidates of one problem are compiled
+and simulated together, each with its own renamed copy of the testbench and reference. Random streams are kept
+per copy (every `$random` / `$urandom` call gets the copy's own seed variable, which Icarus starts from the
+same value as its global seed) and `$finish` becomes a per-copy request, so each copy sees exactly the
+stimulus of its own run and a copy that would have ended earlier than the others is not believed. The first
+candidate runs alone and its run time bounds the batch size and the batch's time limit; where one copy per run
+is all that fits (slow simulations), a copy still runs this way, which spares it the waveform dump (up to a
+third of the run time on long testbenches). Batches start longest first. Any candidate whose batched result
+could differ from its own run (compiler messages, directives, names of the batch's own scopes, untagged
+output, hang, missing summary line) is scored by the per-sample flow instead. Copies do not share a reference:
+Icarus orders the processes woken in one time step by all the processes present, so removing a copy's
+reference can change how a racy candidate resolves its race (a mutant of `Prob110_fsm2`: 129 mismatches
+instead of 131).
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ __all__ = [
     "score_sample",
 ]
 
-#: Environment variable that must be `"1"` before any model-written code is executed (as `HF_ALLOW_CODE_EVAL`).
+#: Environment variable that must be `"1"` before any model-written code is executed (as
+#: `HF_ALLOW_CODE_EVAL`).
 OPT_IN_ENV = "SALV_TRL_ALLOW_CODE_EXECUTION"
 
 IVERILOG_FLAGS = ("-Wall", "-Winfloop", "-Wno-timescale", "-g2012")
@@ -84,8 +86,9 @@ V2_TIMEOUT = 30.0  # Makefile.in: `timeout 30 ./<sample>`
 V1_TIMEOUT = 30.0  # evaluate_functional_correctness default
 RTLLM_TIMEOUT = 8.0  # auto_run.py: exec_shell(..., timeout=8)
 COMPILE_TIMEOUT = 60.0  # the official flows set none; a hostile candidate must not hold the compiler forever
-# Timeouts are enforced as CPU seconds (the simulators are single-threaded, so on an idle machine this is the wall
-# clock of the official flows); the wall clock only backs them up, at this multiple, for a loaded machine.
+# Timeouts are enforced as CPU seconds (the simulators are single-threaded, so on an idle machine this is the
+# wall clock of the official flows); the wall clock only backs them up, at this multiple, for a loaded
+# machine.
 WALL_FACTOR = 3.0
 BATCH_MARGIN, BATCH_FLOOR = (
     4.0,
@@ -116,11 +119,14 @@ class SampleResult:
     Args:
         passed (`bool`): The official pass criterion holds.
         status (`str`): The verification engine's vocabulary: `ok` (simulated; `passed` tells the outcome),
-            `no_code`, `syntax_error`, `interface_mismatch`, `compile_error`, `runtime_error`, `timeout`, `refused`.
-        compiled (`bool`): The official syntax criterion (compiled without errors): syntax pass@k counts these.
-        detail (`str`): The reason, in the harness's words (VerilogEval v2 failure code, mismatch count, compiler
-            message, refusal reason, ...).
-        signals (`dict[str, dict]`): Per output, where the testbench reports it: `mismatches`, `samples`, `correct`.
+            `no_code`, `syntax_error`, `interface_mismatch`, `compile_error`, `runtime_error`, `timeout`,
+            `refused`.
+        compiled (`bool`): The official syntax criterion (compiled without errors): syntax pass@k counts
+            these.
+        detail (`str`): The reason, in the harness's words (VerilogEval v2 failure code, mismatch count,
+            compiler message, refusal reason, ...).
+        signals (`dict[str, dict]`): Per output, where the testbench reports it: `mismatches`, `samples`,
+            `correct`.
     """
 
     passed: bool
@@ -151,12 +157,13 @@ def harness_of(problem: Problem) -> str:
     return "custom"
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Candidate code
 
 
 def candidate_code(problem: Problem, completion: str) -> str | None:
-    """The code the official flow would simulate for `completion` (raw model text), or None when there is none.
+    """The code the official flow would simulate for `completion` (raw model text), or None when there is
+    none.
 
     Code is taken with [`salv_trl.hdl.extract.extract_code`] (as for training). For completion-style problems
     (VerilogEval v1, v2 code-complete) an answer that does not declare the top module is a module body: the
@@ -176,18 +183,19 @@ def reference_code(problem: Problem) -> str:
     return _rename_reference(problem.reference, problem.reference_top, problem.top)
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Official per-sample flows
 
 
 def _limits(timeout: float) -> SandboxLimits:
-    """Sandbox limits whose CPU-time cap is the official timeout, so that verdicts do not depend on machine load."""
+    """Sandbox limits whose CPU-time cap is the official timeout, so that verdicts do not depend on machine
+    load."""
     return SandboxLimits(cpu_seconds=max(1, math.ceil(timeout)))
 
 
 def _timed_out(result: SandboxResult) -> bool:
-    """The official timeout fired: CPU time ran out (SIGXCPU, then SIGKILL at the hard limit) or the wall-clock
-    backstop ([`WALL_FACTOR`] times the timeout) did."""
+    """The official timeout fired: CPU time ran out (SIGXCPU, then SIGKILL at the hard limit) or the
+    wall-clock backstop ([`WALL_FACTOR`] times the timeout) did."""
     return result.timed_out or result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
 
 
@@ -313,8 +321,9 @@ def _judge_v2(candidate: str, built: SandboxResult, ran: SandboxResult | None, t
     if ran is not None:
         tb_lines, other = _testbench_lines(ran.stdout + ran.stderr, tag)
         summary = [line for line in tb_lines if _MISMATCHES.match(line)]
-        # The testbench's own simulated-time guard prints TIMEOUT and ends the run; with a summary line it is not a
-        # failure of the candidate (it fires on the references of Prob082 and Prob141, whose stimulus is longer).
+        # The testbench's own simulated-time guard prints TIMEOUT and ends the run; with a summary line it is
+        # not a failure of the candidate (it fires on the references of Prob082 and Prob141, whose stimulus is
+        # longer).
         rest = [
             line for line in tb_lines if not _MISMATCHES.match(line) and not (summary and line == "TIMEOUT")
         ]
@@ -525,7 +534,8 @@ def score_sample(problem: Problem, completion: str) -> SampleResult:
 
 
 def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
-    """Custom tasks go through the verification engine (reference co-simulation and/or the given testbench)."""
+    """Custom tasks go through the verification engine (reference co-simulation and/or the given
+    testbench)."""
     results: list[SampleResult | None] = [None] * len(items)
     jobs, where = [], []
     for index, (problem, completion) in enumerate(items):
@@ -542,7 +552,7 @@ def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
             )
         )
         where.append(index)
-    for index, verdict in zip(where, verify_many(jobs, progress=False)):
+    for index, verdict in zip(where, verify_many(jobs, progress=False), strict=True):
         signals = {name: {"mismatches": s.mismatches, "samples": s.samples, "correct": s.correct}
                    for name, s in verdict.signals.items()}  # fmt: skip
         status = str(getattr(verdict.status, "value", verdict.status))
@@ -552,7 +562,7 @@ def _score_custom(items: Sequence[tuple[Problem, str]]) -> list[SampleResult]:
     return results  # type: ignore[return-value]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Batched route (VerilogEval): many candidates of one problem in one compile and one run
 
 
@@ -568,15 +578,15 @@ _COPY_TAG = f"{_NONCE}S{_SLOT}S"  # a copy's tag: the batch's secret, its slot (
 
 @lru_cache(maxsize=1024)
 def _batch_template(testbench: str, reference: str, top: str) -> str | None:
-    """The harness text of one copy with `SALVSLOT` / `SALVNONCE` placeholders, or None when the problem cannot be
-    batched exactly.
+    """The harness text of one copy with `SALVSLOT` / `SALVNONCE` placeholders, or None when the problem
+    cannot be batched exactly.
 
-    In a copy every module is suffixed `__s<slot>` (the candidate's top name included, as the testbench instantiates
-    it), the testbench's display strings are tagged and its dump calls dropped (copies would share one file). Each
-    `$random` / `$urandom` call draws from the copy's own seed variable (Icarus starts its global seeds at 0, and so
-    do these), and `$finish` becomes a request: the simulation ends when every copy has asked, and each copy
-    reports when it asked, so that a copy that ran past its own end is not believed. Not batchable:
-    `$urandom_range`, which has no per-copy seed form.
+    In a copy every module is suffixed `__s<slot>` (the candidate's top name included, as the testbench
+    instantiates it), the testbench's display strings are tagged and its dump calls dropped (copies would
+    share one file). Each `$random` / `$urandom` call draws from the copy's own seed variable (Icarus starts
+    its global seeds at 0, and so do these), and `$finish` becomes a request: the simulation ends when every
+    copy has asked, and each copy reports when it asked, so that a copy that ran past its own end is not
+    believed. Not batchable: `$urandom_range`, which has no per-copy seed form.
     """
     text = testbench + reference
     if "$urandom_range" in text or _SLOT in text or _NONCE in text:
@@ -611,13 +621,15 @@ endmodule
 
 
 def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[SampleResult | None]:
-    """Score `codes` (screened candidates of one VerilogEval problem) together; None where a code needs its own run.
+    """Score `codes` (screened candidates of one VerilogEval problem) together; None where a code needs its
+    own run.
 
     The batch may simulate for `BATCH_MARGIN` times the expected time (copies x `seconds_per_copy`, at least
     `BATCH_FLOOR` seconds, at most the official timeout); past that every copy runs alone.
     """
-    template = _batch_template(problem.testbench, problem.reference if harness_of(problem) == "verilog-eval-v2" else "",
-                               problem.top)  # fmt: skip
+    template = _batch_template(
+        problem.testbench, problem.reference if harness_of(problem) == "verilog-eval-v2" else "", problem.top
+    )
     results: list[SampleResult | None] = [None] * len(codes)
     if template is None:
         return results
@@ -677,7 +689,7 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
         outputs = {slot: "\n".join(_testbench_lines(output, tag)[0]) for slot, (_, tag, _) in slots.items()}
         asked = {slot: int(m.group(1)) for slot, text in outputs.items() if (m := _ASKED.search(text))}
         end = max(asked.values(), default=None)
-        for slot, (index, tag, code) in slots.items():
+        for slot, (index, _tag, code) in slots.items():
             lines = _ASKED.sub("", outputs[slot]).strip("\n")
             if asked.get(slot) != end or not re.search(
                 r"^Mismatches: \d+ in \d+ samples$", lines, re.MULTILINE
@@ -690,7 +702,7 @@ def _batch(problem: Problem, codes: list[str], seconds_per_copy: float) -> list[
     return results
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Scoring many completions
 
 
@@ -705,8 +717,9 @@ def score(
 ) -> list[list[SampleResult]]:
     """Score every completion of every problem under the problem's official harness.
 
-    Identical candidate codes of a problem are simulated once. VerilogEval candidates are simulated `batch_size`
-    at a time (see the module docstring); `batch_size=1` runs the official per-sample flow for every candidate.
+    Identical candidate codes of a problem are simulated once. VerilogEval candidates are simulated
+    `batch_size` at a time (see the module docstring); `batch_size=1` runs the official per-sample flow for
+    every candidate.
 
     Args:
         problems (`Sequence[Problem]`): The problems, one per entry of `predictions`.
@@ -714,8 +727,9 @@ def score(
         workers (`int`, *optional*): Parallel sandboxes (default: the CPU count).
         batch_size (`int`, *optional*, defaults to `32`): Candidates per batched simulation.
         progress (`bool`, *optional*, defaults to `True`): Show a progress bar.
-        reuse (`bool`, *optional*, defaults to `True`): Reuse verdicts of codes already scored on the same problem
-            in this process (simulation is deterministic); the reference self-check makes references free this way.
+        reuse (`bool`, *optional*, defaults to `True`): Reuse verdicts of codes already scored on the same
+            problem in this process (simulation is deterministic); the reference self-check makes references
+            free this way.
 
     Returns:
         `list[list[SampleResult]]`: Results in the shape of `predictions`.
@@ -729,7 +743,7 @@ def score(
               for j in range(len(predictions[i]))]  # fmt: skip
     if custom:
         for (i, j), result in zip(
-            custom, _score_custom([(problems[i], predictions[i][j]) for i, j in custom])
+            custom, _score_custom([(problems[i], predictions[i][j]) for i, j in custom]), strict=True
         ):
             results[i][j] = result
     # distinct screened codes per problem, minus those already scored in this process
@@ -760,8 +774,8 @@ def score(
         return outcome
 
     def probe(i: int) -> float | None:
-        # Candidates run alone until one simulates to the end: its run time sizes the batches of the others and
-        # bounds how long they may take, so that a batch stuck on a hanging copy is given up early.
+        # Candidates run alone until one simulates to the end: its run time sizes the batches of the others
+        # and bounds how long they may take, so that a batch stuck on a hanging copy is given up early.
         for code in pending[i]:
             verdicts[i, code], seconds = alone((i, code))
             if seconds is not None:
@@ -770,19 +784,22 @@ def score(
 
     def batch(job: tuple[int, list[str], float]) -> None:
         i, codes, seconds = job
-        for code, found in zip(codes, _batch(problems[i], codes, seconds)):
+        for code, found in zip(codes, _batch(problems[i], codes, seconds), strict=True):
             if found is not None:
                 verdicts[i, code] = found
                 bar.update(1)
 
-    batchable = [i for i, codes in pending.items()
-                 if batch_size > 1 and len(codes) > 2 and harness_of(problems[i]).startswith("verilog-eval")]  # fmt: skip
+    batchable = [
+        i
+        for i, codes in pending.items()
+        if batch_size > 1 and len(codes) > 2 and harness_of(problems[i]).startswith("verilog-eval")
+    ]
     for i in pending:  # pyslang parses the harness here, never in the pool's threads
         _renamed_harness(problems[i])
         reference_code(problems[i])
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         jobs = []
-        for i, seconds in zip(batchable, pool.map(probe, batchable)):
+        for i, seconds in zip(batchable, pool.map(probe, batchable), strict=True):
             if seconds is None:
                 continue
             limit = V2_TIMEOUT if harness_of(problems[i]) == "verilog-eval-v2" else V1_TIMEOUT
@@ -794,7 +811,7 @@ def score(
         # longest first, so that the slow problems' runs do not end up alone at the tail of the pool
         list(pool.map(batch, sorted(jobs, key=lambda job: len(job[1]) * job[2], reverse=True)))
         singles = [(i, code) for i, codes in pending.items() for code in codes if (i, code) not in verdicts]
-        for item, (verdict, _) in zip(singles, pool.map(alone, singles)):
+        for item, (verdict, _) in zip(singles, pool.map(alone, singles), strict=True):
             verdicts[item] = verdict
     bar.close()
     for (i, code), verdict in verdicts.items():
@@ -807,7 +824,7 @@ def score(
     return results  # type: ignore[return-value]
 
 
-# --------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------
 # Reference self-check
 
 
@@ -854,7 +871,8 @@ def check_references(
     progress: bool = True,
     scorer: Callable[..., list[list[SampleResult]]] = score,
 ) -> dict[str, SampleResult]:
-    """Score each problem's own reference under its harness: the problems whose reference fails are unscorable.
+    """Score each problem's own reference under its harness: the problems whose reference fails are
+    unscorable.
 
     Results are cached on disk (`$SALV_TRL_CACHE` or `~/.cache/salv_trl/reference_checks`), keyed by the
     problem's files, the harness and the simulator version, so they are not recomputed on every evaluation.
@@ -878,7 +896,7 @@ def check_references(
     if todo:
         wrapped = [f"```verilog\n{reference_code(problem)}\n```" for problem, _ in todo]
         scored = scorer([p for p, _ in todo], [[w] for w in wrapped], workers=workers, progress=progress)
-        for (problem, path), (result,) in zip(todo, scored):
+        for (problem, path), (result,) in zip(todo, scored, strict=True):
             results[problem.task_id] = result
             if cache:
                 directory.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,11 @@ __all__ = ["mean_pass_at_k", "pass_at_k"]
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Probability that at least one of `k` samples drawn without replacement from `n` (of which `c` pass) passes.
+    """Probability that at least one of `k` samples drawn without replacement from `n` (of which `c` pass)
+    passes.
 
-    Computes `1 - C(n - c, k) / C(n, k)` with `math.comb`, so it is exact for any `n` (no floating-point products).
+    Computes `1 - C(n - c, k) / C(n, k)` with `math.comb`, so it is exact for any `n` (no floating-point
+    products).
 
     Args:
         n (`int`): Samples generated for the problem.
@@ -26,6 +28,7 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     >>> from salv_trl.evaluation.pass_at_k import pass_at_k
     >>> pass_at_k(n=5, c=2, k=2)
     0.7
+
     ```
     """
     if not (isinstance(n, int) and isinstance(c, int) and isinstance(k, int)):
@@ -42,16 +45,16 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 def mean_pass_at_k(counts: Iterable[tuple[int, int]], ks: Sequence[int]) -> dict[str, float]:
     """pass@k averaged over problems, for each `k` every problem has enough samples for.
 
-    The mean divides by the number of problems scored, not one more (RTLLM's `auto_run.py` appends a zero to the
-    list it averages).
+    The mean divides by the number of problems scored, not one more (RTLLM's `auto_run.py` appends a zero to
+    the list it averages).
 
     Args:
         counts (`Iterable[tuple[int, int]]`): `(n, c)` for each problem.
         ks (`Sequence[int]`): The values of k.
 
     Returns:
-        `dict[str, float]`: `{"pass@k": value}` for each `k <= min(n)`; a `k` larger than some problem's `n` is
-        left out rather than estimated from too few samples. Empty when `counts` is empty.
+        `dict[str, float]`: `{"pass@k": value}` for each `k <= min(n)`; a `k` larger than some problem's `n`
+        is left out rather than estimated from too few samples. Empty when `counts` is empty.
     """
     counts = list(counts)
     if not counts:

@@ -27,8 +27,8 @@ class ProblemReport:
         compiled (`int`): Completions that compile (syntax pass).
         scorable (`bool`): The problem's own reference passes under the installed simulator.
         reference_detail (`str`): Why the reference fails, when it does.
-        samples (`list[dict]`): One [`SampleResult`] dict per completion (`passed`, `status`, `compiled`, `detail`,
-            `signals`).
+        samples (`list[dict]`): One [`SampleResult`] dict per completion (`passed`, `status`, `compiled`,
+            `detail`, `signals`).
     """
 
     task_id: str
@@ -48,7 +48,8 @@ class EvaluationReport:
         benchmark (`str`): The benchmark.
         pass_at_k (`dict[str, float]`): pass@k over the scorable problems (unscorable ones excluded).
         pass_at_k_all (`dict[str, float]`): pass@k over all problems given, unscorable ones counted as failed.
-        syntax_pass_at_k (`dict[str, float]`): pass@k of the syntax criterion (compiles), over the scorable problems.
+        syntax_pass_at_k (`dict[str, float]`): pass@k of the syntax criterion (compiles), over the scorable
+            problems.
         unscorable (`list[str]`): Problems whose reference fails under the installed simulator.
         problems (`list[ProblemReport]`): Per-problem results, in input order.
         status_counts (`dict[str, int]`): Completions per status.
@@ -102,7 +103,8 @@ def evaluate_completions(
         data_dir (`str` or `os.PathLike`, *optional*): Benchmark location (see [`load_benchmark`]).
         problems (`Sequence[Problem]`, *optional*): Already loaded problems (skips loading).
         workers (`int`, *optional*): Parallel sandboxes.
-        batch_size (`int`, *optional*, defaults to `32`): Candidates per batched simulation (1: per-sample flow).
+        batch_size (`int`, *optional*, defaults to `32`): Candidates per batched simulation
+            (1: per-sample flow).
         progress (`bool`, *optional*, defaults to `True`): Progress bars.
 
     Returns:
@@ -125,7 +127,7 @@ def evaluate_completions(
     )
     reports = []
     status_counts: dict[str, int] = {}
-    for problem, samples in zip(chosen, results):
+    for problem, samples in zip(chosen, results, strict=True):
         check = checks[problem.task_id]
         for sample in samples:
             status_counts[sample.status] = status_counts.get(sample.status, 0) + 1

@@ -96,6 +96,7 @@ def extract_code(completion: str) -> ExtractedCode | None:
     >>> found = extract_code(text)
     >>> text[found.offset:found.end] == found.code
     True
+
     ```
     """
     if not isinstance(completion, str):

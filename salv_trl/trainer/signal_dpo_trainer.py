@@ -56,6 +56,7 @@ class DataCollatorForSignalAwarePreference(DataCollatorForPreference):
     >>> collator(examples)["completion_mask"]
     tensor([[0, 0, 0, 1, 0],
             [0, 0, 1, 1, 0]])
+
     ```
     """
 
@@ -251,21 +252,38 @@ class SignalAwareDPOTrainer(DPOTrainer):
     Example:
 
     ```python
+    >>> import tempfile
     >>> from datasets import Dataset
     >>> from salv_trl.tiny import train_tokenizer, tiny_qwen2
     >>> from salv_trl.trainer import SignalAwareDPOConfig, SignalAwareDPOTrainer
 
+    >>> # the completions differ in `a` / `~a`; the spans ([start, end) characters) cover just that
     >>> rows = {"prompt": ["Write a buffer.\\n"], "chosen": ["assign y = a;"], "rejected": ["assign y = ~a;"],
-    ...         "chosen_spans": [[[0, 13]]], "rejected_spans": [[[0, 14]]]}
+    ...         "chosen_spans": [[[11, 12]]], "rejected_spans": [[[11, 13]]]}
     >>> tokenizer = train_tokenizer(rows["prompt"] + rows["chosen"] + rows["rejected"], vocab_size=300)
+    >>> output_dir = tempfile.TemporaryDirectory()
     >>> trainer = SignalAwareDPOTrainer(
     ...     model=tiny_qwen2(tokenizer),
-    ...     args=SignalAwareDPOConfig("out", max_steps=1, report_to="none"),
+    ...     ref_model=tiny_qwen2(tokenizer),  # same weights; trl would load it from the model's path, if any
+    ...     args=SignalAwareDPOConfig(
+    ...         output_dir.name, max_steps=1, save_strategy="no", report_to="none",
+    ...         use_cpu=True, bf16=False,  # on CPU: trl turns bf16 on by default
+    ...     ),
     ...     train_dataset=Dataset.from_dict(rows),
     ...     processing_class=tokenizer,
     ... )
-    >>> trainer.train()  # doctest: +SKIP
+    >>> row = trainer.train_dataset[0]
+    >>> [tokenizer.decode(i) for i in row["chosen_ids"]], row["chosen_signal_mask"]
+    (['assign', ' y', ' =', ' a', ';', '<|im_end|>'], [0, 0, 0, 1, 0, 0])
+    >>> trainer.train()  # doctest: +ELLIPSIS
+    {...'signal/chosen_token_share': '0.1667', 'signal/rejected_token_share': '0.25'...}
+    TrainOutput(global_step=1, ...)
+    >>> output_dir.cleanup()
+
     ```
+
+    Only ` a` of the chosen completion (1 of its 6 tokens, the end-of-turn token included) and `~`, `a` of the
+    rejected one (2 of 8) enter the loss, as the logged token shares show.
     """
 
     _tag_names = ["trl", "dpo", "salv", "signal-aware-dpo"]
@@ -402,8 +420,8 @@ class SignalAwareDPOTrainer(DPOTrainer):
         mode = "train" if self.model.training else "eval"
         signal_tokens = inputs["completion_mask"].sum(dim=1)
         counts = torch.stack([t.sum() for t in (*signal_tokens.chunk(2), *completion_tokens.chunk(2))])
-        # a sum over processes; `gather_for_metrics` would cut these four counts as if they were a batch at the
-        # end of an epoch whose size is not a multiple of the batch size
+        # a sum over processes; `gather_for_metrics` would cut these four counts as if they were a batch at
+        # the end of an epoch whose size is not a multiple of the batch size
         signal_chosen, signal_rejected, total_chosen, total_rejected = self.accelerator.reduce(
             counts.to(self.accelerator.device), reduction="sum"
         ).tolist()
