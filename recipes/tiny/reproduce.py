@@ -542,13 +542,11 @@ def table(results: list[dict], full_design_tasks: int | None = None) -> str:
     within each seed), pair statistics, and the paired differences between models, pooled and per seed."""
     seeds = ", ".join(str(r["seed"]) for r in results)
     tasks = sum(len(r["scores"]["sft"]["task_pass"]) for r in results)
-    lines = [
+    lines = _head(
         f"Test tasks: {tasks} ({len(results)} seed(s): {seeds}), {results[0]['scores']['sft']['samples']}"
         " samples per task; % with 95% bootstrap CIs over tasks:",
-        "",
-        "| model | pass@1 | per-signal pass | pairs / task | signals / pair | masked-in share |",
-        "|---|---|---|---|---|---|",
-    ]
+        ["model", "pass@1", "per-signal pass", "pairs / task", "signals / pair", "masked-in share"],
+    )[1:]
     for name in MODELS:
         cells = []
         for key in ("task_pass", "task_signal_pass"):
@@ -564,16 +562,16 @@ def table(results: list[dict], full_design_tasks: int | None = None) -> str:
             )
             cells.append(f"{100 * statistics.fmean(_masked_share(s, name) for s in stats):.0f}%")
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    lines += [
-        "",
+    lines += _head(
         "Paired differences (a minus b, percentage points, mean per-task difference with a paired bootstrap"
         " 95% CI over tasks; * marks a CI that excludes 0):",
-        "",
-        "| a minus b | pass@1, pooled | per-signal pass, pooled | "
-        + " | ".join(f"pass@1, seed {r['seed']}" for r in results)
-        + " |",
-        "|---" * (3 + len(results)) + "|",
-    ]
+        [
+            "a minus b",
+            "pass@1, pooled",
+            "per-signal pass, pooled",
+            *(f"pass@1, seed {r['seed']}" for r in results),
+        ],
+    )
     for a, b in DIFFERENCES:
         cells = []
         for key in ("task_pass", "task_signal_pass"):
@@ -598,13 +596,10 @@ def table(results: list[dict], full_design_tasks: int | None = None) -> str:
             mde = minimum_detectable_difference(differences, full_design_tasks)
             line += f"; with the full mode's {full_design_tasks} tasks, {100 * mde:.1f} points"
         lines += ["", line + "."]
-    lines += [
-        "",
+    lines += _head(
         "Per seed: where SFT stopped (greedy pass rate on the dev tasks), pass@1 of each model (%):",
-        "",
-        "| seed | SFT steps | dev pass rate | " + " | ".join(LABELS[name] for name in MODELS) + " |",
-        "|---" * (3 + len(MODELS)) + "|",
-    ]
+        ["seed", "SFT steps", "dev pass rate", *(LABELS[name] for name in MODELS)],
+    )
     for r in results:
         sft, scores = r["sft"], r["scores"]
         dev = "" if sft["dev_pass_rate"] is None else f"{100 * sft['dev_pass_rate']:.0f}"
@@ -614,16 +609,17 @@ def table(results: list[dict], full_design_tasks: int | None = None) -> str:
         lines.append(
             f"| {r['seed']} | {sft['steps']} / {sft['max_steps']} | {dev} | " + " | ".join(cells) + " |"
         )
-    lines += [
-        "",
+    lines += _head(
         "Per seed, the rollouts behind the pairs: failing rollouts that still have a correct output (the"
         " premise), pairs per train task and the masked-in share of completion tokens of each variant:",
-        "",
-        "| seed | rollouts | fully correct | failing, with a correct output | "
-        + " | ".join(f"{LABELS[v]}: pairs / task, masked-in" for v in VARIANTS)
-        + " |",
-        "|---" * (4 + len(VARIANTS)) + "|",
-    ]
+        [
+            "seed",
+            "rollouts",
+            "fully correct",
+            "failing, with a correct output",
+            *(f"{LABELS[v]}: pairs / task, masked-in" for v in VARIANTS),
+        ],
+    )
     for r in results:
         rollouts = r["pair_stats"]["rollouts"]
         failing = rollouts["rollouts"] - rollouts["fully_correct"]
@@ -634,6 +630,11 @@ def table(results: list[dict], full_design_tasks: int | None = None) -> str:
             cells.append(f"{stats['pairs_per_task']:.1f}, {100 * _masked_share(stats, variant):.0f}%")
         lines.append(f"| {r['seed']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _head(caption: str, columns: list[str]) -> list[str]:
+    """The lines that open a Markdown table: a blank line, its caption, a blank line, header and rule."""
+    return ["", caption, "", "| " + " | ".join(columns) + " |", "|---" * len(columns) + "|"]
 
 
 def _masked_share(stats: dict, variant: str) -> float:
