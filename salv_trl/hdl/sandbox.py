@@ -378,6 +378,10 @@ class Sandbox:
                 start_new_session=True,
                 pass_fds=() if info_write is None else (info_write,),
             )
+        except BaseException:
+            if info_read is not None:
+                os.close(info_read)
+            raise
         finally:
             if info_write is not None:
                 os.close(info_write)
@@ -452,7 +456,8 @@ class _SandboxInit:
     A run is stopped by killing this process first: the kernel then kills everything in its namespace, and the
     outer bwrap (our child) reaps it and exits. Killing the outer bwrap first would end the sandbox too
     (`--die-with-parent`), but would orphan its PID 1 to the host's init, which may never reap it (see the
-    module docstring). A pidfd, not the number, is kept, so a recycled pid is never signalled.
+    module docstring). The pid is read when the run must stop, while the outer bwrap that would reap it is
+    still running, and the signal goes through a pidfd.
     """
 
     def __init__(self, info_fd: int | None):
