@@ -235,7 +235,8 @@ def test_no_run_leaves_a_zombie_for_the_host_to_reap():
     """A container's init may never reap: every sandbox process must be reaped by the sandbox's own parent.
 
     The runs happen in a child subreaper, so anything they orphan comes back to it instead of PID 1: after
-    normal exits, background children, timeouts and floods it must have no children left, dead or alive.
+    normal exits, background children, timeouts (also while bwrap is still starting) and floods it must have no
+    children left, dead or alive.
     """
     code = (
         "import ctypes, os, subprocess, time\n"
@@ -248,6 +249,8 @@ def test_no_run_leaves_a_zombie_for_the_host_to_reap():
         "        assert box.run(['sh', '-c', 'sleep 30 & echo hi'], timeout=10).ok\n"
         "        assert box.run(['sh', '-c', 'sleep 30 & sleep 30'], timeout=0.5).timed_out\n"
         "        assert box.run(['yes'], timeout=10).output_exceeded\n"
+        "        for _ in range(5):  # stopped while bwrap is still making the sandbox\n"
+        "            assert box.run(['sleep', '30'], timeout=0.001).timed_out\n"
         "time.sleep(0.5)\n"
         "ps = subprocess.run(['ps', '-o', 'pid=,stat=,args=', '--ppid', str(os.getpid())],\n"
         "                    capture_output=True, text=True).stdout.splitlines()\n"
