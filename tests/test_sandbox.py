@@ -235,8 +235,8 @@ def test_no_run_leaves_a_zombie_for_the_host_to_reap():
     """A container's init may never reap: every sandbox process must be reaped by the sandbox's own parent.
 
     The runs happen in a child subreaper, so anything they orphan comes back to it instead of PID 1: after
-    normal exits, background children, timeouts (also while bwrap is still starting) and floods it must have no
-    children left, dead or alive.
+    normal exits, background children, timeouts (also while bwrap is still starting) and floods it must have
+    no children left, dead or alive.
     """
     code = (
         "import ctypes, os, subprocess, time\n"
