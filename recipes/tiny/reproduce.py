@@ -3,27 +3,31 @@ End-to-end reproduction on CPU: does signal-aware DPO beat module-level DPO on a
 
 Every stage goes through the project's public entry points, as a user would run them:
 
-1. synthetic tasks ([`salv_trl.synthetic`]): SFT corpus, dev tasks, train tasks (for rollouts), test tasks
-   (train and test splits disjoint);
+1. synthetic tasks ([`salv_trl.synthetic`]): SFT corpus, dev tasks, grid tasks, train tasks (for rollouts),
+   test tasks (train and test splits disjoint);
 2. a tokenizer trained on the corpus and a tiny Qwen2 from a config ([`salv_trl.tiny`]), nothing downloaded;
 3. `accelerate launch recipes/sft.py` on the corpus, until the greedy pass rate on the dev tasks reaches the
    SFT config's `stop_at_pass_rate`;
-4. `salv-trl sample` on the train tasks → `salv-trl verify --dataset` → `salv-trl pairs` three ways;
-5. `accelerate launch recipes/dpo.py` from the SFT model, once per variant, on the same rollouts:
-   `module` (module-level pairs, whole sequences), `nomask` (signal pairs, whole sequences: the paper's
-   "without signal-aware extraction" ablation) and `signal` (signal pairs, loss on the slice tokens only);
-6. `salv-trl sample` on the test tasks for the SFT model and each DPO model, scored with the
-   `evaluation/verilog_pass_at_k` metric's `custom` config: pass@1 and per-signal pass rate.
+4. `salv-trl sample` on the train tasks → `salv-trl verify --dataset` → `salv-trl pairs` four ways;
+5. with a `dpo_grid` (full mode), the DPO settings: module-level DPO per grid point, scored on the grid tasks,
+   once per run ([`choose_dpo_settings`]);
+6. `accelerate launch recipes/dpo.py` from the SFT model, once per variant, on the same rollouts, one epoch
+   with the same settings: `module` (module-level pairs, whole sequences), `nomask` (signal pairs, whole
+   sequences: the paper's "without signal-aware extraction" ablation), `signal` (signal pairs, loss on the
+   slice tokens only) and `core` (the same without the module interface in the spans);
+7. `salv-trl sample` on the test tasks for the SFT model and each DPO model, scored with the
+   `evaluation/verilog_pass_at_k` metric's `custom` config: pass@1 and per-signal pass rate per task;
+8. 95% bootstrap CIs over tasks and paired differences between models ([`salv_trl.evaluation.statistics`]).
 
-It writes `results.json`, `table.md`, learning curves (`curves_seed<S>.png`) and pair statistics under the
-output folder and prints the table (mean ± std over seeds when there are several).
+It writes `results.json`, `table.md`, `grid.json`, learning curves (`curves_seed<S>.png`) and the DPO models'
+cards under the output folder, prints a line per stage and per SFT/DPO measurement, and prints the tables.
 
 ```bash
 python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml   # one seed
-python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml    # 3 seeds, mean ± std
+python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml    # 3 seeds, 400/200 tasks, grid
 ```
-Finished stages are skipped when the command is run again with the same output folder. The three DPO runs and
-the test-set sampling of the four models run `jobs` (config) one-thread processes at a time.
+Finished stages are skipped when the command is run again with the same output folder. The DPO runs and the
+test-set sampling of the models run `jobs` (config) one-thread processes at a time.
 """
 
 from __future__ import annotations
