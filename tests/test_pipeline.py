@@ -94,6 +94,8 @@ def test_reduced_pipeline_end_to_end_and_its_rerun(tmp_path):
         "% with 95% bootstrap CIs over tasks" in table and "| signal-aware DPO − module-level DPO |" in table
     )
     assert f"| 0 | {sft['steps']} / 220 |" in table
+    # a row per model with its test samples by verdict status
+    assert f"| 0 | SFT | {scores['sft']['status_counts'].get('ok', 0)} |" in table
     # progress: a line per measurement while SFT runs
     assert "sft: {'eval_pass_rate'" in done.stdout
     # each produced model's card carries its scores (model-index) and the whole comparison table

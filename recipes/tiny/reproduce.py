@@ -160,9 +160,9 @@ def make_data(cfg: dict, seed: int, work: Path):
     from salv_trl.synthetic import generate_tasks
 
     shape, sizes = cfg["tasks"].get("shape", {}), cfg["tasks"]
-    grid = sizes.get("grid", 0)
-    drawn = generate_tasks(sizes["sft"] + sizes["dev"] + grid, split="train", seed=1000 + seed, **shape)
-    corpus, dev = drawn[: sizes["sft"]], drawn[sizes["sft"] : sizes["sft"] + sizes["dev"]]
+    held_out = sizes["sft"] + sizes["dev"]  # the corpus, then the dev tasks, then the grid tasks
+    drawn = generate_tasks(held_out + sizes.get("grid", 0), split="train", seed=1000 + seed, **shape)
+    corpus, dev, grid = drawn[: sizes["sft"]], drawn[sizes["sft"] : held_out], drawn[held_out:]
     # `train_on_corpus` (smoke tests only): rollouts on the corpus' first tasks, which a short SFT has learnt
     # well enough to give partly correct samples; a real run samples tasks the model has never seen.
     if sizes.get("train_on_corpus"):
@@ -179,8 +179,8 @@ def make_data(cfg: dict, seed: int, work: Path):
     (data / "test").mkdir(exist_ok=True)
     write_jsonl(data / "test" / "tasks.jsonl", (t.row() for t in test))
     (data / "grid").mkdir(exist_ok=True)
-    write_jsonl(data / "grid" / "tasks.jsonl", (t.row() for t in drawn[sizes["sft"] + sizes["dev"] :]))
-    return corpus, train, test, drawn[sizes["sft"] + sizes["dev"] :]
+    write_jsonl(data / "grid" / "tasks.jsonl", (t.row() for t in grid))
+    return corpus, train, test, grid
 
 
 def make_base_model(cfg: dict, seed: int, corpus, path: Path) -> None:
@@ -423,6 +423,7 @@ def choose_dpo_settings(
     with ThreadPoolExecutor(cfg.get("jobs", 1)) as pool:
         list(pool.map(train, range(len(points))))
     baseline = score(cfg, sft, tasks_file, grid_tasks, work / "grid-sft", seed, logs / "grid-sft.log")
+    log(f"grid: SFT pass@1 {baseline['pass@1']:.3f}, signal pass {baseline['signal_pass']:.3f}")
     scored = []
     for i, (point, target) in enumerate(zip(points, targets, strict=True)):
         result = score(
@@ -633,6 +634,21 @@ def table(results: list[dict], full_design_tasks: int | None = None) -> str:
             stats = r["pair_stats"][variant]
             cells.append(f"{stats['pairs_per_task']:.1f}, {100 * _masked_share(stats, variant):.0f}%")
         lines.append(f"| {r['seed']} | " + " | ".join(cells) + " |")
+    lines += _head(
+        "Per seed and model: test samples by verdict status, and each DPO run's last logged reward accuracy"
+        " and margin (trl's averages over the last logging window):",
+        ["seed", "model", "ok", "syntax error", "interface mismatch", "other", "reward accuracy", "margin"],
+    )
+    for r in results:
+        for name, score in r["scores"].items():
+            counts = dict(score["status_counts"])
+            cells = [str(counts.pop(k, 0)) for k in ("ok", "syntax_error", "interface_mismatch")]
+            final = r["final_logs"].get(name, {})
+            cells += [str(sum(counts.values()))]
+            cells += [
+                f"{final[k]:.2f}" if k in final else "" for k in ("rewards/accuracies", "rewards/margins")
+            ]
+            lines.append(f"| {r['seed']} | {LABELS[name]} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
