@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -246,8 +246,9 @@ class SignalAwareDPOTrainer(DPOTrainer):
         args ([`SignalAwareDPOConfig`], *optional*):
             Training configuration. Defaults to `SignalAwareDPOConfig("<model name>-SALV")`.
         data_collator (`DataCollatorForSignalAwarePreference`, *optional*):
-            Defaults to one built from `args` and the tokenizer's padding token. Another collator is refused:
-            it would silently train on whole completions.
+            Defaults to the [`~trl.trainer.dpo_trainer.DataCollatorForPreference`] that [`~trl.DPOTrainer`]
+            builds (its padding token included), as a `DataCollatorForSignalAwarePreference`. Another collator
+            is refused: it would silently train on whole completions.
 
     Example:
 
@@ -328,18 +329,7 @@ class SignalAwareDPOTrainer(DPOTrainer):
             raise TypeError(
                 "`processing_class` must be a fast tokenizer: the spans are mapped with character offsets."
             )
-        if data_collator is None:
-            if args.pad_token is not None:
-                processing_class.pad_token = args.pad_token
-            elif processing_class.pad_token is None:
-                processing_class.pad_token = processing_class.eos_token
-            data_collator = DataCollatorForSignalAwarePreference(
-                pad_token_id=processing_class.pad_token_id,
-                max_length=args.max_length,
-                truncation_mode=args.truncation_mode,
-                pad_to_multiple_of=args.pad_to_multiple_of,
-            )
-        elif not isinstance(data_collator, DataCollatorForSignalAwarePreference):
+        if data_collator is not None and not isinstance(data_collator, DataCollatorForSignalAwarePreference):
             raise TypeError(
                 "`data_collator` must be a `DataCollatorForSignalAwarePreference`; another collator would "
                 "ignore the signal masks and train on whole completions."
@@ -359,6 +349,24 @@ class SignalAwareDPOTrainer(DPOTrainer):
             quantization_config=quantization_config,
             peft_config=peft_config,
         )
+
+    @property
+    def data_collator(self) -> DataCollatorForSignalAwarePreference:
+        """The collator; a plain `DataCollatorForPreference` stored here becomes the signal-aware one."""
+        return self._data_collator
+
+    @data_collator.setter
+    def data_collator(self, collator: DataCollatorForPreference) -> None:
+        # trl builds a `DataCollatorForPreference` after its own pad-token handling (`args.pad_token`, else
+        # the tokenizer's, else EOS, checked against the vocabulary) and uses it to precompute the reference
+        # log-probabilities as soon as `Trainer.__init__` stores it, so the swap happens here, on storing: a
+        # new instance with all of its fields (any field trl adds comes along) rather than a `__class__`
+        # reassignment of trl's object.
+        if not isinstance(collator, DataCollatorForSignalAwarePreference):
+            collator = DataCollatorForSignalAwarePreference(
+                **{field.name: getattr(collator, field.name) for field in fields(collator)}
+            )
+        self._data_collator = collator
 
     def _prepare_dataset(
         self,
