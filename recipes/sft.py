@@ -25,8 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from recipe_utils import RecipeArguments, add_pass_rate_callback, prepare_run  # noqa: E402
 from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
 
-from salv_trl.model_card import render_model_card  # noqa: E402
-from salv_trl.trainer import training_hyperparameters  # noqa: E402
+from salv_trl.model_card import render_model_card, training_hyperparameters  # noqa: E402
 
 
 def as_prompt_completion(dataset):

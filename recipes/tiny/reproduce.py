@@ -676,8 +676,7 @@ def write_model_cards(results: list[dict], out: Path, summary: str) -> None:
     import torch
 
     from salv_trl.data.hub import config_file
-    from salv_trl.model_card import render_model_card
-    from salv_trl.trainer.signal_dpo_trainer import training_hyperparameters
+    from salv_trl.model_card import render_model_card, training_hyperparameters
 
     for result in results:
         work = out / f"seed{result['seed']}"
