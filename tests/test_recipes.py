@@ -21,6 +21,9 @@ from salv_trl.synthetic import generate_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+# `accelerate launch` of one CPU process, with no accelerate config file to read
+LAUNCH_ONE = [*ACCELERATE, "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no"]  # fmt: skip
 TINY_CONFIG = ROOT / "recipes" / "tiny-qwen2" / "dpo" / "config_cpu.yaml"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -144,16 +147,7 @@ def test_sft_recipe_on_the_chosen_completions(uninterrupted):
     config = ROOT / "recipes" / "tiny-qwen2" / "sft" / "config_cpu.yaml"
     run(
         [
-            *ACCELERATE,
-            "--cpu",
-            "--num_processes",
-            "1",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
+            *LAUNCH_ONE,
             str(ROOT / "recipes" / "sft.py"),
             "--config",
             str(config),
@@ -207,8 +201,7 @@ def test_recipe_scripts_import_the_package_without_path_hacks():
     [("dpo.py", "--signal_mask"), ("sft.py", "--stop_at_pass_rate")],
 )
 def test_recipes_launch_from_any_directory(tmp_path, script, option):
-    command = [*ACCELERATE, "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
-               "--dynamo_backend", "no", str(ROOT / "recipes" / script), "--help"]  # fmt: skip
+    command = [*LAUNCH_ONE, str(ROOT / "recipes" / script), "--help"]
     result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and option in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
 
