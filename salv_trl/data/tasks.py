@@ -10,7 +10,7 @@ from datasets import Dataset, Features, Value, load_dataset
 
 from .hub import config_file, load_config
 
-__all__ = ["SEED_COLUMNS", "TASK_FEATURES", "load_tasks", "normalize_tasks"]
+__all__ = ["FILE_BUILDERS", "SEED_COLUMNS", "TASK_FEATURES", "load_tasks", "normalize_tasks"]
 
 TASK_FEATURES = Features(
     {
@@ -25,7 +25,8 @@ TASK_FEATURES = Features(
 #: Column names of the QiMeng-SALV seed release, and the task columns they are.
 SEED_COLUMNS = {"problem_id": "task_id", "instruction": "prompt", "gold_code": "reference"}
 
-_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+#: Data file suffix → the `datasets` builder that reads it.
+FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
 def normalize_tasks(dataset: Dataset) -> Dataset:
@@ -99,9 +100,9 @@ def load_tasks(
     if benchmark is not None:
         return _benchmark_tasks(benchmark, path)
     if path.is_file():
-        builder = _FILE_BUILDERS.get(path.suffix.lower())
+        builder = FILE_BUILDERS.get(path.suffix.lower())
         if builder is None:
-            raise ValueError(f"unsupported task file {path} (use {', '.join(_FILE_BUILDERS)})")
+            raise ValueError(f"unsupported task file {path} (use {', '.join(FILE_BUILDERS)})")
         return normalize_tasks(load_dataset(builder, data_files=str(path), split="train"))
     if path.is_dir():
         if config_file(path, "tasks").is_file():
