@@ -1,11 +1,17 @@
-"""Candidates per second: the batched verification engine vs one compile + one run per candidate.
+"""Candidates per second, slicing included: the batched engine vs one compile + one run per candidate.
 
-The per-candidate route is what the original release does (one `iverilog` and one `vvp` per candidate); the
-batched engine simulates up to `--batch-size` candidates of the same reference in one compile and one run. The
-batched engine runs a second time without namespace isolation (`SALV_TRL_UNSAFE_NO_ISOLATION=1`) to measure
-what isolation costs per candidate.
-Both judge the same candidates (each benchmark reference and its mutants) with the same stimulus, over the
-same worker processes, and must give identical verdicts.
+The per-candidate route is what the original release does (one `iverilog` and one `vvp` per candidate), and
+slices each simulated candidate afterwards, in the parent process, from a fresh parse (how salv-trl's data
+pipeline sliced before [`judge_many`] returned the slices). The batched engine ([`judge_many`]) simulates up
+to `--batch-size` candidates of the same reference in one compile and one run, and its workers slice each
+simulated candidate from the parse its verification made. It runs a second time without namespace isolation
+(`SALV_TRL_UNSAFE_NO_ISOLATION=1`) to measure what isolation costs per candidate.
+All routes judge the same candidates (each benchmark reference and its mutants) with the same stimulus, over
+the same worker processes, and must give identical verdicts and slices.
+
+Where the time goes: both routes run once more in this process (one worker); the CPU time of every sandboxed
+process (`iverilog`, `vvp`, `iverilog -E`) is set against this process's own (Python: parsing, screening,
+renaming, testbench generation, slicing), per candidate.
 
     python benchmarks/bench_verify.py [--designs 40] [--per-reference 8] [--vectors 1000] [--workers N]
     [--timeout 2]
@@ -24,8 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from conftest import reference_designs  # noqa: E402
 
 from salv_trl.hdl.mutate import mutants  # noqa: E402
+from salv_trl.hdl.parse import parse  # noqa: E402
 from salv_trl.hdl.sandbox import UNSAFE_ENV  # noqa: E402
-from salv_trl.hdl.verify import VerifyJob, verify_many  # noqa: E402
+from salv_trl.hdl.slicing import slice_signals  # noqa: E402
+from salv_trl.hdl.source import VerilogInputError  # noqa: E402
+from salv_trl.hdl.verify import Judgement, Status, VerifyJob, judge_many, verify_many  # noqa: E402
 
 UNSIMULATABLE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytimer"}
 
@@ -47,6 +56,45 @@ def candidate_jobs(designs: int, per_reference: int, vectors: int) -> list[Verif
     return [VerifyJob(text, d.text, top=d.top, vectors=vectors) for d, texts in chosen for text in texts]
 
 
+def per_candidate_flow(jobs: list[VerifyJob], workers: int, timeout: float) -> list[Judgement]:
+    """One simulation per candidate, then, as the data pipeline did before: each task's top from a parse of
+    its reference, and each simulated candidate sliced in this process from a fresh parse."""
+    verdicts = verify_many(jobs, workers=workers, progress=False, batch_size=1, timeout=timeout)
+    tops = {job.reference: job.top or parse(job.reference).top for job in jobs}
+    judged = []
+    for job, verdict in zip(jobs, verdicts, strict=True):
+        judgement = Judgement(verdict)
+        if verdict.status == Status.ok:
+            try:
+                try:
+                    judgement.slices = slice_signals(job.candidate, tops[job.reference])
+                except VerilogInputError:
+                    judgement.slices = slice_signals(job.candidate)
+            except VerilogInputError as error:
+                judgement.slice_error = f"{type(error).__name__}: {error}"
+        judged.append(judgement)
+    return judged
+
+
+def batched_flow(jobs: list[VerifyJob], workers: int, timeout: float, batch_size: int) -> list[Judgement]:
+    return judge_many(jobs, workers=workers, progress=False, batch_size=batch_size, timeout=timeout)
+
+
+def time_split(flow, jobs: list[VerifyJob], *args) -> tuple[float, float]:
+    """CPU seconds per candidate spent by the sandboxed processes (`iverilog`, `vvp`, `iverilog -E`, and
+    bubblewrap around them) and by this process (Python), running `flow` here with one worker. CPU time, not
+    wall time, so that a busy machine does not move the split."""
+    before, children = time.process_time(), _children_cpu()
+    flow(jobs, 1, *args)
+    python, inside = time.process_time() - before, _children_cpu() - children
+    return inside / len(jobs), python / len(jobs)
+
+
+def _children_cpu() -> float:
+    times = os.times()
+    return times.children_user + times.children_system
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", type=int, default=40)
@@ -63,39 +111,47 @@ def main() -> None:
     if not reference_designs():
         sys.exit("benchmark references not found (../shared/benchmarks)")
     jobs = candidate_jobs(args.designs, args.per_reference, args.vectors)
-    timings = {}
-    results = {}
+    single_name, batched_name = "per-candidate (1 compile + 1 run each)", "batched engine"
     unsafe = "batched engine, no isolation (limits only)"
-    for name, batch_size in (
-        ("per-candidate (1 compile + 1 run each)", 1),
-        ("batched engine", args.batch_size),
-        (unsafe, args.batch_size),
-    ):
+    routes = {
+        single_name: (per_candidate_flow, (args.timeout,)),
+        batched_name: (batched_flow, (args.timeout, args.batch_size)),
+        unsafe: (batched_flow, (args.timeout, args.batch_size)),
+    }
+    timings, results = {}, {}
+    for name, (flow, flow_args) in routes.items():
         if name == unsafe:
             os.environ[UNSAFE_ENV] = "1"  # read when each sandbox opens
         start = time.perf_counter()
-        results[name] = verify_many(
-            jobs, workers=args.workers, progress=False, batch_size=batch_size, timeout=args.timeout
-        )
+        results[name] = flow(jobs, args.workers, *flow_args)
         timings[name] = time.perf_counter() - start
         os.environ.pop(UNSAFE_ENV, None)
-    single, batched, bare = (results[name] for name in timings)
-    same = [a.to_dict() == b.to_dict() == c.to_dict() for a, b, c in zip(single, batched, bare, strict=True)]
+    same = [
+        a.verdict.to_dict() == b.verdict.to_dict() == c.verdict.to_dict() and a.slices == b.slices == c.slices
+        for a, b, c in zip(*results.values(), strict=True)
+    ]
     print(
         f"{len(jobs)} distinct candidates of {len(jobs) // args.per_reference} references,"
-        f" {args.vectors} vectors, {args.workers} workers, timeout {args.timeout:g} s"
+        f" {args.vectors} vectors, {args.workers} workers, timeout {args.timeout:g} s, slicing included"
     )
     for name, seconds in timings.items():
-        print(f"  {name:<40} {seconds:7.2f} s  {len(jobs) / seconds:8.1f} candidates/s")
-    names = list(timings)
-    overhead = (timings[names[1]] - timings[names[2]]) / len(jobs)
+        print(f"  {name:<44} {seconds:7.2f} s  {len(jobs) / seconds:8.1f} candidates/s")
+    overhead = (timings[batched_name] - timings[unsafe]) / len(jobs)
     print(
-        f"  speed-up: {timings[names[0]] / timings[names[1]]:.2f}x"
-        f"   identical verdicts (all three routes): {sum(same)}/{len(jobs)}"
+        f"  speed-up of the batched engine: {timings[single_name] / timings[batched_name]:.2f}x"
+        f"   identical verdicts and slices (all three routes): {sum(same)}/{len(jobs)}"
     )
     print(f"  isolation overhead: {1000 * overhead:.1f} ms per candidate (batched, {args.workers} workers)")
+    print("Where the time goes (CPU time per candidate, one worker in this process):")
+    for name in (single_name, batched_name):
+        flow, flow_args = routes[name]
+        inside, python = time_split(flow, jobs, *flow_args)
+        print(
+            f"  {name:<44} {1000 * inside:7.1f} ms in iverilog/vvp  {1000 * python:6.1f} ms in Python"
+            f"  ({100 * inside / (inside + python):.0f}% in the simulator)"
+        )
     if not all(same):
-        sys.exit("verdicts differ between the two routes")
+        sys.exit("verdicts or slices differ between the routes")
 
 
 if __name__ == "__main__":

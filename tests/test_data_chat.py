@@ -92,7 +92,10 @@ def test_prompt_formats(tokenizer):
             "prompt": "p",
             "completion": completion,
             "sample_index": i,
-            "verdict": {"status": "ok", "signals": [{"name": "y", "correct": i == 0}]},
+            "verdict": {
+                "status": "ok",
+                "signals": [{"name": "y", "mismatches": int(i != 0), "samples": 10, "correct": i == 0}],
+            },
             "slices": [{"signal": "y", "spans": [span], "core_spans": [span]}],
         }
         for i, (completion, span) in enumerate([("good", [0, 2]), ("bad", [1, 3])])

@@ -181,28 +181,48 @@ def screen(text: str, *, max_chars: int = MAX_CHARS) -> str | None:
     return f"after macro expansion: {reason}" if reason else None
 
 
+_KIND = parsing.TokenKind
+# The token kinds the screen looks at; testing membership first keeps the per-token loop cheap.
+_WATCHED = frozenset(
+    {
+        _KIND.SystemIdentifier,
+        _KIND.Identifier,
+        _KIND.StringLiteral,
+        _KIND.RootSystemName,
+        _KIND.Dollar,
+        _KIND.MacroPaste,
+        _KIND.ImportKeyword,
+        _KIND.Directive,
+    }
+)
+
+
 def _screen_tokens(text: str) -> str | None:
     """pyslang's reading of `text` (no preprocessing, so nothing is read from disk)."""
     defined: set[str] = set()
     tokens = _tokens(text)
     for index, (kind, raw, offset) in enumerate(tokens):
-        if kind == parsing.TokenKind.SystemIdentifier:
+        if kind not in _WATCHED:
+            continue
+        if kind == _KIND.SystemIdentifier:
             if raw not in ALLOWED_SYSTEM_TASKS:
                 return f"system task {raw} is not allowed (offset {offset})"
-        elif kind == parsing.TokenKind.Identifier and raw.startswith("\\"):
-            return f"escaped identifier {raw[:40]} (offset {offset})"
-        elif kind == parsing.TokenKind.StringLiteral and raw.startswith('"""'):
-            return f"triple-quoted string (offset {offset})"
-        elif kind == parsing.TokenKind.RootSystemName:
+        elif kind == _KIND.Identifier:
+            if raw.startswith("\\"):
+                return f"escaped identifier {raw[:40]} (offset {offset})"
+        elif kind == _KIND.StringLiteral:
+            if raw.startswith('"""'):
+                return f"triple-quoted string (offset {offset})"
+        elif kind == _KIND.RootSystemName:
             return f"absolute hierarchical reference $root (offset {offset})"
-        elif kind == parsing.TokenKind.Dollar:
+        elif kind == _KIND.Dollar:
             return f"lone $ (offset {offset})"
-        elif kind == parsing.TokenKind.MacroPaste:
+        elif kind == _KIND.MacroPaste:
             return f"macro token pasting (offset {offset})"
-        elif kind == parsing.TokenKind.ImportKeyword and index + 1 < len(tokens):
-            if tokens[index + 1][0] == parsing.TokenKind.StringLiteral:
+        elif kind == _KIND.ImportKeyword:
+            if index + 1 < len(tokens) and tokens[index + 1][0] == _KIND.StringLiteral:
                 return f"foreign import {tokens[index + 1][1]} (offset {offset})"
-        elif kind == parsing.TokenKind.Directive:
+        else:  # a directive
             name = _DIRECTIVE_NAME.match(raw)
             name = name.group(0) if name else raw
             if name == "`define" and index + 1 < len(tokens):

@@ -39,6 +39,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from pyslang import syntax as pysyntax
 from pyslang.parsing import Token, TokenKind
@@ -601,15 +602,20 @@ class _Module:
             if not to_keep:
                 return kept, needed
 
-    def kept_elements(self, kept: set[_Unit]) -> set[int]:
-        """`id`s of the kept elements: a unit's when the unit is kept, a container's when any child is."""
+    @cached_property
+    def _children_first(self) -> list[_Element]:
+        """Every element, children before their parents (the render tree is fixed once built)."""
         order, stack = [], list(self.elements)
         while stack:  # iterative pre-order: nesting can be ~1024 deep
             element = stack.pop()
             order.append(element)
             stack += element.children
+        return order[::-1]
+
+    def kept_elements(self, kept: set[_Unit]) -> set[int]:
+        """`id`s of the kept elements: a unit's when the unit is kept, a container's when any child is."""
         result: set[int] = set()
-        for element in reversed(order):  # children before their parents
+        for element in self._children_first:
             if (
                 element.unit in kept
                 if element.unit is not None

@@ -57,9 +57,9 @@ class Source:
 
     def char(self, byte_offset: int) -> int:
         """Character offset into `text` of a byte offset into the parsed buffer."""
-        offset = max(0, byte_offset - self._shift)
+        offset = byte_offset - self._shift if byte_offset > self._shift else 0  # per token: no max()
         if self._byte_starts is None:
-            return min(offset, len(self.text))
+            return offset if offset < len(self.text) else len(self.text)
         return bisect_right(self._byte_starts, offset) - 1
 
     def file_location(self, location: pyslang.SourceLocation, end: bool = False) -> int:
