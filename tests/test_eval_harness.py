@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from salv_trl.evaluation import official
+from salv_trl.evaluation import official, scoring
 from salv_trl.evaluation.benchmarks import load_benchmark
-from salv_trl.evaluation.official import OPT_IN_ENV, SampleResult, reference_code
+from salv_trl.evaluation.official import OPT_IN_ENV, SampleResult, reference_code, run_official
 from salv_trl.evaluation.report import evaluate_completions, format_table
 from salv_trl.evaluation.scoring import Scorer, check_references, score, score_sample
 from salv_trl.hdl.mutate import mutants
@@ -245,3 +245,25 @@ def test_a_candidate_naming_another_copy_runs_alone(benchmarks_dir):
     assert score([problem], [[fenced(reference), fenced(reaching)]], progress=False, reuse=False) == score(
         [problem], [[fenced(reference), fenced(reaching)]], batch_size=1, progress=False, reuse=False
     )
+
+
+def test_a_scorer_keeps_its_verdicts_to_itself(benchmarks_dir, monkeypatch):
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
+    runs = []
+
+    def counted(problem, code):
+        runs.append(code)
+        return run_official(problem, code)
+
+    monkeypatch.setattr(scoring, "run_official", counted)
+    completions = [
+        [fenced(reference_code(problem)), fenced(mutants(reference_code(problem), problem.top)[0].text)]
+    ]
+    first, second = Scorer(), Scorer()
+    verdicts = first.score([problem], completions, progress=False)
+    assert len(runs) >= 2
+    runs.clear()
+    assert first.score([problem], completions, progress=False) == verdicts and runs == []  # its own cache
+    assert second.score([problem], completions, progress=False) == verdicts and len(runs) >= 2  # not shared
+    runs.clear()
+    assert Scorer(reuse=False).score([problem], completions, progress=False) == verdicts and len(runs) >= 2
