@@ -73,13 +73,22 @@ def test_rtllm_tops_renames_and_support_files(benchmarks_dir):
 
 
 def test_custom_tasks_file(tmp_path):
+    # the second top comes first, its submodule after it: the last module declared is not the top
+    adder = (
+        "module adder(input [3:0] a, b, output [3:0] s);\n  half h(.a(a), .b(b), .s(s));\nendmodule\n"
+        "module half(input [3:0] a, b, output [3:0] s);\n  assign s = a + b;\nendmodule\n"
+    )
     rows = [
-        {"task_id": "t0", "prompt": "p", "reference": "module m(input a, output y); assign y = a; endmodule"}
+        {"task_id": "t0", "prompt": "p", "reference": "module m(input a, output y); assign y = a; endmodule"},
+        {"task_id": "t1", "prompt": "p", "reference": adder},
     ]
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    (problem,) = load_benchmark("custom", path)
+    problem, two_modules = load_benchmark("custom", path)
     assert problem.top == "m" and problem.testbench == "" and problem.benchmark == "custom"
+    # the top training takes (the verification engine's rule), as a task row
+    assert two_modules.top == two_modules.reference_top == parse(adder).top == "adder"
+    assert isinstance(two_modules, Task) and two_modules.to_row()["top"] == "adder"
     path.write_text(json.dumps({"task_id": "t1", "prompt": "p"}))
     with pytest.raises(ValueError, match="reference or testbench"):
         load_benchmark("custom", path)
@@ -117,16 +126,3 @@ def test_the_one_top_rule_finds_the_reference_the_official_harness_needs(benchma
     for problem in load_benchmark(name, benchmarks_dir):
         official = _official_reference_top(problem)
         assert task_top(problem.reference) == official == problem.reference_top, problem.task_id
-
-
-def test_custom_tasks_take_the_top_training_takes(tmp_path):
-    # the top module comes first, its submodule after it: the last module declared is not the top
-    reference = (
-        "module adder(input [3:0] a, b, output [3:0] s);\n  half h(.a(a), .b(b), .s(s));\nendmodule\n"
-        "module half(input [3:0] a, b, output [3:0] s);\n  assign s = a + b;\nendmodule\n"
-    )
-    path = tmp_path / "tasks.jsonl"
-    path.write_text(json.dumps({"task_id": "t0", "prompt": "p", "reference": reference}) + "\n")
-    (problem,) = load_benchmark("custom", path)
-    assert problem.top == problem.reference_top == parse(reference).top == "adder"
-    assert isinstance(problem, Task) and problem.to_row()["top"] == "adder"

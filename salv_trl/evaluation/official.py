@@ -40,7 +40,7 @@ import re
 import secrets
 import shutil
 import signal
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -508,13 +508,17 @@ def run_official(problem: Problem, code: str) -> OfficialRun:
 
 
 def cut_short(
-    problem: Problem, result: SampleResult, samples: int | None, expected: int | None
+    problem: Problem,
+    result: SampleResult,
+    samples: int | None,
+    reference_samples: Callable[[Problem], int | None],
 ) -> SampleResult:
-    """A VerilogEval pass must compare as many samples (`samples`) as the reference's own run (`expected`;
-    None: the reference fails, nothing to compare): a run ended early (at time 0, its `final` block prints
-    `Mismatches: 0 in 0 samples`) is not a pass."""
+    """A VerilogEval pass must compare as many samples (`samples`) as the reference's own run
+    (`reference_samples(problem)`, asked only then; None: the reference fails, nothing to compare): a run
+    ended early (at time 0, its `final` block prints `Mismatches: 0 in 0 samples`) is not a pass."""
     if not result.passed or harness_of(problem) not in ("verilog-eval-v1", "verilog-eval-v2"):
         return result
+    expected = reference_samples(problem)
     if samples is None or expected is None or samples == expected:
         return result
     detail = f"R: the run ended early: {samples} of the reference's {expected} samples"

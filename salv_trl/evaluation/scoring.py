@@ -242,7 +242,7 @@ class Scorer:
         """The official flow for one screened candidate: its verdict, and the seconds its simulation ran when
         it ran to the end."""
         run = run_official(problem, code)
-        return cut_short(problem, run.result, run.samples, self.reference_samples(problem)), run.seconds
+        return cut_short(problem, run.result, run.samples, self.reference_samples), run.seconds
 
     def reference_samples(self, problem: Problem) -> int | None:
         """The samples the reference's own run compares (None: the reference fails, nothing to compare)."""
@@ -319,7 +319,7 @@ class Scorer:
                 run = SandboxResult(0, lines, "")
                 judged = judge_v2(code, empty, run, "") if v2 else judge_v1(empty, run, "")
                 results[index] = cut_short(
-                    problem, judged, summary_samples(lines, ""), self.reference_samples(problem)
+                    problem, judged, summary_samples(lines, ""), self.reference_samples
                 )
             return results
         return results
