@@ -9,22 +9,22 @@ accelerate launch --config_file recipes/accelerate_configs/zero3.yaml recipes/dp
 accelerate launch --num_processes 1 recipes/dpo.py --config recipes/tiny-qwen2/dpo/config_cpu.yaml
 ```
 
-Every field of `RecipeArguments`, [`~salv_trl.trainer.SignalAwareDPOConfig`] and [`~trl.ModelConfig`] can be
-set in the YAML file or overridden on the command line (`--signal_mask full` trains plain DPO on the same
-rows).
+Every field of [`~salv_trl.recipes.RecipeArguments`], [`~salv_trl.trainer.SignalAwareDPOConfig`] and
+[`~trl.ModelConfig`] can be set in the YAML file or overridden on the command line (`--signal_mask full`
+trains plain DPO on the same rows).
 """
 
 from __future__ import annotations
 
-import os
-import sys
+from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from recipe_utils import RecipeArguments, add_pass_rate_callback, prepare_run  # noqa: E402
-from trl import ModelConfig, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
-
-from salv_trl.trainer import SignalAwareDPOConfig, SignalAwareDPOTrainer  # noqa: E402
+from salv_trl.recipes import (
+    RecipeArguments,
+    add_pass_rate_callback,
+    prepare_run,
+    save_training_hyperparameters,
+)
+from salv_trl.trainer import SignalAwareDPOConfig, SignalAwareDPOTrainer
 
 
 def main(script_args: RecipeArguments, training_args: SignalAwareDPOConfig, model_args: ModelConfig) -> None:
@@ -41,6 +41,7 @@ def main(script_args: RecipeArguments, training_args: SignalAwareDPOConfig, mode
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json: the log history (learning curves) beside the weights
+    save_training_hyperparameters(trainer)  # read back by recipes/tiny/reproduce.py's model cards
     trainer.create_model_card(dataset_name=script_args.dataset_name)
     trainer.accelerator.print(f"Model and model card saved to {training_args.output_dir}.")
     if training_args.push_to_hub:

@@ -18,15 +18,16 @@ when the samples came through a chat template) both work.
 from __future__ import annotations
 
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config
 
-from recipe_utils import RecipeArguments, add_pass_rate_callback, prepare_run  # noqa: E402
-from trl import ModelConfig, SFTConfig, SFTTrainer, TrlParser, get_peft_config, get_quantization_config  # noqa: E402
-
-from salv_trl.model_card import render_model_card  # noqa: E402
-from salv_trl.trainer import training_hyperparameters  # noqa: E402
+from salv_trl.model_card import render_model_card
+from salv_trl.recipes import (
+    RecipeArguments,
+    add_pass_rate_callback,
+    prepare_run,
+    save_training_hyperparameters,
+)
 
 
 def as_prompt_completion(dataset):
@@ -58,7 +59,7 @@ def main(script_args: RecipeArguments, training_args: SFTConfig, model_args: Mod
         model_name=training_args.hub_model_id or os.path.basename(os.path.normpath(training_args.output_dir)),
         base_model=None if os.path.isdir(base_model) else base_model,
         datasets=[script_args.dataset_name],
-        hyperparameters=training_hyperparameters(training_args, trainer.model),
+        hyperparameters=save_training_hyperparameters(trainer),
         method="rejection-sampled SFT",
         tags=["sft"],
     )

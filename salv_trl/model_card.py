@@ -1,31 +1,25 @@
-"""The Hub model card of models trained with salv-trl, rendered from the top-level `model_card.md`
-template."""
+"""The Hub model card of models trained with salv-trl, rendered from the package's `templates/model_card.md`
+(a Jinja template; the repository's top-level `model_card.md` links to it)."""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-TEMPLATE_NAME = "model_card.md"
-# A source checkout has the template at the top level; an installed package under <prefix>/share/salv-trl.
-TEMPLATE_LOCATIONS = (
-    Path(__file__).resolve().parents[1] / TEMPLATE_NAME,
-    Path(sys.prefix) / "share" / "salv-trl" / TEMPLATE_NAME,
-)
+if TYPE_CHECKING:
+    from transformers import Trainer
+
+# Package data (setup.cfg), so an installed package reads the same file as a source checkout
+TEMPLATE = files(__package__) / "templates" / "model_card.md"
 PAPER_ARXIV_ID = "2510.19296"
 _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
-
-
-def _template_path() -> Path:
-    for path in TEMPLATE_LOCATIONS:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"model card template not found in any of {[str(p) for p in TEMPLATE_LOCATIONS]}")
 
 
 def render_model_card(
@@ -52,9 +46,8 @@ def render_model_card(
         datasets (`Sequence[str]`, *optional*):
             Hub ids (or paths) of the training datasets.
         hyperparameters (`Mapping[str, Any]`, *optional*):
-            Name → value, shown as a table in the given order (see
-            [`~salv_trl.trainer.signal_dpo_trainer.training_hyperparameters`]). A `signal_mask` of `"full"`
-            marks the whole-completion ablation in the text.
+            Name → value, shown as a table in the given order (see [`training_hyperparameters`]). A
+            `signal_mask` of `"full"` marks the whole-completion ablation in the text.
         results (`Mapping[str, Mapping[str, float]]`, *optional*):
             Benchmark name → metric name → value in %, e.g. `{"RTLLM v1.1": {"pass@1": 62.6, "pass@5":
             72.4}}`. Fills the evaluation table and the card's `model-index`.
@@ -68,7 +61,7 @@ def render_model_card(
         license (`str`, *optional*, defaults to `"apache-2.0"`):
             License of the weights; should match the base model's.
         template_path (`str` or `Path`, *optional*):
-            Another Jinja template; defaults to salv-trl's `model_card.md`.
+            Another Jinja template; defaults to salv-trl's `templates/model_card.md` (`TEMPLATE`).
 
     Returns:
         [`~huggingface_hub.ModelCard`]: ready for `.save(path)` or `.push_to_hub(repo_id)`; its metadata
@@ -112,9 +105,10 @@ def render_model_card(
         pipeline_tag="text-generation",
         tags=sorted({"salv", "verilog", "trl", *(tags or [])}),
     )
+    template = Path(template_path) if template_path is not None else TEMPLATE
     card = ModelCard.from_template(
         card_data,
-        template_path=str(template_path or _template_path()),
+        template_str=template.read_text(encoding="utf-8"),
         model_name=model_name,
         base_model=base_model,
         datasets=list(datasets or []),
@@ -127,6 +121,86 @@ def render_model_card(
         signal_mask=(hyperparameters or {}).get("signal_mask"),
     )
     return card
+
+
+def trainer_model_card(
+    trainer: Trainer,
+    model_name: str | None = None,
+    dataset_name: str | None = None,
+    tags: Sequence[str] | None = None,
+) -> ModelCard:
+    """
+    Render the model card of a trainer's run: [`render_model_card`] with the base model, the dataset and the
+    hyperparameters of the run.
+
+    Args:
+        trainer ([`~transformers.Trainer`]):
+            The trainer, e.g. a [`~salv_trl.trainer.SignalAwareDPOTrainer`], after (or during) training.
+        model_name (`str`, *optional*):
+            Name of the trained model; defaults to `hub_model_id`, else the name of `output_dir`.
+        dataset_name (`str`, *optional*):
+            Name (Hub id or path) of the training dataset.
+        tags (`Sequence[str]`, *optional*):
+            Extra tags for the card's metadata.
+
+    Returns:
+        [`~huggingface_hub.ModelCard`]: as [`render_model_card`] returns it.
+    """
+    base_model = trainer.model.config.name_or_path
+    return render_model_card(
+        model_name=model_name
+        or trainer.hub_model_id
+        or os.path.basename(os.path.normpath(trainer.args.output_dir)),
+        # a local folder means nothing on the Hub
+        base_model=base_model if base_model and not os.path.isdir(base_model) else None,
+        datasets=[dataset_name] if dataset_name else None,
+        hyperparameters=training_hyperparameters(trainer.args, trainer.model),
+        tags=tags,
+    )
+
+
+def training_hyperparameters(args, model=None) -> dict[str, Any]:
+    """
+    The hyperparameters that define a training run, for the model card.
+
+    Args:
+        args ([`~salv_trl.trainer.SignalAwareDPOConfig`] or any [`~transformers.TrainingArguments`]):
+            The run's configuration; fields a trainer does not have (e.g. `beta` for SFT) are left out.
+        model (*optional*):
+            The trained model; when it is a PEFT model, its LoRA rank, alpha and target modules are included.
+
+    Returns:
+        `dict[str, Any]`: name → value, in reading order.
+    """
+    loss_type = getattr(args, "loss_type", None)
+    hyperparameters = {
+        "signal_mask": getattr(args, "signal_mask", None),
+        "unmappable_rows": getattr(args, "unmappable_rows", None),
+        "loss_type": ", ".join(loss_type) if isinstance(loss_type, list) else loss_type,
+        "beta": getattr(args, "beta", None),
+        "learning_rate": args.learning_rate,
+        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
+        "warmup_steps": args.warmup_steps or None,  # a float below 1 is a share of the steps
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "gradient_accumulation_steps": args.gradient_accumulation_steps,
+        "num_processes": args.world_size,
+        "max_steps": args.max_steps if args.max_steps > 0 else None,
+        "num_train_epochs": args.num_train_epochs if args.max_steps <= 0 else None,
+        "max_length": getattr(args, "max_length", None),
+        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+        "seed": args.seed,
+    }
+    peft_config = getattr(model, "peft_config", {}).get("default") if model is not None else None
+    if peft_config is not None:
+        targets = peft_config.target_modules
+        hyperparameters.update(
+            {
+                "lora_r": peft_config.r,
+                "lora_alpha": peft_config.lora_alpha,
+                "lora_target_modules": targets if isinstance(targets, str) else ", ".join(sorted(targets)),
+            }
+        )
+    return {key: value for key, value in hyperparameters.items() if value is not None}
 
 
 def _metric_order(metric: str) -> tuple[int, str]:

@@ -17,7 +17,6 @@ from salv_trl.evaluation.callback import PassRateCallback
 from salv_trl.evaluation.official import OPT_IN_ENV, simulator_available
 from salv_trl.synthetic import generate_tasks
 
-ROOT = Path(__file__).resolve().parents[1]
 requires_simulator = pytest.mark.skipif(not simulator_available(), reason="iverilog not installed")
 
 
@@ -109,8 +108,7 @@ def test_bad_settings_are_refused_before_training(monkeypatch, tmp_path):
     with pytest.raises(RuntimeError, match="iverilog"):
         PassRateCallback(trainer, problems)
 
-    monkeypatch.syspath_prepend(str(ROOT / "recipes"))
-    from recipe_utils import RecipeArguments
+    from salv_trl.recipes import RecipeArguments
 
     # the recipes' options are checked when parsed, before any model loads; an option that would be ignored is
     # an error

@@ -209,7 +209,7 @@ def test_sample_result_round_trip():
     # the shape the metric and evaluation/run.py write: the engine's verdict and the official criteria
     assert data == {
         "passed": False, "compiled": True, "status": "ok", "detail": "R: 3 mismatches",
-        "signals": {"y": {"mismatches": 3, "samples": 9, "correct": False}},
+        "signals": [{"name": "y", "mismatches": 3, "samples": 9, "correct": False}],
     }  # fmt: skip
     assert SampleResult.from_dict(data) == result
 
@@ -226,9 +226,9 @@ def test_custom_tasks_use_the_verification_engine(tmp_path):
         k=[1, 3], data_dir=path, progress=False,
     )  # fmt: skip
     good, wrong, empty = report.problems[0].samples
-    assert good["passed"] and set(good["signals"]) == {"s", "d"}
+    assert good["passed"] and [s["name"] for s in good["signals"]] == ["s", "d"]
     assert (wrong["passed"], wrong["status"]) == (False, "ok")
-    assert wrong["signals"]["s"]["correct"] and not wrong["signals"]["d"]["correct"]
+    assert [(s["name"], s["correct"]) for s in wrong["signals"]] == [("s", True), ("d", False)]
     assert empty["status"] == "no_code"
     assert report.pass_at_k == {"pass@1": pytest.approx(1 / 3), "pass@3": 1.0}
 

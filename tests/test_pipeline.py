@@ -118,11 +118,8 @@ def test_reduced_pipeline_end_to_end_and_its_rerun(tmp_path):
 
 
 def test_full_mode_is_the_quick_mode_at_the_size_the_comparison_needs():
-    sys.path.insert(0, str(ROOT / "recipes" / "tiny"))
-    try:
-        from reproduce import load_config
-    finally:
-        sys.path.pop(0)
+    from salv_trl.reproduction.pipeline import load_config
+
     quick = load_config(ROOT / "recipes" / "tiny" / "config_quick.yaml")
     full = load_config(ROOT / "recipes" / "tiny" / "config_full.yaml")
     assert len(full["seeds"]) >= 3 and quick["seeds"] == [0]
@@ -136,4 +133,31 @@ def test_full_mode_is_the_quick_mode_at_the_size_the_comparison_needs():
     same = {"seeds", "output_dir", "tasks", "dpo_grid", "dpo_overrides"}
     assert {k: v for k, v in full.items() if k not in same} == {
         k: v for k, v in quick.items() if k not in same
+    }
+
+
+def test_rollout_stats_count_what_passes_by_the_library_rule(tmp_path):
+    from datasets import Dataset
+
+    from salv_trl.data.hub import save_config
+    from salv_trl.data.rollouts import VERIFIED_ROLLOUT_FEATURES
+    from salv_trl.reproduction.pipeline import rollout_stats
+
+    def row(index: int, status: str, correct: list[bool]) -> dict:
+        signals = [
+            {"name": f"y{i}", "mismatches": 0 if right else 3, "samples": 10, "correct": right}
+            for i, right in enumerate(correct)
+        ]
+        verdict = {"status": status, "detail": "", "signals": signals}
+        return {"task_id": "t", "prompt": "p", "completion": "c", "sample_index": index, "verdict": verdict,
+                "code_offset": None, "slices": [], "slice_error": None}  # fmt: skip
+
+    rows = [row(0, "ok", [True, True]), row(1, "ok", [True, False]), row(2, "ok", [False, False]),
+            row(3, "syntax_error", [])]  # fmt: skip
+    save_config(Dataset.from_list(rows, features=VERIFIED_ROLLOUT_FEATURES), tmp_path, "rollouts")
+    assert rollout_stats(tmp_path) == {
+        "rollouts": 4,
+        "fully_correct": 1,
+        "failing_with_a_correct_output": 1,
+        "statuses": {"ok": 3, "syntax_error": 1},
     }

@@ -21,6 +21,9 @@ from salv_trl.synthetic import generate_tasks
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
+# `accelerate launch` of one CPU process, with no accelerate config file to read
+LAUNCH_ONE = [*ACCELERATE, "--cpu", "--num_processes", "1", "--num_machines", "1", "--mixed_precision", "no",
+              "--dynamo_backend", "no"]  # fmt: skip
 TINY_CONFIG = ROOT / "recipes" / "tiny-qwen2" / "dpo" / "config_cpu.yaml"
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
@@ -70,6 +73,9 @@ def test_tiny_config_builds_assets_trains_a_lora_adapter_and_renders_the_card(un
         and "| signal_mask | signal |" in card.text
         and "| lora_r | 8 |" in card.text
     )
+    # the card's hyperparameters, also as JSON beside the weights (what the tiny reproduction reads back)
+    hyperparameters = json.loads((out / "training_hyperparameters.json").read_text())
+    assert hyperparameters["signal_mask"] == "signal" and hyperparameters["lora_r"] == 8
 
 
 @pytest.mark.slow  # `accelerate launch` runs
@@ -141,16 +147,7 @@ def test_sft_recipe_on_the_chosen_completions(uninterrupted):
     config = ROOT / "recipes" / "tiny-qwen2" / "sft" / "config_cpu.yaml"
     run(
         [
-            *ACCELERATE,
-            "--cpu",
-            "--num_processes",
-            "1",
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
+            *LAUNCH_ONE,
             str(ROOT / "recipes" / "sft.py"),
             "--config",
             str(config),
@@ -172,9 +169,9 @@ def test_sft_recipe_on_the_chosen_completions(uninterrupted):
 
 
 def test_load_any_dataset_reads_every_local_layout(tmp_path):
-    sys.path.insert(0, str(ROOT / "recipes"))
     from datasets import Dataset, DatasetDict
-    from recipe_utils import load_any_dataset
+
+    from salv_trl.recipes import load_any_dataset
 
     rows = Dataset.from_list([{"prompt": "p", "chosen": "c", "rejected": "r", "chosen_spans": [[0, 1]]}] * 3)
     rows.to_json(tmp_path / "pairs.jsonl")
@@ -189,3 +186,27 @@ def test_load_any_dataset_reads_every_local_layout(tmp_path):
     with pytest.raises(ValueError, match="unknown data file type"):
         (tmp_path / "pairs.txt").write_text("x")
         load_any_dataset(str(tmp_path / "pairs.txt"))
+
+
+def test_recipe_scripts_import_the_package_without_path_hacks():
+    scripts = sorted((ROOT / "recipes").rglob("*.py"))
+    assert {"dpo.py", "sft.py", "reproduce.py"} <= {script.name for script in scripts}
+    for script in scripts:
+        source = script.read_text()
+        assert "sys.path" not in source and "E402" not in source, script
+
+
+@pytest.mark.parametrize(
+    ("script", "option"),
+    [("dpo.py", "--signal_mask"), ("sft.py", "--stop_at_pass_rate")],
+)
+def test_recipes_launch_from_any_directory(tmp_path, script, option):
+    command = [*LAUNCH_ONE, str(ROOT / "recipes" / script), "--help"]
+    result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and option in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+def test_tiny_reproduction_runs_from_any_directory(tmp_path):
+    command = [sys.executable, str(ROOT / "recipes" / "tiny" / "reproduce.py"), "--help"]
+    result = subprocess.run(command, cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "--seeds" in result.stdout, result.stderr[-3000:]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+from dataclasses import asdict
+
 import pytest
 import torch
 from datasets import Dataset
 from peft import LoraConfig
 from trl import DPOConfig, DPOTrainer
+from trl.trainer.dpo_trainer import DataCollatorForPreference
 
 from salv_trl.tiny import IM_END, tiny_preference_rows, tiny_qwen2, train_tokenizer
 from salv_trl.trainer import (
@@ -315,8 +319,6 @@ def test_gradient_accumulation_matches_a_large_batch(tokenizer, tmp_path):
 
 
 def test_refuses_a_collator_that_would_ignore_the_mask(tokenizer, tmp_path):
-    from trl.trainer.dpo_trainer import DataCollatorForPreference
-
     with pytest.raises(TypeError, match="DataCollatorForSignalAwarePreference"):
         SignalAwareDPOTrainer(
             model=tiny_qwen2(tokenizer),
@@ -326,7 +328,45 @@ def test_refuses_a_collator_that_would_ignore_the_mask(tokenizer, tmp_path):
             train_dataset=Dataset.from_list(ROWS),
             processing_class=tokenizer,
         )
-    assert isinstance(make_trainer(tokenizer, tmp_path).data_collator, DataCollatorForSignalAwarePreference)
+    given = DataCollatorForSignalAwarePreference(pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=8)
+    trainer = SignalAwareDPOTrainer(
+        model=tiny_qwen2(tokenizer),
+        ref_model=tiny_qwen2(tokenizer),
+        args=make_args(tmp_path),
+        data_collator=given,
+        train_dataset=Dataset.from_list(ROWS),
+        processing_class=tokenizer,
+    )
+    assert trainer.data_collator is given
+
+
+def collators(tokenizer, tmp_path, **kwargs):
+    """The collators trl's `DPOTrainer` and `SignalAwareDPOTrainer` build from the same arguments, each with a
+    copy of `tokenizer` (trl sets its padding token)."""
+    plain = make_trainer(copy.deepcopy(tokenizer), tmp_path / "dpo", cls=DPOTrainer, **kwargs)
+    signal = make_trainer(copy.deepcopy(tokenizer), tmp_path / "signal", **kwargs)
+    return plain.data_collator, signal.data_collator
+
+
+def test_the_collator_is_trls_own_made_signal_aware(tokenizer, tmp_path):
+    plain, signal = collators(tokenizer, tmp_path, max_length=40, pad_to_multiple_of=8)
+    assert type(plain) is DataCollatorForPreference and type(signal) is DataCollatorForSignalAwarePreference
+    assert asdict(signal) == asdict(plain)
+    assert signal.pad_token_id == tokenizer.pad_token_id != tokenizer.eos_token_id
+    assert (signal.max_length, signal.truncation_mode, signal.pad_to_multiple_of) == (40, "keep_start", 8)
+
+
+def test_padding_token_is_chosen_by_trl(tokenizer, tmp_path):
+    no_pad = copy.deepcopy(tokenizer)
+    no_pad.pad_token = None
+    plain, signal = collators(no_pad, tmp_path / "eos")
+    assert signal.pad_token_id == plain.pad_token_id == tokenizer.eos_token_id
+    with pytest.warns(FutureWarning, match="pad_token"):
+        plain, signal = collators(tokenizer, tmp_path / "args", pad_token=IM_END)
+    assert signal.pad_token_id == plain.pad_token_id == tokenizer.convert_tokens_to_ids(IM_END)
+    # trl checks the deprecated `args.pad_token` against the vocabulary
+    with pytest.raises(ValueError, match="not found in the vocabulary"), pytest.warns(FutureWarning):
+        make_trainer(copy.deepcopy(tokenizer), tmp_path / "unknown", pad_token="<not a token>")
 
 
 def test_iterable_dataset_is_filtered_lazily(tokenizer, tmp_path):

@@ -293,11 +293,8 @@ def test_cli_table_and_json(tmp_path, capsys):
         == 1
     )
     rows = json.loads(capsys.readouterr().out)
-    assert (
-        rows[0]["status"] == "ok"
-        and not rows[0]["signals"]["s"]["correct"]
-        and rows[0]["signals"]["c"]["correct"]
-    )
+    correct = {signal["name"]: signal["correct"] for signal in rows[0]["signals"]}
+    assert rows[0]["status"] == "ok" and correct == {"s": False, "c": True}
 
 
 def test_pasted_testbench_is_ignored_and_duplicates_are_judged_once():
@@ -317,3 +314,40 @@ def test_verilator_backend():
 
 def test_verify_many_of_nothing_is_nothing():
     assert verify_many([], workers=4, progress=False) == []
+
+
+def test_each_candidate_is_parsed_once_and_sliced_by_the_workers(monkeypatch):
+    """The candidate's one parse feeds the screen's blanking, the renaming, the interface check and the slices
+    that `judge_many` returns (equal to slicing the text afresh); the reference is parsed once per group."""
+    import salv_trl.hdl.parse as parse_module
+    import salv_trl.hdl.slicing as slicing_module
+    from salv_trl.hdl.slicing import slice_signals
+    from salv_trl.hdl.verify import judge_many
+
+    pasted = ADDER + '\nmodule tb; initial begin $dumpfile("w.vcd"); $finish; end endmodule\n'
+    candidates = [
+        ADDER + "\n",
+        WRONG_S,
+        pasted,
+        ADDER.replace("a < b", "a > b"),
+        "module m(input a); endmodule",
+    ]
+    parsed: list[str] = []
+    load = parse_module.load_source
+
+    def counting(text: str):
+        parsed.append(text)
+        return load(text)
+
+    for module in (parse_module, slicing_module):
+        monkeypatch.setattr(module, "load_source", counting)
+    judged = judge_many([VerifyJob(c, ADDER, vectors=50) for c in candidates], workers=1, progress=False)
+    monkeypatch.undo()
+    assert [parsed.count(c) for c in candidates] == [1, 1, 1, 1, 1] and parsed.count(ADDER) == 1
+    assert [j.verdict.status for j in judged] == [Status.ok] * 4 + [Status.interface_mismatch]
+    for candidate, judgement in zip(candidates[:4], judged, strict=False):
+        assert judgement.slices == slice_signals(candidate) and judgement.slice_error is None
+    assert judged[-1].slices == {}
+    assert [j.verdict.to_dict() for j in judged] == [
+        v.to_dict() for v in verify_many([VerifyJob(c, ADDER, vectors=50) for c in candidates], workers=1)
+    ]

@@ -21,6 +21,8 @@ from typing import Any
 
 from datasets import Features, List, Value
 
+from ..hdl.verify import Status
+from .rollouts import verdict_from_row
 from .sampling import PromptFormat
 
 __all__ = [
@@ -128,19 +130,6 @@ def _whole(text: str) -> list[list[int]]:
     return [[0, len(text)]] if text else []
 
 
-def _correct(rollout: dict) -> dict[str, bool]:
-    return {s["name"]: s["correct"] for s in rollout["verdict"]["signals"]}
-
-
-def _fully_correct(rollout: dict) -> bool:
-    verdict = rollout["verdict"]
-    return (
-        verdict["status"] == "ok"
-        and bool(verdict["signals"])
-        and all(s["correct"] for s in verdict["signals"])
-    )
-
-
 def _signal_spans(rollout: dict, signals: Sequence[str], options: PairOptions) -> list[list[int]] | None:
     """Union of the signals' slices in the completion; `None` when one is missing and pairs then drop."""
     if not options.masks:
@@ -167,20 +156,25 @@ def _row(chosen: dict, rejected: dict, chosen_spans, rejected_spans, signals: li
 
 def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
     pairs = []
-    correct = [r for r in rollouts if _fully_correct(r)]
+    verdicts = [verdict_from_row(r) for r in rollouts]
+    correct = [r for r, verdict in zip(rollouts, verdicts, strict=True) if verdict.passed]
     if options.mode == "module":
         return [
             _row(a, b, _whole(a["completion"]), _whole(b["completion"]), [], "module")
             for a in correct
-            for b in rollouts
-            if not _fully_correct(b)
+            for b, verdict in zip(rollouts, verdicts, strict=True)
+            if not verdict.passed
         ]
-    simulated = [r for r in rollouts if r["verdict"]["status"] == "ok"]
-    for a in simulated:
-        correct_a = _correct(a)
-        for b in simulated:
-            correct_b = _correct(b)
-            signals = sorted(s for s, ok in correct_a.items() if ok and correct_b.get(s) is False)
+    simulated = [
+        (r, verdict) for r, verdict in zip(rollouts, verdicts, strict=True) if verdict.status == Status.ok
+    ]
+    for a, verdict_a in simulated:
+        for b, verdict_b in simulated:
+            signals = sorted(
+                name
+                for name, result in verdict_a.signals.items()
+                if result.correct and name in verdict_b.signals and not verdict_b.signals[name].correct
+            )
             if not signals:
                 continue
             chosen_spans = _signal_spans(a, signals, options)
@@ -188,7 +182,9 @@ def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
             if chosen_spans is not None and rejected_spans is not None:
                 pairs.append(_row(a, b, chosen_spans, rejected_spans, signals, "signal"))
     if options.no_code_pairs:
-        no_code = [r for r in rollouts if r["verdict"]["status"] == "no_code"]
+        no_code = [
+            r for r, verdict in zip(rollouts, verdicts, strict=True) if verdict.status == Status.no_code
+        ]
         pairs += [
             _row(a, b, _whole(a["completion"]), _whole(b["completion"]), [], "no_code")
             for a in correct

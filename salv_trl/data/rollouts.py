@@ -14,9 +14,7 @@ from typing import Any
 from datasets import Features, List, Value
 
 from ..hdl.extract import extract_code
-from ..hdl.parse import parse
-from ..hdl.source import VerilogInputError
-from ..hdl.verify import ModuleVerdict, Status, VerifyJob, verify_many
+from ..hdl.verify import Judgement, ModuleVerdict, Status, VerifyJob, judge_many
 
 __all__ = [
     "ROLLOUT_FEATURES",
@@ -39,7 +37,7 @@ _SPANS = List(List(Value("int64")))
 VERIFIED_ROLLOUT_FEATURES = Features(
     {
         **ROLLOUT_FEATURES,
-        # ModuleVerdict.to_dict() with the per-signal dict as a list, so every row has the same Arrow type.
+        # ModuleVerdict.to_dict()
         "verdict": {
             "status": Value("string"),
             "detail": Value("string"),
@@ -82,59 +80,24 @@ class VerifySettings:
         return asdict(self)
 
 
-def _verdict_row(verdict: ModuleVerdict) -> dict[str, Any]:
-    data = verdict.to_dict()
-    return {
-        "status": data["status"],
-        "detail": data["detail"],
-        "signals": [{"name": name, **result} for name, result in data["signals"].items()],
-    }
-
-
 def verdict_from_row(row: dict[str, Any]) -> ModuleVerdict:
     """The [`ModuleVerdict`] of a verified rollout row's `verdict` column."""
-    verdict = row["verdict"]
-    signals = {s["name"]: {k: v for k, v in s.items() if k != "name"} for s in verdict["signals"]}
-    return ModuleVerdict.from_dict(
-        {"status": verdict["status"], "detail": verdict["detail"], "signals": signals}
-    )
+    return ModuleVerdict.from_dict(row["verdict"])
 
 
-def _slices(code: str, offset: int, top: str | None) -> tuple[list[dict], str | None]:
-    """Slices of the judged module (the task's top when the code defines it, else the code's own top)."""
-    from ..hdl.slicing import slice_signals
-
-    try:
-        try:
-            slices = slice_signals(code, top=top)
-        except VerilogInputError:
-            if top is None:
-                raise
-            slices = slice_signals(code)
-    except (VerilogInputError, RecursionError) as error:
-        return [], f"{type(error).__name__}: {error}"
+def _slice_rows(judgement: Judgement, offset: int) -> list[dict]:
+    """A judgement's slices as dataset rows, with spans shifted from the code to the completion."""
     shift = lambda spans: [[offset + start, offset + end] for start, end in spans]  # noqa: E731
-    rows = [
+    return [
         {"signal": name, "spans": shift(s.spans), "core_spans": shift(s.core_spans)}
-        for name, s in slices.items()
+        for name, s in judgement.slices.items()
     ]
-    return rows, None
 
 
 def _check_tasks(rollouts: Sequence[dict], tasks: dict[str, dict]) -> None:
     missing = sorted({r["task_id"] for r in rollouts} - set(tasks))
     if missing:
         raise ValueError(f"rollouts of unknown task(s): {', '.join(missing[:5])}")
-
-
-def _reference_tops(tasks: dict[str, dict]) -> dict[str, str | None]:
-    tops = {}
-    for task_id, task in tasks.items():
-        try:
-            tops[task_id] = task.get("top") or parse(task["reference"]).top
-        except VerilogInputError:
-            tops[task_id] = None  # verify reports the unusable reference in the verdict
-    return tops
 
 
 def judge_rollouts(
@@ -161,7 +124,6 @@ def judge_rollouts(
     """
     settings = settings or VerifySettings()
     _check_tasks(rollouts, tasks)
-    tops = _reference_tops({r["task_id"]: tasks[r["task_id"]] for r in rollouts})
     extracted = [extract_code(r["completion"]) for r in rollouts]
     jobs, job_rows = [], []
     for index, (row, code) in enumerate(zip(rollouts, extracted, strict=True)):
@@ -179,27 +141,23 @@ def judge_rollouts(
                 )
             )
             job_rows.append(index)
-    verdicts: list[ModuleVerdict] = [ModuleVerdict(Status.no_code, detail="no code in the completion")] * len(
-        rollouts
-    )
-    judged = verify_many(jobs, workers=workers, progress=progress, timeout=settings.timeout) if jobs else []
-    for index, verdict in zip(job_rows, judged, strict=True):
-        verdicts[index] = verdict
-    results = []
-    for row, code, verdict in zip(rollouts, extracted, verdicts, strict=True):
-        slices, error = [], None
-        if verdict.status == Status.ok:
-            slices, error = _slices(code.code, code.offset, tops[row["task_id"]])
-        results.append(
-            {
-                **row,
-                "verdict": _verdict_row(verdict),
-                "code_offset": None if code is None else code.offset,
-                "slices": slices,
-                "slice_error": error,
-            }
-        )
-    return results
+    judged = [Judgement(ModuleVerdict(Status.no_code, detail="no code in the completion"))] * len(rollouts)
+    for index, judgement in zip(
+        job_rows,
+        judge_many(jobs, workers=workers, progress=progress, timeout=settings.timeout) if jobs else [],
+        strict=True,
+    ):
+        judged[index] = judgement
+    return [
+        {
+            **row,
+            "verdict": judgement.verdict.to_dict(),
+            "code_offset": None if code is None else code.offset,
+            "slices": [] if code is None else _slice_rows(judgement, code.offset),
+            "slice_error": judgement.slice_error,
+        }
+        for row, code, judgement in zip(rollouts, extracted, judged, strict=True)
+    ]
 
 
 def judge_rollouts_ray(

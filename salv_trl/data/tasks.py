@@ -40,7 +40,7 @@ TASK_FEATURES = Features(
 #: Column names of the QiMeng-SALV seed release, and the task columns they are.
 SEED_COLUMNS = {"problem_id": "task_id", "instruction": "prompt", "gold_code": "reference"}
 
-#: Task file suffixes and the `datasets` builder that reads them.
+#: Data file suffix → the `datasets` builder that reads it.
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 

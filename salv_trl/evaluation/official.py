@@ -139,8 +139,8 @@ class SampleResult:
         return cls(ModuleVerdict(Status(status), signals or {}, detail), passed, compiled)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form: `passed`, `compiled`, and the verdict's `status`, `signals`, `detail`
-        ([`~salv_trl.hdl.verify.ModuleVerdict.to_dict`])."""
+        """JSON-able form: `passed`, `compiled`, and the verdict's `status`, `detail`, `signals` as the
+        verification engine writes them ([`~salv_trl.hdl.verify.ModuleVerdict.to_dict`])."""
         return {"passed": self.passed, "compiled": self.compiled, **self.verdict.to_dict()}
 
     @classmethod

@@ -29,7 +29,7 @@ class ProblemReport:
         scorable (`bool`): The problem's own reference passes under the installed simulator.
         reference_detail (`str`): Why the reference fails, when it does.
         samples (`list[dict]`): One [`~salv_trl.evaluation.official.SampleResult`] dict per completion
-            (`passed`, `compiled`, `status`, `signals`, `detail`).
+            (`passed`, `compiled`, and the verdict's `status`, `detail`, `signals`).
     """
 
     task_id: str

@@ -121,22 +121,6 @@ class ModuleInterface:
         raise KeyError(name)
 
 
-@dataclass
-class ParsedDesign:
-    """The result of [`parse`]: diagnostics, the modules of the text, and the top module's interface."""
-
-    text: str
-    diagnostics: list[Diagnostic]
-    modules: list[str]
-    top: str
-    interface: ModuleInterface
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def errors(self) -> list[Diagnostic]:
-        return [diagnostic for diagnostic in self.diagnostics if diagnostic.severity == "error"]
-
-
 class ModuleSpan(NamedTuple):
     """Character span `[start, end)` of a module declaration, and of its name token."""
 
@@ -159,6 +143,54 @@ class ModuleSyntax:
     @property
     def instantiated(self) -> set[str]:
         return {node.type.valueText for node in self.instances if node.kind == Kind.HierarchyInstantiation}
+
+
+@dataclass
+class ParsedDesign:
+    """The result of [`parse`]: diagnostics, the modules of the text, and the top module's interface.
+
+    It keeps the parse it was made from (`source`, `syntax`), so that every later stage (blanking what the top
+    does not reach, renaming, interface checks, slicing) works on the same tree instead of parsing the text
+    again.
+    """
+
+    text: str
+    diagnostics: list[Diagnostic]
+    modules: list[str]
+    top: str
+    interface: ModuleInterface
+    warnings: list[str] = field(default_factory=list)
+    source: Source | None = field(default=None, repr=False, compare=False)
+    syntax: list[ModuleSyntax] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [diagnostic for diagnostic in self.diagnostics if diagnostic.severity == "error"]
+
+    def reachable(self) -> set[str]:
+        """The names of the modules the top reaches through its instances (itself included)."""
+        by_name: dict[str, ModuleSyntax] = {}
+        for module in self.syntax:
+            by_name.setdefault(module.name, module)
+        kept: set[str] = set()
+        todo = [self.top]
+        while todo:
+            name = todo.pop()
+            if name in by_name and name not in kept:
+                kept.add(name)
+                todo += by_name[name].instantiated
+        return kept
+
+    def design_only(self) -> tuple[str, set[str]]:
+        """The text with every module that the top does not reach blanked out (a pasted testbench with
+        `$finish` or `$dumpfile`, unused helpers), offsets and line numbers unchanged; and the names of the
+        modules kept."""
+        kept, text = self.reachable(), self.text
+        for module in self.syntax:
+            if module.name not in kept:
+                start, end = self.source.span(module.node)
+                text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
+        return text, kept
 
 
 def syntax_nodes(items) -> list[pysyntax.SyntaxNode]:
@@ -343,12 +375,15 @@ def _interface(source: Source, body, modules: list[ModuleSyntax], top: ModuleSyn
     return ModuleInterface(top.name, tuple(ports), tuple(parameters), edge_events(modules, top))
 
 
-def parse(text: str, top: str | None = None) -> ParsedDesign:
+def parse(text: str | Source, top: str | None = None, *, prefer_top: str | None = None) -> ParsedDesign:
     """Parse Verilog text: diagnostics, modules, the top module and its interface.
 
     Args:
-        text: Verilog / SystemVerilog source, possibly with several modules (and a testbench).
+        text: Verilog / SystemVerilog source, possibly with several modules (and a testbench); or a [`Source`]
+            already loaded from it.
         top: name of the top module; inferred when None (see this module's docstring).
+        prefer_top: the top module when the text defines a module of this name, else the inferred one (a
+            task's top, which a candidate may or may not have kept).
 
     Returns:
         A [`ParsedDesign`]. Syntax and elaboration problems are reported in `diagnostics`, not raised.
@@ -357,8 +392,10 @@ def parse(text: str, top: str | None = None) -> ParsedDesign:
         VerilogInputError: the text is not usable Verilog at all: empty, NUL bytes, nested too deeply, no
             module, or `top` names no module of the text.
     """
-    source = load_source(text)
+    source = text if isinstance(text, Source) else load_source(text)
     modules = module_syntax(source)
+    if top is None and prefer_top is not None and any(module.name == prefer_top for module in modules):
+        top = prefer_top
     chosen = choose_top(modules, top)
     options = pyast.CompilationOptions()
     options.topModules = {chosen.name}
@@ -374,12 +411,14 @@ def parse(text: str, top: str | None = None) -> ParsedDesign:
     except RuntimeError as error:
         raise VerilogInputError(f"Verilog text too deeply nested to elaborate {error}".strip()) from None
     return ParsedDesign(
-        text=text,
+        text=source.text,
         diagnostics=diagnostics,
         modules=[module.name for module in modules],
         top=chosen.name,
         interface=interface,
         warnings=list(source.warnings),
+        source=source,
+        syntax=modules,
     )
 
 
@@ -394,15 +433,19 @@ def module_spans(text: str) -> dict[str, ModuleSpan]:
     return spans
 
 
-def rename_modules(text: str, mapping: dict[str, str]) -> str:
+def rename_modules(
+    text: str | ParsedDesign, mapping: dict[str, str], *, within: tuple[str, set[str]] | None = None
+) -> str:
     """Rename modules: their declarations (and `endmodule : name` labels) and every instantiation of them.
 
     Only identifier tokens are touched, so text inside strings and comments stays as it is;
     names that come out of a macro expansion are left alone.
 
     Args:
-        text: Verilog source.
+        text: Verilog source, or a [`ParsedDesign`] (its parse is reused).
         mapping: old module name -> new name (new names must be valid identifiers).
+        within: with a design, `(text, modules)` from [`ParsedDesign.design_only`]: rename in that text (same
+            offsets as the design's), inside the declarations of those modules only (the others are blank).
 
     Returns:
         The text with the modules renamed; everything else byte for byte unchanged.
@@ -410,10 +453,16 @@ def rename_modules(text: str, mapping: dict[str, str]) -> str:
     for new in mapping.values():
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]*", new):
             raise VerilogInputError(f"not a valid module name: {new!r}")
-    source = load_source(text)
+    if isinstance(text, ParsedDesign):
+        source, modules = text.source, text.syntax
+        text, kept = within or (text.text, None)
+        modules = [module for module in modules if kept is None or module.name in kept]
+    else:
+        source = load_source(text)
+        modules = module_syntax(source)
     manager = source.source_manager
     tokens: list[Token] = []
-    for module in module_syntax(source):
+    for module in modules:
         tokens.append(module.node.header.name)
         block_name = getattr(module.node, "blockName", None)
         if block_name is not None:

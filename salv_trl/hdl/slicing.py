@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pyslang import syntax as pysyntax
 from pyslang.parsing import Token, TokenKind
 
-from .parse import ModuleSyntax, choose_top, find_nodes, module_syntax, syntax_nodes
+from .parse import ModuleSyntax, ParsedDesign, choose_top, find_nodes, module_syntax, syntax_nodes
 from .source import Source, deep_recursion, load_source
 
 __all__ = ["SignalSlice", "slice_signals"]
@@ -647,10 +647,10 @@ class _Module:
 class _Slicer:
     """All modules of a text, sliced lazily; child modules are sliced when an instance needs their ports."""
 
-    def __init__(self, source: Source):
+    def __init__(self, source: Source, modules: list[ModuleSyntax] | None = None):
         self.source = source
         self.syntax = {}
-        for module in module_syntax(source):
+        for module in module_syntax(source) if modules is None else modules:
             self.syntax.setdefault(module.name, module)
         self.modules: dict[str, _Module] = {}
         self.building: set[str] = set()  # modules whose units are being built (recursive instantiation)
@@ -716,11 +716,12 @@ def _subtract(
     return trimmed
 
 
-def slice_signals(text: str, top: str | None = None) -> dict[str, SignalSlice]:
+def slice_signals(text: str | ParsedDesign, top: str | None = None) -> dict[str, SignalSlice]:
     """Compute the backward dependency slice of every output of the top module.
 
     Args:
-        text: Verilog source; may hold several modules (submodules are sliced through, others left out).
+        text: Verilog source; may hold several modules (submodules are sliced through, others left out). Or a
+            [`~salv_trl.hdl.parse.ParsedDesign`]: its parse is reused and its top sliced.
         top: the module to slice; inferred like [`salv_trl.hdl.parse.parse`] does when None.
 
     Returns:
@@ -729,14 +730,19 @@ def slice_signals(text: str, top: str | None = None) -> dict[str, SignalSlice]:
     Raises:
         VerilogInputError: the text is not usable Verilog (see [`salv_trl.hdl.source.load_source`]).
     """
+    if isinstance(text, ParsedDesign):
+        with deep_recursion():
+            return _slice_all(text.source, top or text.top, text.syntax)
     source = load_source(text)
     with deep_recursion():
         return _slice_all(source, top)
 
 
-def _slice_all(source: Source, top: str | None) -> dict[str, SignalSlice]:
+def _slice_all(
+    source: Source, top: str | None, modules: list[ModuleSyntax] | None = None
+) -> dict[str, SignalSlice]:
     text = source.text
-    slicer = _Slicer(source)
+    slicer = _Slicer(source, modules)
     chosen = choose_top(list(slicer.syntax.values()), top)
     module = slicer.module(chosen.name)
     assert module is not None

@@ -42,10 +42,11 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
-from .parse import ModuleSyntax, ParsedDesign, module_syntax, outside_reference, parse, rename_modules
+from .parse import ParsedDesign, module_syntax, outside_reference, parse, rename_modules
 from .sandbox import SandboxLimits, die_with_parent, require_isolation
 from .screen import MAX_CHARS, screen
 from .simulators import Simulation, simulate
+from .slicing import SignalSlice, slice_signals
 from .source import VerilogInputError, load_source
 from .testbench import (
     TestbenchOutputError,
@@ -57,7 +58,16 @@ from .testbench import (
     tag_displays,
 )
 
-__all__ = ["Status", "SignalVerdict", "ModuleVerdict", "VerifyJob", "verify", "verify_many"]
+__all__ = [
+    "Status",
+    "SignalVerdict",
+    "ModuleVerdict",
+    "Judgement",
+    "VerifyJob",
+    "verify",
+    "verify_many",
+    "judge_many",
+]
 
 GIVEN_TESTBENCH_FLAGS = ("-Wall", "-Winfloop", "-Wno-timescale")  # VerilogEval's official iverilog flags
 
@@ -104,18 +114,39 @@ class ModuleVerdict:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able form (for dataset columns): `{"status", "signals": {name: {...}}, "detail"}`."""
+        """JSON-able form, also the `verdict` column of verified rollout datasets: `{"status", "detail",
+        "signals": [{"name", "mismatches", "samples", "correct"}, ...]}` (a list, so that every row has the
+        same Arrow type)."""
         return {
             "status": self.status.value,
-            "signals": {name: asdict(verdict) for name, verdict in self.signals.items()},
             "detail": self.detail,
+            "signals": [{"name": name, **asdict(verdict)} for name, verdict in self.signals.items()],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModuleVerdict:
         """Inverse of [`to_dict`]."""
-        signals = {name: SignalVerdict(**verdict) for name, verdict in (data.get("signals") or {}).items()}
-        return cls(Status(data["status"]), signals, data.get("detail", ""))
+        signals = {
+            s["name"]: SignalVerdict(s["mismatches"], s["samples"], s["correct"]) for s in data["signals"]
+        }
+        return cls(Status(data["status"]), signals, data.get("detail") or "")
+
+
+@dataclass
+class Judgement:
+    """A verdict, and the slices of the judged module's outputs ([`judge_many`]; simulated candidates only).
+
+    Args:
+        verdict: the candidate's [`ModuleVerdict`].
+        slices: output name -> [`~salv_trl.hdl.slicing.SignalSlice`] of the module judged (the task's top when
+            the candidate defines it, else its own top), with spans into the candidate's text; empty when the
+            candidate was not simulated or could not be sliced.
+        slice_error: why a simulated candidate could not be sliced, else None.
+    """
+
+    verdict: ModuleVerdict
+    slices: dict[str, SignalSlice] = field(default_factory=dict)
+    slice_error: str | None = None
 
 
 @dataclass
@@ -165,7 +196,7 @@ def verify(
         VerilogInputError: the reference itself cannot be parsed, or fails to compile and run on its own.
     """
     job = VerifyJob(candidate, reference, testbench, top, vectors, seed, simulator)
-    return _verify_group([job], batch_size=1, timeout=timeout)[0]
+    return _verify_group([job], batch_size=1, timeout=timeout, slices=False)[0].verdict
 
 
 def verify_many(
@@ -188,6 +219,31 @@ def verify_many(
     A job whose reference is unusable gets a `runtime_error` verdict whose detail starts with "harness:"; it
     never affects the other jobs.
     """
+    judged = _judge_all(jobs, workers, progress, batch_size, timeout, slices=False)
+    return [judgement.verdict for judgement in judged]
+
+
+def judge_many(
+    jobs: Sequence[VerifyJob],
+    workers: int | None = None,
+    progress: bool = True,
+    *,
+    batch_size: int = 16,
+    timeout: float = 10.0,
+) -> list[Judgement]:
+    """[`verify_many`], and the output slices of every simulated candidate, computed by the same workers from
+    the parse its verification made (so slicing runs in parallel and never parses a candidate again)."""
+    return _judge_all(jobs, workers, progress, batch_size, timeout, slices=True)
+
+
+def _judge_all(
+    jobs: Sequence[VerifyJob],
+    workers: int | None,
+    progress: bool,
+    batch_size: int,
+    timeout: float,
+    slices: bool,
+) -> list[Judgement]:
     from tqdm.auto import tqdm
 
     require_isolation()  # a clear error now, not one harness error per job
@@ -207,32 +263,34 @@ def verify_many(
     for indices in groups.values():
         size = batch_size if full >= workers else max(1, min(batch_size, -(-len(indices) // workers)))
         chunks += [indices[i : i + size] for i in range(0, len(indices), size)]
-    results: list[ModuleVerdict | None] = [None] * len(jobs)
+    results: list[Judgement | None] = [None] * len(jobs)
     bar = tqdm(total=len(first_of), desc="verify", unit="cand", disable=not progress)
 
-    def store(chunk: list[int], verdicts: list[ModuleVerdict]) -> None:
-        for index, verdict in zip(chunk, verdicts, strict=True):
-            results[index] = verdict
+    def store(chunk: list[int], judged: list[Judgement]) -> None:
+        for index, judgement in zip(chunk, judged, strict=True):
+            results[index] = judgement
         bar.update(len(chunk))
 
     if workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
-            store(chunk, _verify_chunk([jobs[i] for i in chunk], batch_size, timeout))
+            store(chunk, _verify_chunk([jobs[i] for i in chunk], batch_size, timeout, slices))
     else:
         pool = ProcessPoolExecutor(
             min(workers, len(chunks)), initializer=die_with_parent, initargs=(os.getpid(),)
         )
         with pool:
             futures = {
-                pool.submit(_verify_chunk, [jobs[i] for i in chunk], batch_size, timeout): tuple(chunk)
+                pool.submit(_verify_chunk, [jobs[i] for i in chunk], batch_size, timeout, slices): tuple(
+                    chunk
+                )
                 for chunk in chunks
             }
             for future, chunk in futures.items():
                 try:
-                    verdicts = future.result()
+                    judged = future.result()
                 except Exception as error:  # a dead worker: only its own chunk is lost
-                    verdicts = [_harness_error(error)] * len(chunk)
-                store(list(chunk), verdicts)
+                    judged = [Judgement(_harness_error(error))] * len(chunk)
+                store(list(chunk), judged)
     bar.close()
     return [results[first_of[(job.candidate, *job.group_key())]] for job in jobs]  # type: ignore[misc]
 
@@ -241,11 +299,11 @@ def _harness_error(error: BaseException) -> ModuleVerdict:
     return ModuleVerdict(Status.runtime_error, detail=f"harness: {type(error).__name__}: {error}")
 
 
-def _verify_chunk(jobs: list[VerifyJob], batch_size: int, timeout: float) -> list[ModuleVerdict]:
+def _verify_chunk(jobs: list[VerifyJob], batch_size: int, timeout: float, slices: bool) -> list[Judgement]:
     try:
-        return _verify_group(jobs, batch_size, timeout)
+        return _verify_group(jobs, batch_size, timeout, slices)
     except (VerilogInputError, OSError) as error:
-        return [_harness_error(error)] * len(jobs)
+        return [Judgement(_harness_error(error))] * len(jobs)
 
 
 @dataclass
@@ -254,6 +312,7 @@ class _Candidate:
 
     text: str
     module: str  # its top's name after renaming
+    design: ParsedDesign  # its parse, which slicing reuses
 
 
 @dataclass
@@ -265,20 +324,16 @@ class _Reference:
 
 
 def _load_reference(job: VerifyJob, nonce: str) -> _Reference:
-    try:
-        design = parse(job.reference, job.top if job.top and job.testbench is None else None)
-    except VerilogInputError:
-        if job.top is None or job.testbench is not None:
-            raise
-        design = parse(job.reference)  # the task's top may be the candidate's name only (e.g. TopModule)
+    # With a given testbench the task's top may be the candidate's name only (VerilogEval v2: TopModule).
+    design = parse(job.reference, prefer_top=job.top if job.testbench is None else None)
     outputs = [p.name for p in design.interface.outputs]
     if not outputs:
         raise VerilogInputError(f"reference module {design.top!r} has no outputs to judge")
     mapping = {name: f"salv_r{nonce}_{name}" for name in design.modules}
-    return _Reference(design, outputs, rename_modules(job.reference, mapping), mapping[design.top])
+    return _Reference(design, outputs, rename_modules(design, mapping), mapping[design.top])
 
 
-def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> list[ModuleVerdict]:
+def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float, slices: bool) -> list[Judgement]:
     """Verdicts of jobs that share reference and settings: shared front-end work, batched simulation."""
     first = jobs[0]
     # Names carry `nonce` (a candidate may learn it at run time with %m, too late to name anything); the lines
@@ -299,14 +354,26 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float) -> lis
             samples = _reference_samples(reference, first, given, nonce, timeout)
         for index, candidate in ready:
             verdicts[index] = _run_given(candidate, reference, first, given, timeout, samples)
-        return verdicts  # type: ignore[return-value]
-    for start in range(0, len(ready), batch_size):
-        batch = ready[start : start + batch_size]
-        for (index, _), verdict in zip(
-            batch, _run_batch([c for _, c in batch], reference, first, (nonce, tag), timeout), strict=True
-        ):
-            verdicts[index] = verdict
-    return verdicts  # type: ignore[return-value]
+    else:
+        for start in range(0, len(ready), batch_size):
+            batch = ready[start : start + batch_size]
+            for (index, _), verdict in zip(
+                batch, _run_batch([c for _, c in batch], reference, first, (nonce, tag), timeout), strict=True
+            ):
+                verdicts[index] = verdict
+    judged = [Judgement(verdict) for verdict in verdicts]  # type: ignore[arg-type]
+    if slices:
+        for index, candidate in ready:
+            if judged[index].verdict.status == Status.ok:
+                judged[index] = _sliced(judged[index].verdict, candidate.design)
+    return judged
+
+
+def _sliced(verdict: ModuleVerdict, design: ParsedDesign) -> Judgement:
+    try:
+        return Judgement(verdict, slice_signals(design))
+    except (VerilogInputError, RecursionError) as error:
+        return Judgement(verdict, slice_error=f"{type(error).__name__}: {error}")
 
 
 _BLAMED = re.compile(r"^cand(\d+)\.v:\d+:.*(?:error|sorry)", re.MULTILINE)
@@ -344,6 +411,8 @@ def _run_batch(
 
 
 def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int, nonce: str):
+    """The candidate parsed once (the parse every later step reuses), screened, checked and renamed; or the
+    verdict that stops it before simulation."""
     if isinstance(raw, bytes):
         try:
             raw = raw.decode("utf-8")
@@ -355,14 +424,12 @@ def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int
         return ModuleVerdict(Status.syntax_error, detail="NUL character in the candidate")
     if len(raw) > MAX_CHARS:  # refused before any parsing
         return ModuleVerdict(Status.refused, detail=screen(raw))
-    wanted = job.top or reference.design.top
     try:
-        design = parse(raw)
-        if wanted in design.modules and design.top != wanted:
-            design = parse(raw, wanted)
-        text, modules = _design_only(raw, design.top)
+        design = parse(raw, prefer_top=job.top or reference.design.top)
+        text, modules = design.design_only()
     except VerilogInputError as error:
         return ModuleVerdict(Status.syntax_error, detail=str(error))
+    # The screen lexes the text itself, on purpose: a second reading, independent of the parser's.
     reason = screen(text)
     if not reason and (outside := outside_reference(design, text)):
         reason = f"reference outside the candidate: {outside}"
@@ -373,31 +440,10 @@ def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int
         return ModuleVerdict(Status.interface_mismatch, detail=mismatch)
     mapping = {m: f"salv_c{index}_{nonce}_{m}" for m in modules}
     try:
-        text = rename_modules(text, mapping)
+        text = rename_modules(design, mapping, within=(text, modules))
     except VerilogInputError as error:
         return ModuleVerdict(Status.syntax_error, detail=str(error))
-    return _Candidate(text, mapping[design.top])
-
-
-def _design_only(text: str, top: str) -> tuple[str, set[str]]:
-    """`text` with every module that `top` does not reach blanked out (a pasted testbench with `$finish` or
-    `$dumpfile`, unused helpers), offsets and line numbers unchanged; and the names of the modules kept."""
-    source = load_source(text)
-    modules: dict[str, ModuleSyntax] = {}
-    for module in module_syntax(source):
-        modules.setdefault(module.name, module)
-    kept: set[str] = set()
-    todo = [top]
-    while todo:
-        name = todo.pop()
-        if name in modules and name not in kept:
-            kept.add(name)
-            todo += modules[name].instantiated
-    for name, module in modules.items():
-        if name not in kept:
-            start, end = source.span(module.node)
-            text = text[:start] + re.sub(r"[^\n]", " ", text[start:end]) + text[end:]
-    return text, kept
+    return _Candidate(text, mapping[design.top], design)
 
 
 def _interface_mismatch(candidate: ParsedDesign, reference: ParsedDesign) -> str | None:

@@ -6,7 +6,6 @@ from .signal_dpo_trainer import (
     SignalAwareDPOTrainer,
     SignalSpanStats,
     token_signal_mask,
-    training_hyperparameters,
 )
 
 __all__ = [
@@ -15,5 +14,4 @@ __all__ = [
     "SignalAwareDPOTrainer",
     "SignalSpanStats",
     "token_signal_mask",
-    "training_hyperparameters",
 ]

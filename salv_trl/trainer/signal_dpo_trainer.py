@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from trl.data_utils import is_conversational
 from trl.trainer.dpo_trainer import DataCollatorForPreference
 from trl.trainer.utils import get_config_model_id, global_then_local_main_first
 
+from ..model_card import trainer_model_card
 from .signal_dpo_config import SignalAwareDPOConfig
 
 logger = logging.getLogger(__name__)
@@ -246,8 +247,9 @@ class SignalAwareDPOTrainer(DPOTrainer):
         args ([`SignalAwareDPOConfig`], *optional*):
             Training configuration. Defaults to `SignalAwareDPOConfig("<model name>-SALV")`.
         data_collator (`DataCollatorForSignalAwarePreference`, *optional*):
-            Defaults to one built from `args` and the tokenizer's padding token. Another collator is refused:
-            it would silently train on whole completions.
+            Defaults to the [`~trl.trainer.dpo_trainer.DataCollatorForPreference`] that [`~trl.DPOTrainer`]
+            builds (its padding token included), as a `DataCollatorForSignalAwarePreference`. Another collator
+            is refused: it would silently train on whole completions.
 
     Example:
 
@@ -328,18 +330,7 @@ class SignalAwareDPOTrainer(DPOTrainer):
             raise TypeError(
                 "`processing_class` must be a fast tokenizer: the spans are mapped with character offsets."
             )
-        if data_collator is None:
-            if args.pad_token is not None:
-                processing_class.pad_token = args.pad_token
-            elif processing_class.pad_token is None:
-                processing_class.pad_token = processing_class.eos_token
-            data_collator = DataCollatorForSignalAwarePreference(
-                pad_token_id=processing_class.pad_token_id,
-                max_length=args.max_length,
-                truncation_mode=args.truncation_mode,
-                pad_to_multiple_of=args.pad_to_multiple_of,
-            )
-        elif not isinstance(data_collator, DataCollatorForSignalAwarePreference):
+        if data_collator is not None and not isinstance(data_collator, DataCollatorForSignalAwarePreference):
             raise TypeError(
                 "`data_collator` must be a `DataCollatorForSignalAwarePreference`; another collator would "
                 "ignore the signal masks and train on whole completions."
@@ -359,6 +350,24 @@ class SignalAwareDPOTrainer(DPOTrainer):
             quantization_config=quantization_config,
             peft_config=peft_config,
         )
+
+    @property
+    def data_collator(self) -> DataCollatorForSignalAwarePreference:
+        """The collator; a plain `DataCollatorForPreference` stored here becomes the signal-aware one."""
+        return self._data_collator
+
+    @data_collator.setter
+    def data_collator(self, collator: DataCollatorForPreference) -> None:
+        # trl builds a `DataCollatorForPreference` after its own pad-token handling (`args.pad_token`, else
+        # the tokenizer's, else EOS, checked against the vocabulary) and uses it to precompute the reference
+        # log-probabilities as soon as `Trainer.__init__` stores it, so the swap happens here, on storing: a
+        # new instance with all of its fields (any field trl adds comes along) rather than a `__class__`
+        # reassignment of trl's object.
+        if not isinstance(collator, DataCollatorForSignalAwarePreference):
+            collator = DataCollatorForSignalAwarePreference(
+                **{field.name: getattr(collator, field.name) for field in fields(collator)}
+            )
+        self._data_collator = collator
 
     def _prepare_dataset(
         self,
@@ -436,9 +445,10 @@ class SignalAwareDPOTrainer(DPOTrainer):
         tags: str | list[str] | None = None,
     ):
         """
-        Write `README.md` in `output_dir`: the salv-trl model card (top-level `model_card.md`), filled with
-        the base model, the dataset, the method and this run's hyperparameters. Called on every checkpoint, by
-        `push_to_hub`, and by the recipes after `save_model`.
+        Write `README.md` in `output_dir`: the salv-trl model card
+        ([`~salv_trl.model_card.trainer_model_card`]), filled with the base model, the dataset, the method and
+        this run's hyperparameters. Called on every checkpoint, by `push_to_hub`, and by the recipes after
+        `save_model`.
 
         Args:
             model_name (`str`, *optional*):
@@ -448,63 +458,8 @@ class SignalAwareDPOTrainer(DPOTrainer):
             tags (`str` or `list[str]`, *optional*):
                 Extra tags for the card's metadata.
         """
-        from ..model_card import render_model_card
-
         if not self.is_world_process_zero():
             return
         tags = [tags] if isinstance(tags, str) else list(tags or [])
-        base_model = get_config_model_id(self.model.config)
-        card = render_model_card(
-            model_name=model_name
-            or self.hub_model_id
-            or os.path.basename(os.path.normpath(self.args.output_dir)),
-            base_model=base_model if base_model and not os.path.isdir(base_model) else None,
-            datasets=[dataset_name] if dataset_name else None,
-            hyperparameters=training_hyperparameters(self.args, self.model),
-            tags=self._tag_names + tags,
-        )
+        card = trainer_model_card(self, model_name, dataset_name, tags=self._tag_names + tags)
         card.save(os.path.join(self.args.output_dir, "README.md"))
-
-
-def training_hyperparameters(args, model=None) -> dict[str, Any]:
-    """
-    The hyperparameters that define a training run, for the model card.
-
-    Args:
-        args ([`SignalAwareDPOConfig`] or any [`~transformers.TrainingArguments`]):
-            The run's configuration; fields a trainer does not have (e.g. `beta` for SFT) are left out.
-        model (*optional*):
-            The trained model; when it is a PEFT model, its LoRA rank, alpha and target modules are included.
-
-    Returns:
-        `dict[str, Any]`: name → value, in reading order.
-    """
-    loss_type = getattr(args, "loss_type", None)
-    hyperparameters = {
-        "signal_mask": getattr(args, "signal_mask", None),
-        "unmappable_rows": getattr(args, "unmappable_rows", None),
-        "loss_type": ", ".join(loss_type) if isinstance(loss_type, list) else loss_type,
-        "beta": getattr(args, "beta", None),
-        "learning_rate": args.learning_rate,
-        "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
-        "warmup_steps": args.warmup_steps or None,  # a float below 1 is a share of the steps
-        "per_device_train_batch_size": args.per_device_train_batch_size,
-        "gradient_accumulation_steps": args.gradient_accumulation_steps,
-        "num_processes": args.world_size,
-        "max_steps": args.max_steps if args.max_steps > 0 else None,
-        "num_train_epochs": args.num_train_epochs if args.max_steps <= 0 else None,
-        "max_length": getattr(args, "max_length", None),
-        "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
-        "seed": args.seed,
-    }
-    peft_config = getattr(model, "peft_config", {}).get("default") if model is not None else None
-    if peft_config is not None:
-        targets = peft_config.target_modules
-        hyperparameters.update(
-            {
-                "lora_r": peft_config.r,
-                "lora_alpha": peft_config.lora_alpha,
-                "lora_target_modules": targets if isinstance(targets, str) else ", ".join(sorted(targets)),
-            }
-        )
-    return {key: value for key, value in hyperparameters.items() if value is not None}

@@ -1,4 +1,8 @@
-"""Helpers shared by the recipes: loading a dataset from anywhere, and the download-free tiny assets."""
+"""
+What the training recipes (`recipes/sft.py`, `recipes/dpo.py`) share: their [`RecipeArguments`], loading
+a dataset from anywhere, the download-free tiny assets, the pass-rate callback, and the run's hyperparameters
+saved as JSON beside the weights.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,17 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from datasets import DatasetDict, load_dataset, load_from_disk
 from transformers import Trainer
 from trl import ScriptArguments
 
-DATA_FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+from .data.tasks import FILE_BUILDERS
+from .model_card import training_hyperparameters
+
+#: Written by [`save_training_hyperparameters`] in the output folder.
+HYPERPARAMETERS_FILE = "training_hyperparameters.json"
 
 
 @dataclass
@@ -89,9 +98,9 @@ def load_any_dataset(name: str, config: str | None = None, streaming: bool = Fal
         dataset = load_from_disk(str(path))
         return dataset if isinstance(dataset, DatasetDict) else DatasetDict(train=dataset)
     if path.is_file():
-        builder = DATA_FILE_BUILDERS.get(path.suffix)
+        builder = FILE_BUILDERS.get(path.suffix)
         if builder is None:
-            raise ValueError(f"{name}: unknown data file type (expected one of {sorted(DATA_FILE_BUILDERS)})")
+            raise ValueError(f"{name}: unknown data file type (expected one of {sorted(FILE_BUILDERS)})")
         return load_dataset(builder, data_files={"train": str(path)}, streaming=streaming)
     return load_dataset(name, name=config, streaming=streaming)
 
@@ -111,7 +120,7 @@ def make_tiny_assets(model_dir: str, dataset_dir: str, rows: int, seed: int = 0)
         seed (`int`, *optional*, defaults to `0`):
             Seed of the rows and of the model's initialisation.
     """
-    from salv_trl.tiny import tiny_preference_rows, tiny_qwen2, train_tokenizer
+    from .tiny import tiny_preference_rows, tiny_qwen2, train_tokenizer
 
     data = tiny_preference_rows(rows, seed=seed)
     if not os.path.exists(dataset_dir):
@@ -172,8 +181,8 @@ def add_pass_rate_callback(trainer: Trainer, script_args: RecipeArguments) -> No
     """
     if script_args.pass_rate_benchmark is None:
         return
-    from salv_trl.evaluation import load_benchmark
-    from salv_trl.evaluation.callback import PassRateCallback
+    from .evaluation import load_benchmark
+    from .evaluation.callback import PassRateCallback
 
     problems = load_benchmark(script_args.pass_rate_benchmark, script_args.pass_rate_data_dir)
     trainer.add_callback(
@@ -185,3 +194,24 @@ def add_pass_rate_callback(trainer: Trainer, script_args: RecipeArguments) -> No
             max_new_tokens=script_args.pass_rate_max_new_tokens,
         )
     )
+
+
+def save_training_hyperparameters(trainer: Trainer) -> dict[str, Any]:
+    """
+    Write the run's hyperparameters ([`~salv_trl.model_card.training_hyperparameters`], the model card's
+    table) to `output_dir/training_hyperparameters.json` on the main process, and return them. A tool that
+    re-renders the card later (e.g. with test scores) reads this file instead of unpickling
+    `training_args.bin`.
+
+    Args:
+        trainer ([`~transformers.Trainer`]):
+            The recipe's trainer, after training (a PEFT model adds its LoRA settings).
+
+    Returns:
+        `dict[str, Any]`: name → value, as written.
+    """
+    hyperparameters = training_hyperparameters(trainer.args, trainer.model)
+    if trainer.is_world_process_zero():
+        path = Path(trainer.args.output_dir) / HYPERPARAMETERS_FILE
+        path.write_text(json.dumps(hyperparameters, indent=2) + "\n")
+    return hyperparameters

@@ -1,0 +1,1 @@
+"""Package data: `model_card.md`, the Jinja template of the Hub model card (see `salv_trl.model_card`)."""
