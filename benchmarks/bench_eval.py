@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 
 from salv_trl.evaluation.benchmarks import load_benchmark
-from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, score
+from salv_trl.evaluation.official import OPT_IN_ENV, reference_code
+from salv_trl.evaluation.scoring import score
 from salv_trl.hdl.mutate import mutants
 from salv_trl.hdl.sandbox import UNSAFE_ENV
 from salv_trl.hdl.source import VerilogInputError
@@ -70,7 +71,7 @@ def main() -> None:
         for j, (b, o) in enumerate(zip(rb, ro, strict=True))
         if b != o
     ]
-    statuses = collections.Counter(r.status for r in flat_o)
+    statuses = collections.Counter(r.verdict.status.value for r in flat_o)
     print(
         f"verdicts: {sum(r.passed for r in flat_o)} pass, "
         f"{len(flat_o) - sum(r.passed for r in flat_o)} fail; "

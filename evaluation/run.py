@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from salv_trl.evaluation.benchmarks import BENCHMARKS, load_benchmark
-from salv_trl.evaluation.harness import require_opt_in
+from salv_trl.evaluation.official import require_opt_in
 from salv_trl.evaluation.report import evaluate_completions, format_table
 
 PROTOCOLS = {

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
+from salv_trl.data.tasks import Task, task_top
 from salv_trl.evaluation.benchmarks import BENCHMARKS, load_benchmark
+from salv_trl.hdl.parse import parse
 
 COUNTS = {
     "verilog-eval-v1-human": 156,
@@ -70,13 +73,22 @@ def test_rtllm_tops_renames_and_support_files(benchmarks_dir):
 
 
 def test_custom_tasks_file(tmp_path):
+    # the second top comes first, its submodule after it: the last module declared is not the top
+    adder = (
+        "module adder(input [3:0] a, b, output [3:0] s);\n  half h(.a(a), .b(b), .s(s));\nendmodule\n"
+        "module half(input [3:0] a, b, output [3:0] s);\n  assign s = a + b;\nendmodule\n"
+    )
     rows = [
-        {"task_id": "t0", "prompt": "p", "reference": "module m(input a, output y); assign y = a; endmodule"}
+        {"task_id": "t0", "prompt": "p", "reference": "module m(input a, output y); assign y = a; endmodule"},
+        {"task_id": "t1", "prompt": "p", "reference": adder},
     ]
     path = tmp_path / "tasks.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows))
-    (problem,) = load_benchmark("custom", path)
+    problem, two_modules = load_benchmark("custom", path)
     assert problem.top == "m" and problem.testbench == "" and problem.benchmark == "custom"
+    # the top training takes (the verification engine's rule), as a task row
+    assert two_modules.top == two_modules.reference_top == parse(adder).top == "adder"
+    assert isinstance(two_modules, Task) and two_modules.to_row()["top"] == "adder"
     path.write_text(json.dumps({"task_id": "t1", "prompt": "p"}))
     with pytest.raises(ValueError, match="reference or testbench"):
         load_benchmark("custom", path)
@@ -91,3 +103,26 @@ def test_errors_are_clear(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="no checkout"):
         load_benchmark("rtllm-v1.1", tmp_path)
     assert "custom" in BENCHMARKS
+
+
+def _official_reference_top(problem) -> str:
+    """The reference module each official harness needs, by the benchmark's own naming convention."""
+    if problem.benchmark.startswith("verilog-eval-v1"):
+        return "top_module"
+    if problem.benchmark.startswith("verilog-eval-v2"):
+        return "RefModule"
+    # RTLLM: the design name the testbench instantiates, else the reference's one `verified_<x>` module
+    declared = re.findall(r"^\s*module\s+(\w+)", problem.reference, re.MULTILINE)
+    if problem.top in declared:
+        return problem.top
+    (verified,) = [name for name in declared if name.startswith("verified_")]
+    return verified
+
+
+@pytest.mark.parametrize("name", sorted(COUNTS))
+def test_the_one_top_rule_finds_the_reference_the_official_harness_needs(benchmarks_dir, name):
+    # evaluation and training derive a reference's top by one rule (`task_top`, the verification engine's
+    # `choose_top`); on every benchmark problem it is the module the official harness renames and simulates
+    for problem in load_benchmark(name, benchmarks_dir):
+        official = _official_reference_top(problem)
+        assert task_top(problem.reference) == official == problem.reference_top, problem.task_id

@@ -14,7 +14,7 @@ import torch
 
 from salv_trl.evaluation import load_benchmark
 from salv_trl.evaluation.callback import PassRateCallback
-from salv_trl.evaluation.harness import OPT_IN_ENV, simulator_available
+from salv_trl.evaluation.official import OPT_IN_ENV, simulator_available
 from salv_trl.synthetic import generate_tasks
 
 requires_simulator = pytest.mark.skipif(not simulator_available(), reason="iverilog not installed")

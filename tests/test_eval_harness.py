@@ -3,19 +3,20 @@ status."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
 
-from salv_trl.evaluation import harness
+from salv_trl.evaluation import official, scoring
 from salv_trl.evaluation.benchmarks import load_benchmark
-from salv_trl.evaluation.harness import OPT_IN_ENV, check_references, reference_code, score, score_sample
+from salv_trl.evaluation.official import OPT_IN_ENV, SampleResult, reference_code, run_official
 from salv_trl.evaluation.report import evaluate_completions, format_table
+from salv_trl.evaluation.scoring import Scorer, check_references, score, score_sample
 from salv_trl.hdl.mutate import mutants
+from salv_trl.hdl.verify import ModuleVerdict, SignalVerdict, Status
 
 pytestmark = pytest.mark.skipif(
-    not harness.simulator_available(), reason="Icarus Verilog (iverilog, vvp) not on PATH"
+    not official.simulator_available(), reason="Icarus Verilog (iverilog, vvp) not on PATH"
 )
 
 # Measured with Icarus Verilog 11 (see ../shared/DESIGN.md "Benchmarks" and the metric card)
@@ -81,12 +82,12 @@ def test_mutants_fail_on_the_mutated_output(benchmarks_dir):
     assert found
     for mutant in found:
         result = score_sample(problem, fenced(mutant.text))
-        assert (result.passed, result.status, result.compiled) == (False, "ok", True)
+        assert (result.passed, result.verdict.status, result.compiled) == (False, "ok", True)
         assert (
-            result.signals[mutant.output]["correct"] is False
-            and result.signals[mutant.output]["mismatches"] > 0
+            result.verdict.signals[mutant.output].correct is False
+            and result.verdict.signals[mutant.output].mismatches > 0
         )
-        assert result.detail.startswith("R: ")
+        assert result.verdict.detail.startswith("R: ")
 
 
 @pytest.mark.parametrize(
@@ -111,7 +112,7 @@ def test_mutants_fail_on_the_mutated_output(benchmarks_dir):
 def test_wrong_candidates_get_the_right_status(benchmarks_dir, completion, status):
     problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
     result = score_sample(problem, completion)
-    assert (result.passed, result.status) == (False, status)
+    assert (result.passed, result.verdict.status) == (False, status)
 
 
 def test_forged_pass_lines_are_not_believed(benchmarks_dir):
@@ -123,7 +124,7 @@ def test_forged_pass_lines_are_not_believed(benchmarks_dir):
     forged = ('module adder_8bit(input [7:0] a, b, input cin, output [7:0] sum, output cout);\n'
               '  assign {cout, sum} = 0;\n  initial $display("Your Design Passed");\nendmodule')  # fmt: skip
     result = score_sample(rtllm, fenced(forged))
-    assert (result.passed, result.status) == (False, "ok")
+    assert (result.passed, result.verdict.status) == (False, "ok")
 
 
 def test_rtllm_and_v1_failures(benchmarks_dir):
@@ -131,7 +132,7 @@ def test_rtllm_and_v1_failures(benchmarks_dir):
     wrong_name = fenced(
         "module adder(input [7:0] a, b, input cin, output [7:0] sum, output cout);\nendmodule"
     )
-    assert score_sample(rtllm, wrong_name).status == "interface_mismatch"
+    assert score_sample(rtllm, wrong_name).verdict.status == "interface_mismatch"
     v1 = _problem(benchmarks_dir, "verilog-eval-v1-human", "gatesv")
     # a completion-style body is appended to the problem's header, as the official harness does
     body = (
@@ -139,17 +140,17 @@ def test_rtllm_and_v1_failures(benchmarks_dir):
         "\tassign out_different = 0;\nendmodule\n"
     )
     result = score_sample(v1, body)
-    assert (result.passed, result.status, result.compiled) == (False, "ok", True)
-    assert result.signals["out_both"]["correct"] and not result.signals["out_any"]["correct"]
+    assert (result.passed, result.verdict.status, result.compiled) == (False, "ok", True)
+    assert result.verdict.signals["out_both"].correct and not result.verdict.signals["out_any"].correct
 
 
 def test_timeout_status(benchmarks_dir, monkeypatch):
-    monkeypatch.setattr(harness, "V2_TIMEOUT", 1.0)
+    monkeypatch.setattr(official, "V2_TIMEOUT", 1.0)
     problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
     body = "integer i;\n  always @(*) begin out = a; i = 0; while (a) i = i + 1; end"  # spins once a is 1
     hang = fenced(f"module TopModule(input a, b, c, output reg out);\n  {body}\nendmodule")
     result = score_sample(problem, hang)
-    assert (result.passed, result.status) == (False, "timeout")
+    assert (result.passed, result.verdict.status) == (False, "timeout")
 
 
 @pytest.mark.parametrize(
@@ -187,10 +188,11 @@ def test_a_copy_alone_runs_without_the_waveform_dump_and_keeps_its_verdict(bench
     reference = reference_code(problem)
     codes = [reference] + [m.text for m in mutants(reference, problem.top, per_output=1)][:1]
     hang = reference.replace("endmodule", "  always @(*) forever;\nendmodule", 1)
+    scorer = Scorer()
     for code in codes:
-        (alone,) = harness._batch(problem, [code], 30.0)
-        assert alone == harness._run_official(problem, code)[0]
-    assert harness._batch(problem, [hang], 0.1) == [None]  # past its time limit: the official flow decides
+        (alone,) = scorer.run_batch(problem, [code], 30.0)
+        assert alone == scorer.run_alone(problem, code)[0]
+    assert scorer.run_batch(problem, [hang], 0.1) == [None]  # past its time limit: the official flow decides
 
 
 def test_code_execution_needs_opt_in(benchmarks_dir, monkeypatch):
@@ -201,10 +203,15 @@ def test_code_execution_needs_opt_in(benchmarks_dir, monkeypatch):
 
 
 def test_sample_result_round_trip():
-    result = harness.SampleResult(
-        False, "ok", True, "R: 3 mismatches", {"y": {"mismatches": 3, "samples": 9, "correct": False}}
-    )
-    assert harness.SampleResult.from_dict(dataclasses.asdict(result)) == result
+    verdict = ModuleVerdict(Status.ok, {"y": SignalVerdict.of(3, 9)}, "R: 3 mismatches")
+    result = SampleResult(verdict, passed=False, compiled=True)
+    data = json.loads(json.dumps(result.to_dict()))
+    # the shape the metric and evaluation/run.py write: the engine's verdict and the official criteria
+    assert data == {
+        "passed": False, "compiled": True, "status": "ok", "detail": "R: 3 mismatches",
+        "signals": [{"name": "y", "mismatches": 3, "samples": 9, "correct": False}],
+    }  # fmt: skip
+    assert SampleResult.from_dict(data) == result
 
 
 def test_custom_tasks_use_the_verification_engine(tmp_path):
@@ -219,9 +226,9 @@ def test_custom_tasks_use_the_verification_engine(tmp_path):
         k=[1, 3], data_dir=path, progress=False,
     )  # fmt: skip
     good, wrong, empty = report.problems[0].samples
-    assert good["passed"] and set(good["signals"]) == {"s", "d"}
+    assert good["passed"] and [s["name"] for s in good["signals"]] == ["s", "d"]
     assert (wrong["passed"], wrong["status"]) == (False, "ok")
-    assert wrong["signals"]["s"]["correct"] and not wrong["signals"]["d"]["correct"]
+    assert [(s["name"], s["correct"]) for s in wrong["signals"]] == [("s", True), ("d", False)]
     assert empty["status"] == "no_code"
     assert report.pass_at_k == {"pass@1": pytest.approx(1 / 3), "pass@3": 1.0}
 
@@ -231,9 +238,32 @@ def test_a_candidate_naming_another_copy_runs_alone(benchmarks_dir):
     problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
     reference = reference_code(problem)
     reaching = reference.replace("endmodule", "  final tb__s0.stats1.errors = 0;\nendmodule", 1)
-    assert harness._run_official(problem, reaching)[0].status == "compile_error"  # no such variable
-    batched = harness._batch(problem, [reference, reaching], 1.0)
-    assert batched[0] == harness._run_official(problem, reference)[0] and batched[1] is None
+    scorer = Scorer()
+    assert scorer.run_alone(problem, reaching)[0].verdict.status == "compile_error"  # no such variable
+    batched = scorer.run_batch(problem, [reference, reaching], 1.0)
+    assert batched[0] == scorer.run_alone(problem, reference)[0] and batched[1] is None
     assert score([problem], [[fenced(reference), fenced(reaching)]], progress=False, reuse=False) == score(
         [problem], [[fenced(reference), fenced(reaching)]], batch_size=1, progress=False, reuse=False
     )
+
+
+def test_a_scorer_keeps_its_verdicts_to_itself(benchmarks_dir, monkeypatch):
+    problem = _problem(benchmarks_dir, "verilog-eval-v2-spec-to-rtl", "Prob050_kmap1")
+    runs = []
+
+    def counted(problem, code):
+        runs.append(code)
+        return run_official(problem, code)
+
+    monkeypatch.setattr(scoring, "run_official", counted)
+    completions = [
+        [fenced(reference_code(problem)), fenced(mutants(reference_code(problem), problem.top)[0].text)]
+    ]
+    first, second = Scorer(), Scorer()
+    verdicts = first.score([problem], completions, progress=False)
+    assert len(runs) >= 2
+    runs.clear()
+    assert first.score([problem], completions, progress=False) == verdicts and runs == []  # its own cache
+    assert second.score([problem], completions, progress=False) == verdicts and len(runs) >= 2  # not shared
+    runs.clear()
+    assert Scorer(reuse=False).score([problem], completions, progress=False) == verdicts and len(runs) >= 2

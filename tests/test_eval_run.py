@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from salv_trl.evaluation.benchmarks import load_benchmark
-from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, simulator_available
+from salv_trl.evaluation.official import OPT_IN_ENV, reference_code, simulator_available
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(

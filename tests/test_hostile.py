@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 
 from salv_trl.evaluation.benchmarks import load_benchmark
-from salv_trl.evaluation.harness import OPT_IN_ENV, reference_code, score
+from salv_trl.evaluation.official import OPT_IN_ENV, reference_code
+from salv_trl.evaluation.scoring import score
 from salv_trl.hdl.sandbox import Sandbox
 from salv_trl.hdl.simulators import simulate
 from salv_trl.hdl.verify import Status, VerifyJob, verify, verify_many
@@ -246,7 +247,7 @@ def test_verilog_eval_v2_metric_passes_no_attack(benchmarks_dir, batch_size):
     passed = [i for i, r in enumerate(results[: len(candidates)]) if r.passed]
     assert passed == [], [results[i] for i in passed]
     assert all(r.passed for r in results[len(candidates) :])
-    _assert_clean([r.detail for r in results])
+    _assert_clean([r.verdict.detail for r in results])
 
 
 def test_verilog_eval_v1_metric_passes_no_attack(benchmarks_dir):
@@ -255,7 +256,7 @@ def test_verilog_eval_v1_metric_passes_no_attack(benchmarks_dir):
     candidates = _metric_candidates(problem, ("assign out = ~in;", "assign out = in;"))
     results = score([problem], [candidates], batch_size=32, reuse=False, progress=False)[0]
     assert not [r for r in results if r.passed]
-    _assert_clean([r.detail for r in results])
+    _assert_clean([r.verdict.detail for r in results])
 
 
 def test_rtllm_metric_passes_no_attack(benchmarks_dir):
@@ -273,7 +274,7 @@ def test_rtllm_metric_passes_no_attack(benchmarks_dir):
     candidates.append(f"```verilog\n{wrong}\n{interface}\n  {instance}\nendmodule\n```")
     results = score([problem], [candidates], reuse=False, progress=False)[0]
     assert not [r for r in results if r.passed], [r for r in results if r.passed]
-    _assert_clean([r.detail for r in results])
+    _assert_clean([r.verdict.detail for r in results])
 
 
 def test_isolation_holds_where_the_screen_is_bypassed():

@@ -9,7 +9,7 @@ import datasets
 import evaluate
 
 from salv_trl.evaluation.benchmarks import BENCHMARKS
-from salv_trl.evaluation.harness import require_opt_in
+from salv_trl.evaluation.official import require_opt_in
 from salv_trl.evaluation.report import evaluate_completions
 
 _CITATION = """\

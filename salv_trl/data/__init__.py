@@ -1,5 +1,6 @@
-"""Preference data: tasks, sampling, verified rollouts with per-signal slices, signal-aware pairs, Hub
-datasets.
+"""Preference data: tasks (and the benchmark checkouts they can be read from), sampling, verified rollouts
+with per-signal slices, signal-aware pairs, Hub datasets. Evaluation reads its problems from here;
+nothing here imports `salv_trl.evaluation`.
 
 Stages and their CLI verbs: `salv-trl sample` (tasks → rollouts), `salv-trl verify --dataset` (rollouts →
 verdicts and slices), `salv-trl pairs` (rollouts → pairs). See `salv_trl.data.stages`.

@@ -1,16 +1,31 @@
 """Task sets: `task_id, prompt, reference[, testbench, top]`, from files, the Hub, the authors' seed release,
-or a benchmark checkout in its original layout."""
+or a benchmark checkout in its original layout.
+
+A task's top module, where the task does not name it, is the reference's top by one rule ([`task_top`]),
+the one the verification engine and the benchmark loaders both use.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from datasets import Dataset, Features, Value, load_dataset
 
+from ..hdl.parse import choose_top, module_syntax
+from ..hdl.source import load_source
 from .hub import config_file, load_config
 
-__all__ = ["FILE_BUILDERS", "SEED_COLUMNS", "TASK_FEATURES", "load_tasks", "normalize_tasks"]
+__all__ = [
+    "FILE_BUILDERS",
+    "SEED_COLUMNS",
+    "TASK_FEATURES",
+    "Task",
+    "load_tasks",
+    "normalize_tasks",
+    "task_top",
+]
 
 TASK_FEATURES = Features(
     {
@@ -27,6 +42,57 @@ SEED_COLUMNS = {"problem_id": "task_id", "instruction": "prompt", "gold_code": "
 
 #: Data file suffix → the `datasets` builder that reads it.
 FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task: a row of the tasks schema ([`TASK_FEATURES`]).
+
+    Args:
+        task_id (`str`): Unique id.
+        prompt (`str`): The user message.
+        reference (`str`): The reference design (Verilog text).
+        testbench (`str`, *optional*): A testbench that judges the candidate; without one, candidates are
+            judged by random co-simulation against the reference.
+        top (`str`, *optional*): The candidate's top module name; where it is not given, the reference's top
+            ([`task_top`]).
+    """
+
+    task_id: str
+    prompt: str
+    reference: str
+    testbench: str | None = None
+    top: str | None = None
+
+    def to_row(self) -> dict[str, str | None]:
+        """The task as a row of the tasks schema (empty `testbench` / `top` as `None`)."""
+        return {
+            "task_id": self.task_id,
+            "prompt": self.prompt,
+            "reference": self.reference,
+            "testbench": self.testbench or None,
+            "top": self.top or None,
+        }
+
+
+def task_top(reference: str, top: str | None = None) -> str:
+    """The top module of a reference: `top` where the reference declares it, else the first module that no
+    other instantiates, testbench-like modules left out ([`salv_trl.hdl.parse.choose_top`], the rule of the
+    verification engine).
+
+    ```python
+    >>> task_top("module leaf(input a, output y); assign y = a; endmodule\\n"
+    ...          "module root(input a, output y); leaf u(a, y); endmodule")
+    'root'
+
+    ```
+
+    Raises:
+        VerilogInputError: the reference declares no module.
+    """
+    source = load_source(reference)  # the syntax nodes below live as long as it does
+    modules = module_syntax(source)
+    return choose_top(modules, top if top in {module.name for module in modules} else None).name
 
 
 def normalize_tasks(dataset: Dataset) -> Dataset:
@@ -63,12 +129,12 @@ def normalize_tasks(dataset: Dataset) -> Dataset:
 
 
 def _benchmark_tasks(name: str, data_dir: str | os.PathLike) -> Dataset:
-    from ..evaluation.benchmarks import load_benchmark
+    from .benchmarks import load_benchmark
 
     # Signal-level verdicts come from random co-simulation against the reference (the paper's 1000 vectors):
     # benchmark testbenches judge whole modules (RTLLM prints one pass/fail line), so they stay with
     # evaluation.
-    rows = [{**problem.to_task(), "testbench": None} for problem in load_benchmark(name, data_dir)]
+    rows = [{**problem.to_row(), "testbench": None} for problem in load_benchmark(name, data_dir)]
     return normalize_tasks(Dataset.from_list(rows))
 
 
@@ -86,7 +152,7 @@ def load_tasks(
             - a `.jsonl` / `.json` / `.parquet` / `.csv` file of tasks (canonical or seed-format columns),
             - a salv-trl dataset folder (its `tasks` config),
             - a benchmark checkout in its original layout, with `benchmark` naming it (see
-              `salv_trl.evaluation.benchmarks.load_benchmark`); judged by random co-simulation against
+              `salv_trl.data.benchmarks.load_benchmark`); judged by random co-simulation against
               the references, so the benchmark's own testbenches are left out,
             - a Hub dataset repository id.
         benchmark (`str`, *optional*): Benchmark name when `source` is a benchmark folder.

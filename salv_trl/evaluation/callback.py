@@ -10,8 +10,9 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainerControl, TrainerState, TrainingArguments
 from transformers.utils import logging
 
-from .benchmarks import Problem
-from .harness import require_opt_in, simulator_available
+from ..data.benchmarks import Problem
+from .official import require_opt_in, simulator_available
+from .scoring import Scorer
 
 logger = logging.get_logger(__name__)
 
@@ -149,7 +150,7 @@ class PassRateCallback(TrainerCallback):
         self.stop_at = stop_at
         self.max_new_tokens = max_new_tokens
         self.batch_size = batch_size
-        self.workers = workers
+        self.scorer = Scorer(workers)  # greedy completions often repeat between measurements: scored once
         self._measured_step = -1
 
     def pass_rate(self, args: TrainingArguments) -> float:
@@ -186,8 +187,8 @@ class PassRateCallback(TrainerCallback):
                     completions,
                     [p.task_id for p in self.problems],
                     problems=self.problems,
-                    workers=self.workers,
                     progress=False,
+                    scorer=self.scorer,
                 )
                 if "pass@1" not in report.pass_at_k:
                     raise ValueError(f"no problem is scorable: {', '.join(report.unscorable)}")
@@ -239,4 +240,5 @@ class PassRateCallback(TrainerCallback):
         # the final model is measured even when `max_steps` is not a multiple of `freq`
         if state.global_step != self._measured_step:
             self._measure(args, state, control)
+        self.scorer.close()
         return control

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 
-from .benchmarks import Problem, load_benchmark
-from .harness import check_references, score
+from ..data.benchmarks import Problem, load_benchmark
 from .pass_at_k import mean_pass_at_k
+from .scoring import Scorer, check_references
 
 __all__ = ["EvaluationReport", "ProblemReport", "evaluate_completions", "format_table"]
 
@@ -27,8 +28,8 @@ class ProblemReport:
         compiled (`int`): Completions that compile (syntax pass).
         scorable (`bool`): The problem's own reference passes under the installed simulator.
         reference_detail (`str`): Why the reference fails, when it does.
-        samples (`list[dict]`): One [`SampleResult`] dict per completion (`passed`, `status`, `compiled`,
-            `detail`, `signals`).
+        samples (`list[dict]`): One [`~salv_trl.evaluation.official.SampleResult`] dict per completion
+            (`passed`, `compiled`, and the verdict's `status`, `detail`, `signals`).
     """
 
     task_id: str
@@ -91,11 +92,12 @@ def evaluate_completions(
     workers: int | None = None,
     batch_size: int = 32,
     progress: bool = True,
+    scorer: Scorer | None = None,
 ) -> EvaluationReport:
     """Score raw completions on a benchmark and compute pass@k.
 
     Args:
-        benchmark (`str`): Benchmark name (see [`salv_trl.evaluation.benchmarks.BENCHMARKS`]).
+        benchmark (`str`): Benchmark name (see [`salv_trl.evaluation.BENCHMARKS`]).
         predictions (`Sequence[Sequence[str]]`): For each problem, its raw completions (model text).
         references (`Sequence[str]`): The problem id of each entry of `predictions`.
         k (`Sequence[int]`, *optional*, defaults to `(1,)`): The k values; a k above some problem's number of
@@ -106,6 +108,8 @@ def evaluate_completions(
         batch_size (`int`, *optional*, defaults to `32`): Candidates per batched simulation
             (1: per-sample flow).
         progress (`bool`, *optional*, defaults to `True`): Progress bars.
+        scorer ([`~salv_trl.evaluation.scoring.Scorer`], *optional*): Scores the references and the
+            completions, with the verdicts it already knows (default: a new one with `workers`).
 
     Returns:
         [`EvaluationReport`]
@@ -119,18 +123,21 @@ def evaluate_completions(
     if unknown:
         raise ValueError(f"unknown {benchmark} problem ids: {', '.join(map(str, unknown[:5]))}")
     chosen = [by_id[task_id] for task_id in references]
-    checks = check_references(
-        list({p.task_id: p for p in chosen}.values()), workers=workers, progress=progress
-    )
-    results = score(
-        chosen, [list(p) for p in predictions], workers=workers, batch_size=batch_size, progress=progress
-    )
+    # one scorer for both: the self-check's verdicts make the references among the completions free
+    with nullcontext(scorer) if scorer is not None else Scorer(workers) as engine:
+        checks = check_references(
+            list({p.task_id: p for p in chosen}.values()), progress=progress, scorer=engine.score
+        )
+        results = engine.score(
+            chosen, [list(p) for p in predictions], batch_size=batch_size, progress=progress
+        )
     reports = []
     status_counts: dict[str, int] = {}
     for problem, samples in zip(chosen, results, strict=True):
         check = checks[problem.task_id]
         for sample in samples:
-            status_counts[sample.status] = status_counts.get(sample.status, 0) + 1
+            status = sample.verdict.status.value
+            status_counts[status] = status_counts.get(status, 0) + 1
         reports.append(
             ProblemReport(
                 task_id=problem.task_id,
@@ -138,7 +145,9 @@ def evaluate_completions(
                 passed=sum(s.passed for s in samples),
                 compiled=sum(s.compiled for s in samples),
                 scorable=check.passed,
-                reference_detail="" if check.passed else f"{check.status}: {check.detail}",
+                reference_detail=""
+                if check.passed
+                else f"{check.verdict.status.value}: {check.verdict.detail}",
                 samples=[s.to_dict() for s in samples],
             )
         )

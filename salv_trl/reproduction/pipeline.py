@@ -247,11 +247,8 @@ def score(cfg: dict, model: Path, test_tasks: Path, tasks, folder: Path, seed: i
     for task, problem in zip(tasks, report["per_problem"], strict=True):
         samples = problem["samples"]
         task_pass.append(sum(bool(s["passed"]) for s in samples) / len(samples))
-        correct = sum(
-            bool((s.get("signals") or {}).get(name, {}).get("correct"))
-            for s in samples
-            for name in task.output_names
-        )
+        verdicts = [{signal["name"]: signal["correct"] for signal in s["signals"]} for s in samples]
+        correct = sum(bool(verdict.get(name)) for verdict in verdicts for name in task.output_names)
         task_signal_pass.append(correct / (len(samples) * len(task.output_names)))
     result = {
         "pass@1": report["pass@1"],
