@@ -91,8 +91,7 @@ def task_top(reference: str, top: str | None = None) -> str:
         VerilogInputError: the reference declares no module.
     """
     source = load_source(reference)  # the syntax nodes below live as long as it does
-    modules = module_syntax(source)
-    return choose_top(modules, top if top in {module.name for module in modules} else None).name
+    return choose_top(module_syntax(source), prefer=top).name
 
 
 def normalize_tasks(dataset: Dataset) -> Dataset:

@@ -272,10 +272,16 @@ def looks_like_testbench(module: ModuleSyntax) -> bool:
     return not module.ports or bool(_TESTBENCH_NAME.search(module.name))
 
 
-def choose_top(modules: list[ModuleSyntax], top: str | None = None) -> ModuleSyntax:
-    """The top module: `top` when given, else the heuristic of this module's docstring."""
+def choose_top(
+    modules: list[ModuleSyntax], top: str | None = None, prefer: str | None = None
+) -> ModuleSyntax:
+    """The top module: `top` when given; else `prefer` when a module has that name (a task's top, which a
+    candidate may or may not have kept); else the heuristic of this module's docstring. The one top-module
+    rule of salv-trl: training, verification and evaluation all choose through it."""
     if not modules:
         raise VerilogInputError("no module declaration found")
+    if top is None and prefer is not None and any(module.name == prefer for module in modules):
+        top = prefer
     if top is not None:
         for module in modules:
             if module.name == top:
@@ -394,9 +400,7 @@ def parse(text: str | Source, top: str | None = None, *, prefer_top: str | None 
     """
     source = text if isinstance(text, Source) else load_source(text)
     modules = module_syntax(source)
-    if top is None and prefer_top is not None and any(module.name == prefer_top for module in modules):
-        top = prefer_top
-    chosen = choose_top(modules, top)
+    chosen = choose_top(modules, top, prefer_top)
     options = pyast.CompilationOptions()
     options.topModules = {chosen.name}
     try:
