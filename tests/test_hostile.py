@@ -114,6 +114,20 @@ WHOLE = {
     + '\nmodule tb; initial begin $display("s error ctn: 0"); $display("c error ctn: 0"); '
     '$display("Mismatches: 0 in 1000 samples"); $display("Your Design Passed"); end endmodule\n'
     "`ifdef SALV_NEVER\n",
+    # a directive inside a module the top does not reach: blanking that module changes how the rest
+    # preprocesses, showing the simulator code the checks never saw (an upward reference to the reference's
+    # instance; a second, un-renamed top module)
+    "directive in an unreached module unhides a peek": "module unused(input a, output y);\n`define HIDE\n"
+    "assign y = a;\nendmodule\n"
+    + WRONG.replace(
+        "assign s = a - b; assign c = a > b;",
+        "\n`ifdef HIDE\nassign s = a - b; assign c = a > b;\n"
+        "`else\nassign s = good.s; assign c = good.c;\n`endif\n",
+    ),
+    "directive in an unreached module unhides a module": "module unused(input a, output y);\n`define OFF\n"
+    "assign y = a;\nendmodule\n`ifndef OFF\n"
+    'module m(input [7:0] a, b, output [7:0] s, output c); initial $display("s error ctn: 0"); endmodule\n'
+    "`endif\n" + WRONG,
     "empty": "",
     "prose only": "I cannot write this module.",
     "huge": "module m; endmodule\n" + "// x\n" * 300_000,
@@ -320,3 +334,19 @@ def test_an_attacker_beside_a_normal_run_changes_no_verdict():
         thread.join()
     assert beside == baseline
     assert not any("module" in out for out in seen)  # no other run's sources were readable
+
+
+def test_a_directive_in_a_blanked_module_is_refused():
+    """Unreached modules are blanked before simulation while every check reads the text as written: a
+    directive among them would change what the simulator compiles, so the candidate is refused whatever it
+    does."""
+    for name in (
+        "directive in an unreached module unhides a peek",
+        "directive in an unreached module unhides a module",
+    ):
+        candidate = WHOLE[name].replace("module m(", "module top_module(")
+        verdict = verify(candidate, ADDER, testbench=SEED_TESTBENCH, top="top_module")
+        assert verdict.status == Status.refused and "does not reach (line 2)" in verdict.detail, name
+    # the same directive where the simulator compiles it anyway changes nothing
+    honest = "`define HIDE\n" + ADDER.replace("module m(", "module top_module(")
+    assert verify(honest, ADDER, testbench=SEED_TESTBENCH, top="top_module").passed

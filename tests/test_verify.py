@@ -349,5 +349,19 @@ def test_each_candidate_is_parsed_once_and_sliced_by_the_workers(monkeypatch):
         assert judgement.slices == slice_signals(candidate) and judgement.slice_error is None
     assert judged[-1].slices == {}
     assert [j.verdict.to_dict() for j in judged] == [
-        v.to_dict() for v in verify_many([VerifyJob(c, ADDER, vectors=50) for c in candidates], workers=1)
+        v.to_dict()
+        for v in verify_many([VerifyJob(c, ADDER, vectors=50) for c in candidates], workers=1, progress=False)
     ]
+
+
+def test_a_slicing_failure_never_changes_a_verdict(monkeypatch):
+    import salv_trl.hdl.verify as verify_module
+    from salv_trl.hdl.verify import judge_many
+
+    def broken(design):
+        raise AssertionError("slicer bug")
+
+    monkeypatch.setattr(verify_module, "slice_signals", broken)
+    judged = judge_many([VerifyJob(WRONG_S, ADDER, vectors=20)], workers=1, progress=False)
+    assert _ok(judged[0].verdict) == {"s": False, "c": True}
+    assert judged[0].slices == {} and judged[0].slice_error == "AssertionError: slicer bug"

@@ -55,10 +55,9 @@ from .official import (
 
 __all__ = ["Scorer", "check_references", "score", "score_sample"]
 
-BATCH_MARGIN, BATCH_FLOOR = (
-    4.0,
-    2.0,
-)  # a batch's time limit: margin x its expected time, and at least the floor
+# A batch's time limit: margin x its expected time, and at least the floor.
+BATCH_MARGIN = 4.0
+BATCH_FLOOR = 2.0
 MAX_CACHED = 200_000  # verdicts a scorer keeps: bounds the memory a long-lived one spends on them
 
 

@@ -273,7 +273,7 @@ def looks_like_testbench(module: ModuleSyntax) -> bool:
 
 
 def choose_top(
-    modules: list[ModuleSyntax], top: str | None = None, prefer: str | None = None
+    modules: list[ModuleSyntax], top: str | None = None, *, prefer: str | None = None
 ) -> ModuleSyntax:
     """The top module: `top` when given; else `prefer` when a module has that name (a task's top, which a
     candidate may or may not have kept); else the heuristic of this module's docstring. The one top-module
@@ -381,12 +381,11 @@ def _interface(source: Source, body, modules: list[ModuleSyntax], top: ModuleSyn
     return ModuleInterface(top.name, tuple(ports), tuple(parameters), edge_events(modules, top))
 
 
-def parse(text: str | Source, top: str | None = None, *, prefer_top: str | None = None) -> ParsedDesign:
+def parse(text: str, top: str | None = None, *, prefer_top: str | None = None) -> ParsedDesign:
     """Parse Verilog text: diagnostics, modules, the top module and its interface.
 
     Args:
-        text: Verilog / SystemVerilog source, possibly with several modules (and a testbench); or a [`Source`]
-            already loaded from it.
+        text: Verilog / SystemVerilog source, possibly with several modules (and a testbench).
         top: name of the top module; inferred when None (see this module's docstring).
         prefer_top: the top module when the text defines a module of this name, else the inferred one (a
             task's top, which a candidate may or may not have kept).
@@ -398,9 +397,9 @@ def parse(text: str | Source, top: str | None = None, *, prefer_top: str | None 
         VerilogInputError: the text is not usable Verilog at all: empty, NUL bytes, nested too deeply, no
             module, or `top` names no module of the text.
     """
-    source = text if isinstance(text, Source) else load_source(text)
+    source = load_source(text)
     modules = module_syntax(source)
-    chosen = choose_top(modules, top, prefer_top)
+    chosen = choose_top(modules, top, prefer=prefer_top)
     options = pyast.CompilationOptions()
     options.topModules = {chosen.name}
     try:
@@ -459,8 +458,12 @@ def rename_modules(
             raise VerilogInputError(f"not a valid module name: {new!r}")
     if isinstance(text, ParsedDesign):
         source, modules = text.source, text.syntax
+        if within is not None and len(within[0]) != len(text.text):
+            raise ValueError("`within` must be the design's text with parts blanked out (same offsets)")
         text, kept = within or (text.text, None)
         modules = [module for module in modules if kept is None or module.name in kept]
+    elif within is not None:
+        raise ValueError("`within` needs the ParsedDesign its text was blanked from")
     else:
         source = load_source(text)
         modules = module_syntax(source)

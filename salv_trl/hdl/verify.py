@@ -127,7 +127,8 @@ class ModuleVerdict:
     def from_dict(cls, data: dict[str, Any]) -> ModuleVerdict:
         """Inverse of [`to_dict`]."""
         signals = {
-            s["name"]: SignalVerdict(s["mismatches"], s["samples"], s["correct"]) for s in data["signals"]
+            s["name"]: SignalVerdict(s["mismatches"], s["samples"], s["correct"])
+            for s in data.get("signals") or []
         }
         return cls(Status(data["status"]), signals, data.get("detail") or "")
 
@@ -372,7 +373,7 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float, slices
 def _sliced(verdict: ModuleVerdict, design: ParsedDesign) -> Judgement:
     try:
         return Judgement(verdict, slice_signals(design))
-    except (VerilogInputError, RecursionError) as error:
+    except Exception as error:  # whatever goes wrong in slicing is reported, and never touches a verdict
         return Judgement(verdict, slice_error=f"{type(error).__name__}: {error}")
 
 
@@ -430,7 +431,7 @@ def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int
     except VerilogInputError as error:
         return ModuleVerdict(Status.syntax_error, detail=str(error))
     # The screen lexes the text itself, on purpose: a second reading, independent of the parser's.
-    reason = screen(text)
+    reason = _blanked_directive(raw, text) or screen(text)
     if not reason and (outside := outside_reference(design, text)):
         reason = f"reference outside the candidate: {outside}"
     if reason:
@@ -444,6 +445,20 @@ def _prepare(raw: str | bytes, reference: _Reference, job: VerifyJob, index: int
     except VerilogInputError as error:
         return ModuleVerdict(Status.syntax_error, detail=str(error))
     return _Candidate(text, mapping[design.top], design)
+
+
+def _blanked_directive(raw: str, text: str) -> str | None:
+    """Why a candidate is refused when blanking its unreached modules removed a compiler directive, else None.
+
+    Every later step reads the one parse of the text as written, but the simulator compiles the blanked
+    text: a `` `define `` (or `` `ifdef ``...) inside a blanked module would make it preprocess differently,
+    and show the simulator code (an upward reference, a second top module) that the checks never saw.
+    """
+    for offset, character in enumerate(raw):
+        if character == "`" and text[offset] != "`":
+            line = raw.count("\n", 0, offset) + 1
+            return f"compiler directive inside a module the top does not reach (line {line})"
+    return None
 
 
 def _interface_mismatch(candidate: ParsedDesign, reference: ParsedDesign) -> str | None:

@@ -224,8 +224,10 @@ def write_model_cards(results: list[dict], out: Path, summary: str) -> None:
             model, scores = work / f"dpo-{variant}", result["scores"].get(variant)
             if scores is None:
                 continue
-            # recipes/dpo.py wrote the run's hyperparameters next to the weights, as JSON
-            hyperparameters = json.loads((model / HYPERPARAMETERS_FILE).read_text())
+            # recipes/dpo.py wrote the run's hyperparameters next to the weights, as JSON (models trained
+            # before it did have none: their card goes without the table rather than the run failing)
+            written = model / HYPERPARAMETERS_FILE
+            hyperparameters = json.loads(written.read_text()) if written.is_file() else None
             card = render_model_card(
                 model_name=f"tiny-{variant}-seed{result['seed']}",
                 datasets=[str(config_file(work / f"pairs-{variant}", "pairs").relative_to(out))],
