@@ -371,7 +371,12 @@ def choose_dpo_settings(
         )
         scored.append({"settings": point, "pass@1": result["pass@1"], "signal_pass": result["signal_pass"]})
         log(f"grid {i} {point}: pass@1 {result['pass@1']:.3f}, signal pass {result['signal_pass']:.3f}")
-    best = max(range(len(points)), key=lambda i: (scored[i]["pass@1"], scored[i]["signal_pass"], -i))
+    # Rounded: two points with the same number of passing samples must tie, whatever order their per-task
+    # means were summed in (the full run of 2026-12-07 chose grid 0 over grid 1 by a 1e-16 difference).
+    best = max(
+        range(len(points)),
+        key=lambda i: (round(scored[i]["pass@1"], 9), round(scored[i]["signal_pass"], 9), -i),
+    )
     choice = {
         "settings": points[best],
         "chosen": best,
