@@ -161,3 +161,16 @@ def test_rollout_stats_count_what_passes_by_the_library_rule(tmp_path):
         "failing_with_a_correct_output": 1,
         "statuses": {"ok": 3, "syntax_error": 1},
     }
+
+
+def test_equal_grid_scores_tie_and_per_signal_pass_decides():
+    from salv_trl.reproduction.pipeline import best_grid_point
+
+    # the full run's grid 0 and 1: 359 passing samples each, summed in a different order
+    tied = [
+        {"pass@1": 0.35900000000000015, "signal_pass": 0.6812},
+        {"pass@1": 0.35900000000000004, "signal_pass": 0.6816},
+    ]
+    assert best_grid_point(tied) == 1
+    assert best_grid_point([{"pass@1": 0.3, "signal_pass": 0.7}, {"pass@1": 0.3, "signal_pass": 0.7}]) == 0
+    assert best_grid_point([{"pass@1": 0.2, "signal_pass": 0.9}, {"pass@1": 0.3, "signal_pass": 0.1}]) == 1

@@ -336,6 +336,17 @@ def train_dpo(
     )
 
 
+def best_grid_point(scored: list[dict]) -> int:
+    """The index of the best grid point: the highest pass@1, then per-signal pass, then the first. Scores are
+    compared rounded, so that two points with the same number of passing samples tie whatever order their
+    per-task means were summed in (the full run of 2026-12-07 chose grid 0 over grid 1 by a 1e-16
+    difference)."""
+    return max(
+        range(len(scored)),
+        key=lambda i: (round(scored[i]["pass@1"], 9), round(scored[i]["signal_pass"], 9), -i),
+    )
+
+
 def choose_dpo_settings(
     cfg: dict, out: Path, work: Path, seed: int, sft: Path, grid_tasks: list, logs: Path
 ) -> dict:
@@ -371,12 +382,7 @@ def choose_dpo_settings(
         )
         scored.append({"settings": point, "pass@1": result["pass@1"], "signal_pass": result["signal_pass"]})
         log(f"grid {i} {point}: pass@1 {result['pass@1']:.3f}, signal pass {result['signal_pass']:.3f}")
-    # Rounded: two points with the same number of passing samples must tie, whatever order their per-task
-    # means were summed in (the full run of 2026-12-07 chose grid 0 over grid 1 by a 1e-16 difference).
-    best = max(
-        range(len(points)),
-        key=lambda i: (round(scored[i]["pass@1"], 9), round(scored[i]["signal_pass"], 9), -i),
-    )
+    best = best_grid_point(scored)
     choice = {
         "settings": points[best],
         "chosen": best,
