@@ -737,11 +737,11 @@ def slice_signals(text: str | ParsedDesign, top: str | None = None) -> dict[str,
         VerilogInputError: the text is not usable Verilog (see [`salv_trl.hdl.source.load_source`]).
     """
     if isinstance(text, ParsedDesign):
-        with deep_recursion():
-            return _slice_all(text.source, top or text.top, text.syntax)
-    source = load_source(text)
+        source, top, modules = text.source, top or text.top, text.syntax
+    else:
+        source, modules = load_source(text), None
     with deep_recursion():
-        return _slice_all(source, top)
+        return _slice_all(source, top, modules)
 
 
 def _slice_all(

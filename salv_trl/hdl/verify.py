@@ -454,11 +454,11 @@ def _blanked_directive(raw: str, text: str) -> str | None:
     text: a `` `define `` (or `` `ifdef ``...) inside a blanked module would make it preprocess differently,
     and show the simulator code (an upward reference, a second top module) that the checks never saw.
     """
-    for offset, character in enumerate(raw):
-        if character == "`" and text[offset] != "`":
-            line = raw.count("\n", 0, offset) + 1
-            return f"compiler directive inside a module the top does not reach (line {line})"
-    return None
+    if raw.count("`") == text.count("`"):  # blanking turns every character it removes into a space
+        return None
+    offset = next(m.start() for m in re.finditer("`", raw) if text[m.start()] != "`")
+    line = raw.count("\n", 0, offset) + 1
+    return f"compiler directive inside a module the top does not reach (line {line})"
 
 
 def _interface_mismatch(candidate: ParsedDesign, reference: ParsedDesign) -> str | None:
