@@ -36,10 +36,11 @@ from __future__ import annotations
 
 import fcntl
 import functools
-import json
 import os
+import re
 import resource
 import secrets
+import select
 import selectors
 import shutil
 import signal
@@ -448,6 +449,8 @@ class Sandbox:
 
 
 _SIGNALS = frozenset(int(s) for s in signal.Signals)
+_CHILD_PID = re.compile(rb'"child-pid":\s*(\d+)')
+_INFO_WAIT_S = 5.0  # bwrap's set-up before it writes the init's pid takes milliseconds
 
 
 class _SandboxInit:
@@ -465,14 +468,18 @@ class _SandboxInit:
         self._pidfd: int | None = None
 
     def _open(self) -> int | None:
-        # bwrap writes the JSON right after it creates the namespace; read it once, when first needed.
+        # bwrap writes the JSON right after it clones the init, or exits without writing if it fails before.
+        # Waiting for one or the other (never the candidate: it runs only later) closes the window in which
+        # the init exists but its pid is unknown; killing the outer bwrap then would orphan the init.
         if self._pidfd is None and self._info_fd is not None:
-            os.set_blocking(self._info_fd, False)
             try:
-                info = json.loads(os.read(self._info_fd, 4096) or b"{}")
-                self._pidfd = os.pidfd_open(int(info["child-pid"]))
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # not started yet, or gone: the outer bwrap is all there is to stop
+                readable, _, _ = select.select([self._info_fd], [], [], _INFO_WAIT_S)
+                # bwrap writes `{"child-pid": N` alone (atomic on a pipe) and the rest of the JSON later,
+                # so the first read may not be a whole document.
+                found = _CHILD_PID.search(os.read(self._info_fd, 4096) if readable else b"")
+                self._pidfd = os.pidfd_open(int(found[1]))
+            except (OSError, TypeError):
+                pass  # bwrap failed before cloning, or the init is gone: the outer bwrap is all there is
         return self._pidfd
 
     def kill(self, proc: subprocess.Popen) -> None:
