@@ -10,13 +10,15 @@ PYTEST_ARGS ?= -n 2
 
 setup: system-tools $(VENV)/.installed
 
-# Icarus Verilog is the simulator every verdict comes from; bubblewrap isolates every compiler and simulator run.
+# Icarus Verilog is the simulator every verdict comes from; Yosys (with its ABC) proves outputs formally;
+# bubblewrap isolates every compiler, simulator and prover run.
 system-tools:
-	@command -v iverilog >/dev/null && command -v vvp >/dev/null && command -v bwrap >/dev/null || { \
+	@command -v iverilog >/dev/null && command -v vvp >/dev/null && command -v bwrap >/dev/null \
+	  && command -v yosys >/dev/null && command -v yosys-abc >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update && apt-get install -y iverilog bubblewrap; \
+	    apt-get update && apt-get install -y iverilog bubblewrap yosys; \
 	  else \
-	    echo "salv-trl needs Icarus Verilog and bubblewrap: install the 'iverilog' and 'bubblewrap' packages"; exit 1; \
+	    echo "salv-trl needs Icarus Verilog, Yosys and bubblewrap: install the 'iverilog', 'yosys' and 'bubblewrap' packages"; exit 1; \
 	  fi; }
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt

@@ -142,3 +142,30 @@ def test_pairs_stage_without_pairs_writes_an_empty_config(tmp_path):
     empty = load_config(tmp_path, "pairs")
     assert len(empty) == 0 and empty.features == PAIR_FEATURES
     assert "0 pairs from 0 tasks" in (tmp_path / "README.md").read_text()
+
+
+def _with(rollout, name, **fields):
+    """`rollout` with output `name`'s verdict fields replaced (coverage, formal proof)."""
+    signals = [{**s, **fields} if s["name"] == name else s for s in rollout["verdict"]["signals"]]
+    return {**rollout, "verdict": {**rollout["verdict"], "signals": signals}}
+
+
+def test_an_untested_output_is_never_a_contrast_signal():
+    # z is untested in rollout 1 (no mismatch, the reference's z never moved): not a contrast against 0.
+    untested = _with(ROLLOUTS[1], "z", mismatches=0, correct=False, activity=False)
+    pairs = build_pairs([ROLLOUTS[0], untested, ROLLOUTS[2]])
+    assert ("0", "1", ("z",), "signal") not in map(_key, pairs)
+    assert ("1", "2", ("y",), "signal") in map(_key, pairs)
+
+
+def test_require_proof_keeps_only_contrasts_formal_agrees_with():
+    proved = _with(_with(ROLLOUTS[0], "z", proof="proved"), "y", proof="proved")
+    refuted = _with(ROLLOUTS[1], "z", proof="counterexample", depth=3)
+    unproved = _with(ROLLOUTS[2], "z", proof="unknown", reason="timeout")
+    rollouts = [proved, refuted, unproved]
+    assert sorted(map(_key, build_pairs(rollouts, PairOptions(require_proof=True)))) == [
+        ("0", "1", ("z",), "signal")
+    ]
+    assert len(build_pairs(rollouts)) > 1  # without the option, simulation's contrasts count too
+    module = build_pairs(rollouts, PairOptions(mode="module", require_proof=True))
+    assert sorted(map(_key, module)) == [("0", "1", (), "module")]

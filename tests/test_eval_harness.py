@@ -209,7 +209,8 @@ def test_sample_result_round_trip():
     # the shape the metric and evaluation/run.py write: the engine's verdict and the official criteria
     assert data == {
         "passed": False, "compiled": True, "status": "ok", "detail": "R: 3 mismatches",
-        "signals": [{"name": "y", "mismatches": 3, "samples": 9, "correct": False}],
+        "signals": [{"name": "y", "mismatches": 3, "samples": 9, "correct": False, "activity": None,
+                     "proof": None, "depth": None, "reason": ""}],
     }  # fmt: skip
     assert SampleResult.from_dict(data) == result
 

@@ -43,7 +43,7 @@ def test_mutants_are_caught_on_their_output():
     jobs = [VerifyJob(m.text, DESIGN, vectors=200) for m in mutants(DESIGN)]
     for mutant, verdict in zip(mutants(DESIGN), verify_many(jobs, workers=1, progress=False), strict=True):
         assert verdict.status == Status.ok
-        wrong = {name for name, v in verdict.signals.items() if not v.correct}
+        wrong = {name for name, v in verdict.signals.items() if v.wrong}
         assert wrong in (set(), {mutant.output}), (mutant.description, wrong)
 
 

@@ -59,6 +59,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="count the masked-in share of completions in this tokenizer's tokens "
         "(Hub id or path; characters otherwise)",
     )
+    parser.add_argument(
+        "--require-proof",
+        action="store_true",
+        help="only contrasts formal verification agrees with (rollouts verified with --method formal/both)",
+    )
     _dataset_options.add_arguments(parser)
 
 
@@ -75,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
         masks=not args.no_masks,
         no_code_pairs=args.no_code_pairs,
         seed=args.seed,
+        require_proof=args.require_proof,
     )
     tokenizer = None
     if args.tokenizer:

@@ -6,7 +6,8 @@ salv-trl verify --dataset FOLDER [--ray [ADDRESS]]     # rollouts of a dataset f
 ```
 
 Prints one table per candidate (status, then each output's mismatches / samples), or JSON with `--json`.
-Exit status 0 when every candidate passes (simulated, all outputs correct), 1 otherwise.
+`--method formal|both` adds a formal per-output check (Yosys + ABC, see `salv_trl.hdl.formal`). Exit status 0
+when every candidate passes (no output wrong, at least one shown correct), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import json
 from pathlib import Path
 
 from salv_trl.commands import verify_dataset
-from salv_trl.hdl.verify import ModuleVerdict, VerifyJob, verify_many
+from salv_trl.hdl.formal import DEFAULT_DEPTH
+from salv_trl.hdl.testbench import RESET_EVERY
+from salv_trl.hdl.verify import METHODS, ModuleVerdict, SignalVerdict, VerifyJob, verify_many
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +32,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="stimulus seed (default 0)")
     parser.add_argument("--simulator", default="icarus", choices=["icarus", "verilator"])
+    parser.add_argument(
+        "--method",
+        default="random",
+        choices=METHODS,
+        help="random co-simulation, formal equivalence per output (Yosys + ABC), or both (formal refines "
+        "random; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--reset-every",
+        type=int,
+        default=RESET_EVERY,
+        help="random route: a reset pulse on about one cycle in this many, a power of two; 0: only at the "
+        "start (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--depth",
+        type=int,
+        default=DEFAULT_DEPTH,
+        help="formal: cycles of bounded model checking when no proof is found (default: %(default)s)",
+    )
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per simulator step (default 10)")
     parser.add_argument("--workers", type=int, default=None, help="worker processes (default: all cores)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -45,7 +68,18 @@ def run(args: argparse.Namespace) -> int:
     reference = args.reference.read_text(encoding="utf-8")
     testbench = args.testbench.read_text(encoding="utf-8") if args.testbench else None
     jobs = [
-        VerifyJob(path.read_bytes(), reference, testbench, args.top, args.vectors, args.seed, args.simulator)
+        VerifyJob(
+            path.read_bytes(),
+            reference,
+            testbench,
+            args.top,
+            args.vectors,
+            args.seed,
+            args.simulator,
+            args.method,
+            args.reset_every,
+            args.depth,
+        )
         for path in args.candidates
     ]
     verdicts = verify_many(
@@ -63,14 +97,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _table(name: str, verdict: ModuleVerdict) -> str:
-    lines = [f"{name}: {verdict.status.value}" + (" (all outputs correct)" if verdict.passed else "")]
+    lines = [f"{name}: {verdict.status.value}" + (" (passed)" if verdict.passed else "")]
     if verdict.signals:
         width = max(6, *(len(s) for s in verdict.signals))
         lines.append(f"  {'output':<{width}}  {'mismatches':>10}  {'samples':>7}  verdict")
         for signal, v in verdict.signals.items():
-            lines.append(
-                f"  {signal:<{width}}  {v.mismatches:>10}  {v.samples:>7}  {'ok' if v.correct else 'WRONG'}"
-            )
+            lines.append(f"  {signal:<{width}}  {v.mismatches:>10}  {v.samples:>7}  {_label(v)}")
     if verdict.detail:
         lines += ["  " + line for line in verdict.detail.splitlines()[:20]]
     return "\n".join(lines)
+
+
+def _label(verdict: SignalVerdict) -> str:
+    label = "ok" if verdict.correct else "WRONG" if verdict.wrong else "untested"
+    if verdict.proof is not None:
+        bound = f"({verdict.depth})" if verdict.depth is not None else ""
+        label += f"  {verdict.proof.value}{bound}" + (f": {verdict.reason}" if verdict.reason else "")
+    return label

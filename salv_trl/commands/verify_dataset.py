@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         seed=getattr(args, "seed", None) or defaults.seed,
         simulator=getattr(args, "simulator", None) or defaults.simulator,
         timeout=getattr(args, "timeout", None) or defaults.timeout,
+        method=getattr(args, "method", None) or defaults.method,
+        reset_every=getattr(args, "reset_every", defaults.reset_every),
+        depth=getattr(args, "depth", None) or defaults.depth,
     )
     if args.ray is not None:
         import ray

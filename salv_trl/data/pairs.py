@@ -21,7 +21,7 @@ from typing import Any
 
 from datasets import Features, List, Value
 
-from ..hdl.verify import Status
+from ..hdl.verify import ModuleVerdict, SignalVerdict, Status
 from .rollouts import verdict_from_row
 from .sampling import PromptFormat
 
@@ -82,6 +82,11 @@ class PairOptions:
         no_code_pairs (`bool`, defaults to `True`): Add whole-sequence pairs rejecting completions without
             code against fully correct ones.
         seed (`int`, defaults to `0`): Seed of the `max_pairs_per_task` choice.
+        require_proof (`bool`, defaults to `False`): Only contrasts formal verification agrees with (rollouts
+            verified with `method="formal"` or `"both"`): a contrast output proved (or bounded-proved) in the
+            chosen rollout and a confirmed counterexample in the rejected one; in module mode, a chosen
+            rollout whose outputs are all proven correct against a rejected one not simulated or with a
+            confirmed counterexample.
     """
 
     mode: str = "signal"
@@ -92,6 +97,7 @@ class PairOptions:
     masks: bool = True
     no_code_pairs: bool = True
     seed: int = 0
+    require_proof: bool = False
 
     def __post_init__(self):
         if self.mode not in _MODES:
@@ -157,13 +163,13 @@ def _row(chosen: dict, rejected: dict, chosen_spans, rejected_spans, signals: li
 def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
     pairs = []
     verdicts = [verdict_from_row(r) for r in rollouts]
-    correct = [r for r, verdict in zip(rollouts, verdicts, strict=True) if verdict.passed]
+    correct = [r for r, verdict in zip(rollouts, verdicts, strict=True) if _chosen_module(verdict, options)]
     if options.mode == "module":
         return [
             _row(a, b, _whole(a["completion"]), _whole(b["completion"]), [], "module")
             for a in correct
             for b, verdict in zip(rollouts, verdicts, strict=True)
-            if not verdict.passed
+            if _rejected_module(verdict, options)
         ]
     simulated = [
         (r, verdict) for r, verdict in zip(rollouts, verdicts, strict=True) if verdict.status == Status.ok
@@ -173,7 +179,7 @@ def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
             signals = sorted(
                 name
                 for name, result in verdict_a.signals.items()
-                if result.correct and name in verdict_b.signals and not verdict_b.signals[name].correct
+                if name in verdict_b.signals and _contrast(result, verdict_b.signals[name], options)
             )
             if not signals:
                 continue
@@ -191,6 +197,24 @@ def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
             for b in no_code
         ]
     return pairs
+
+
+def _contrast(chosen: SignalVerdict, rejected: SignalVerdict, options: PairOptions) -> bool:
+    """Output shown correct in the chosen rollout, shown wrong in the rejected one (untested never counts)."""
+    proven = not options.require_proof or (chosen.proven and rejected.proven)
+    return chosen.correct and rejected.wrong and proven
+
+
+def _chosen_module(verdict: ModuleVerdict, options: PairOptions) -> bool:
+    if options.require_proof:
+        return verdict.passed and all(v.correct and v.proven for v in verdict.signals.values())
+    return verdict.passed
+
+
+def _rejected_module(verdict: ModuleVerdict, options: PairOptions) -> bool:
+    if options.require_proof:
+        return verdict.status != Status.ok or any(v.wrong and v.proven for v in verdict.signals.values())
+    return not verdict.passed
 
 
 def _render(pair: dict, prompt_format: PromptFormat) -> dict:

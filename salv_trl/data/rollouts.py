@@ -14,6 +14,8 @@ from typing import Any
 from datasets import Features, List, Value
 
 from ..hdl.extract import extract_code
+from ..hdl.formal import DEFAULT_DEPTH
+from ..hdl.testbench import RESET_EVERY
 from ..hdl.verify import Judgement, ModuleVerdict, Status, VerifyJob, judge_many
 
 __all__ = [
@@ -47,6 +49,10 @@ VERIFIED_ROLLOUT_FEATURES = Features(
                     "mismatches": Value("int64"),
                     "samples": Value("int64"),
                     "correct": Value("bool"),
+                    "activity": Value("bool"),
+                    "proof": Value("string"),
+                    "depth": Value("int64"),
+                    "reason": Value("string"),
                 }
             ),
         },
@@ -68,13 +74,19 @@ class VerifySettings:
             paper.
         seed (`int`, defaults to `0`): Stimulus seed.
         simulator (`str`, defaults to `"icarus"`): `"icarus"` or `"verilator"`.
-        timeout (`float`, defaults to `10.0`): Wall-clock seconds per simulator step.
+        timeout (`float`, defaults to `10.0`): Wall-clock seconds per simulator step and formal tool run.
+        method (`str`, defaults to `"random"`): `"random"`, `"formal"` or `"both"` (formal refines random).
+        reset_every (`int`, defaults to `RESET_EVERY`): A random reset pulse on about one cycle in this many.
+        depth (`int`, defaults to `DEFAULT_DEPTH`): Formal: cycles of bounded model checking.
     """
 
     vectors: int = 1000
     seed: int = 0
     simulator: str = "icarus"
     timeout: float = 10.0
+    method: str = "random"
+    reset_every: int = RESET_EVERY
+    depth: int = DEFAULT_DEPTH
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -138,6 +150,9 @@ def judge_rollouts(
                     settings.vectors,
                     settings.seed,
                     settings.simulator,
+                    settings.method,
+                    settings.reset_every,
+                    settings.depth,
                 )
             )
             job_rows.append(index)

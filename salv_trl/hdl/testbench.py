@@ -13,9 +13,18 @@ nothing), an X/Z in the candidate where the reference is known is a mismatch.
   edge-event inputs that are not resets); resets are inputs named like resets (`rst`, `reset`, `areset`,
   `clr`, ...), active low when named so (`rst_n`, `resetn`, `nrst`, ...) or used with `negedge`, asynchronous
   when used in an edge event. Reset is held for the first two cycles and asserted again at random moments
-  (about one cycle in 64). Each cycle: falling edge at t, inputs change at t+2, compare at t+4, rising edge
-  at t+5, compare at t+9 (the points just before each clock edge, where VerilogEval's testbenches sample);
-  `2 * vectors` samples.
+  (on about one cycle in `reset_every`, default 256; 0: never after the first two). Each cycle: falling edge
+  at t, inputs change at t+2, compare at t+4, rising edge at t+5, compare at t+9 (the points just before each
+  clock edge, where VerilogEval's testbenches sample); `2 * vectors` samples.
+
+**Coverage**: at every sample the testbench also records, per output, whether the reference's value had a
+known bit and whether it ever differed from its first such value. An output that never took a known value
+(undriven, Z) or never moved under the stimulus (a counter that no run reaches) constrained nothing that the
+run can vouch for: the verdict calls it untested, not correct ([`Coverage`]).
+
+**Directed stimulus** (`directed=`): the same testbench with the inputs of each cycle given instead of drawn
+(reset asserted in cycle 0 as in the formal model, then as given); it replays a formal counterexample in the
+simulator ([`salv_trl.hdl.formal`]).
 
 **A verdict channel the candidate cannot write** ([`tag_displays`], [`tagged_lines`]): every string the
 harness prints is wrapped in a per-run secret tag, `<tag>text<tag>`, and only text between a pair of tags is
@@ -40,6 +49,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "Coverage",
+    "RandomRunOutput",
     "ResetSpec",
     "StimulusPlan",
     "plan_stimulus",
@@ -55,7 +66,7 @@ __all__ = [
 _CLOCK_NAME = re.compile(r"clk|clock|^ck$|_ck$", re.IGNORECASE)
 _RESET_NAME = re.compile(r"rst|reset|^clr|clear|^ar$", re.IGNORECASE)
 _ACTIVE_LOW = re.compile(r"(_n|_b|_l|n|b)$|^n_?(rst|reset)|^(rst|reset)n", re.IGNORECASE)
-_RESET_EVERY = 64  # a random reset pulse starts on about one cycle in this many
+RESET_EVERY = 256  # a reset pulse on about one cycle in this many: measured in benchmarks/bench_formal.py
 _CONSTANT_EVERY = 4  # a data input takes one of the reference's constants on about one vector in this many
 _LITERAL = re.compile(r"\b(\d+)?\s*'[sS]?([bBoOdDhH])\s*([0-9a-fA-F_]+)\b|(?<![\w'$.])(\d+)\b")
 _RADIX = {"b": 2, "o": 8, "d": 10, "h": 16}
@@ -204,6 +215,8 @@ def random_testbench(
     vectors: int = 1000,
     seed: int = 0,
     constants: Sequence[int] = (),
+    reset_every: int = RESET_EVERY,
+    directed: Sequence[Mapping[str, int]] | None = None,
 ) -> str:
     """Verilog source of a co-simulation testbench (top module `salv_tb_<nonce>`).
 
@@ -217,9 +230,17 @@ def random_testbench(
         vectors: input vectors (combinational) or clock cycles (sequential).
         seed: seed of the stimulus; the same seed gives the same stimulus whatever the candidates.
         constants: values (e.g. [`reference_constants`]) that data inputs take on about one vector in four.
+        reset_every: a random reset pulse on about one cycle in this many (a power of two; 0: only the first
+            two cycles). Rarer pulses let deep counters reach their upper states.
+        directed: instead of random values, the inputs (data and resets) of each cycle, name -> value;
+            `vectors` is then their number, and reset is asserted in cycle 0 whatever is given.
     """
     if not re.fullmatch(r"[0-9a-f]{8,}", nonce):
         raise ValueError("nonce must be at least 8 lowercase hexadecimal digits")
+    if reset_every < 0 or reset_every & (reset_every - 1):
+        raise ValueError(f"reset_every must be 0 or a power of two, not {reset_every}")
+    if directed is not None:
+        vectors = len(directed)
     inputs = [p for p in ports if p.direction == "input"]
     outputs = [p for p in ports if p.direction == "output"]
     lines = ["`timescale 1ns/1ps", f"module salv_tb_{nonce};", "  integer seed_var, cycle, samples;"]
@@ -229,6 +250,11 @@ def random_testbench(
     errors = [[f"err_{k}_{j}" for j in range(len(outputs))] for k in range(len(candidate_modules))]
     if outputs and candidate_modules:
         lines.append("  integer " + ", ".join(name for row in errors for name in row) + ";")
+    # Coverage of each output: the reference's first value with a known bit, whether one was seen, and
+    # whether the value ever moved from it.
+    lines += [_decl("reg", p.width, p.signed, f"first_{j}") for j, p in enumerate(outputs)]
+    if outputs:
+        lines.append("  integer " + ", ".join(f"seen_{j}, moved_{j}" for j in range(len(outputs))) + ";")
 
     def instance(module: str, label: str, who: str) -> str:
         conns = [f".{p.name}(in_{p.name})" for p in inputs] + [f".{p.name}({who}_{p.name})" for p in outputs]
@@ -238,29 +264,46 @@ def random_testbench(
     lines += [instance(m, f"c{k}", f"c{k}") for k, m in enumerate(candidate_modules)]
 
     compare = ["samples = samples + 1;"]
+    for j, p in enumerate(outputs):
+        ref = f"ref_{p.name}"
+        compare.append(
+            f"if ((|(~({ref} ^ {ref}))) === 1'b1) begin if (seen_{j} == 0) begin first_{j} = {ref}; "
+            f"seen_{j} = 1; end else if ({ref} !== first_{j}) moved_{j} = 1; end"
+        )
     for k in range(len(candidate_modules)):
         for j, p in enumerate(outputs):
             ref, cand, count = f"ref_{p.name}", f"c{k}_{p.name}", errors[k][j]
             compare.append(
                 f"if (({ref} ^ {ref} ^ {ref}) !== ({ref} ^ {cand} ^ {ref})) {count} = {count} + 1;"
             )
-    data = [_drive(name, _width(inputs, name), constants) for name in plan.data]
+    if directed is None:
+        data = [_drive(name, _width(inputs, name), constants) for name in plan.data]
+    else:
+        data = [_directed(directed, plan, inputs)]
 
     # Progress lines (flushed) let the harness tell a long batch from a hung one; the parser ignores them.
     every = max(1, vectors // 16)
     progress = f'if (cycle % {every} == 0) begin $display("P %0d", cycle); $fflush; end'
     body = [f"seed_var = {int(seed) & 0x7FFFFFFF};", "samples = 0;"]
     body += [f"{name} = 0;" for row in errors for name in row]
+    body += [f"seen_{j} = 0; moved_{j} = 0;" for j in range(len(outputs))]
     if plan.sequential:
         body += [f"in_{c} = 1'b0;" for c in plan.clocks]
+        body += ["cycle = 0;"] + data if directed is not None else data
         body += [f"in_{r.name} = {r.active};" for r in plan.resets]
-        body += data
         body += [f"for (cycle = 0; cycle < {vectors}; cycle = cycle + 1) begin", "  " + progress, "  #2;"]
         body += ["  " + d for d in data]
-        if plan.resets:
+        if plan.resets and directed is not None:  # the formal model's reset: asserted in cycle 0 only
+            body.append("  if (cycle == 0) begin")
+            body += [f"    in_{r.name} = {r.active};" for r in plan.resets]
+            body.append("  end")
+        elif plan.resets:
             # Hold reset for two cycles, then pulse it at random moments; the draw happens every cycle so the
             # stimulus does not depend on the reset outcome.
-            body.append(f"  if (cycle < 2 || ($random(seed_var) & {_RESET_EVERY - 1}) == 0) begin")
+            pulse = (
+                f"($random(seed_var) & {reset_every - 1}) == 0" if reset_every else "$random(seed_var) & 0"
+            )
+            body.append(f"  if (cycle < 2 || {pulse}) begin")
             body += [f"    in_{r.name} = {r.active};" for r in plan.resets]
             body.append("  end else begin")
             body += [f"    in_{r.name} = {r.inactive};" for r in plan.resets]
@@ -277,6 +320,7 @@ def random_testbench(
     for k in range(len(candidate_modules)):
         for j in range(len(outputs)):
             body.append(f'$display("%0d %0d %0d %0d", {k}, {j}, {errors[k][j]}, samples);')
+    body += [f'$display("R %0d %0d %0d", {j}, seen_{j}, moved_{j});' for j in range(len(outputs))]
     body.append('$display("END");')
     body.append("$finish;")
     lines += ["  initial begin"] + ["    " + b for b in body] + ["  end", "endmodule", ""]
@@ -294,14 +338,46 @@ def _drive(name: str, width: int, constants: Sequence[int]) -> str:
     return f"case ({pick}) {cases} default: {random_value} endcase"
 
 
+def _directed(directed: Sequence[Mapping[str, int]], plan: StimulusPlan, inputs: Sequence) -> str:
+    """A `case (cycle)` statement giving every data and reset input its value of each cycle."""
+    driven = [*plan.data, *(r.name for r in plan.resets)]
+    arms = []
+    for cycle, values in enumerate(directed):
+        sets = " ".join(f"in_{n} = {_width(inputs, n)}'d{int(values.get(n, 0))};" for n in driven)
+        arms.append(f"{cycle}: begin {sets} end")
+    return "case (cycle) " + " ".join(arms) + " default: ; endcase"
+
+
 def _width(ports: Sequence, name: str) -> int:
     return next(p.width for p in ports if p.name == name)
 
 
+@dataclass(frozen=True)
+class Coverage:
+    """What a run saw of one reference output: a known bit at some sample, and a change of value."""
+
+    known: bool
+    moved: bool
+
+    @property
+    def active(self) -> bool:
+        """The output took known values and moved: a run that matched it constrained something."""
+        return self.known and self.moved
+
+
+@dataclass(frozen=True)
+class RandomRunOutput:
+    """A [`random_testbench`] run's report: per candidate, output name -> (mismatches, samples); per output,
+    the reference's [`Coverage`]."""
+
+    counts: list[dict[str, tuple[int, int]]]
+    coverage: dict[str, Coverage]
+
+
 def parse_random_output(
     output: str, tag: str, candidates: int, outputs: Sequence[str], samples: int
-) -> list[dict[str, tuple[int, int]]]:
-    """Per candidate, output name -> (mismatches, samples) from the output of a [`random_testbench`] run.
+) -> RandomRunOutput:
+    """The [`RandomRunOutput`] of a [`random_testbench`] run, read from what it printed.
 
     Args:
         output: what the simulation printed.
@@ -314,6 +390,7 @@ def parse_random_output(
             count, or the end line is not there exactly once (the run died or was ended early).
     """
     seen: dict[tuple[int, int], tuple[int, int]] = {}
+    coverage: dict[int, Coverage] = {}
     ends = 0
     pattern = re.compile(r"(\d+) (\d+) (\d+) (\d+)")
     for line in tagged_lines(output, tag)[0]:
@@ -321,6 +398,12 @@ def parse_random_output(
             ends += 1
             continue
         if line.startswith("P "):
+            continue
+        if match := re.fullmatch(r"R (\d+) ([01]) ([01])", line):
+            j = int(match.group(1))
+            if j in coverage or j >= len(outputs):
+                raise TestbenchOutputError(f"duplicate or unexpected coverage line {line[:80]!r}")
+            coverage[j] = Coverage(match.group(2) == "1", match.group(3) == "1")
             continue
         match = pattern.fullmatch(line)
         if not match:
@@ -333,9 +416,13 @@ def parse_random_output(
         seen[(k, j)] = (errors, counted)
     if ends != 1:
         raise TestbenchOutputError("the simulation did not finish" if ends == 0 else "duplicate end line")
-    if len(seen) != candidates * len(outputs):
-        raise TestbenchOutputError(f"{candidates * len(outputs) - len(seen)} verdict lines missing")
-    return [{name: seen[(k, j)] for j, name in enumerate(outputs)} for k in range(candidates)]
+    if len(seen) != candidates * len(outputs) or len(coverage) != len(outputs):
+        missing = candidates * len(outputs) - len(seen) + len(outputs) - len(coverage)
+        raise TestbenchOutputError(f"{missing} verdict or coverage lines missing")
+    return RandomRunOutput(
+        [{name: seen[(k, j)] for j, name in enumerate(outputs)} for k in range(candidates)],
+        {name: coverage[j] for j, name in enumerate(outputs)},
+    )
 
 
 _ERROR_CTN = re.compile(r"^\s*(\S+) error ctn: (\d+)\s*$")

@@ -23,7 +23,24 @@ Route of a candidate:
    reference's own number of samples) or with a random co-simulation testbench generated from the reference
    alone ([`salv_trl.hdl.testbench`]). The simulator's refusal → `syntax_error` (its message says "syntax
    error") or `compile_error`; wall-clock timeout → `timeout`; crash, output flood, missing or forged verdict
-   lines → `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output.
+   lines → `runtime_error`; otherwise `ok` with one [`SignalVerdict`] per reference output;
+5. with `method="formal"` or `"both"`, each output of an `ok` candidate is also checked formally
+   ([`salv_trl.hdl.formal`]: proved, proved for a bound, counterexample or unknown); every counterexample is
+   replayed in the simulator as a directed stimulus and kept only if the mismatch shows there too.
+
+**Per-output verdicts** are `correct` (shown correct), `wrong` (shown wrong) or `untested` (neither):
+
+- random co-simulation shows an output correct only if no sample mismatched **and** the reference's output
+  took known values and moved under the stimulus (an undriven output, or a counter no run reaches, is
+  untested: matching it constrained nothing);
+- a given testbench shows it correct when it reports no mismatch;
+- formal shows it correct with a proof, or with a bounded proof within which the reference's output moves;
+  a replayed counterexample shows it wrong. `"both"` keeps the random verdict and lets formal refine it;
+  `"formal"` judges outputs by formal alone (the simulator still compiles and runs the candidate, which
+  decides its status, and replays counterexamples).
+
+A module `passed` when no output is wrong and at least one is correct; its untested outputs are named in
+[`ModuleVerdict.untested`] and are never contrast signals.
 
 [`verify_many`] judges many jobs over all cores. Candidates of the same reference and settings are simulated
 together, several per compile and run (the stimulus depends on the reference and the seed only, so a
@@ -38,10 +55,11 @@ import re
 import secrets
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from .formal import DEFAULT_DEPTH, FormalError, FormalResult, Proof, prove_outputs
 from .parse import ParsedDesign, module_syntax, outside_reference, parse, rename_modules
 from .sandbox import SandboxLimits, die_with_parent, require_isolation
 from .screen import MAX_CHARS, screen
@@ -49,6 +67,7 @@ from .simulators import Simulation, simulate
 from .slicing import SignalSlice, slice_signals
 from .source import VerilogInputError, load_source
 from .testbench import (
+    RESET_EVERY,
     TestbenchOutputError,
     parse_given_output,
     parse_random_output,
@@ -60,6 +79,8 @@ from .testbench import (
 
 __all__ = [
     "Status",
+    "Proof",
+    "METHODS",
     "SignalVerdict",
     "ModuleVerdict",
     "Judgement",
@@ -70,6 +91,7 @@ __all__ = [
 ]
 
 GIVEN_TESTBENCH_FLAGS = ("-Wall", "-Winfloop", "-Wno-timescale")  # VerilogEval's official iverilog flags
+METHODS = ("random", "formal", "both")
 
 
 class Status(str, Enum):
@@ -87,15 +109,58 @@ class Status(str, Enum):
 
 @dataclass(frozen=True)
 class SignalVerdict:
-    """One output's result: `mismatches` among `samples` compared samples (0 samples: not reported)."""
+    """One output's result.
+
+    Args:
+        mismatches: samples where the candidate differed from the reference in simulation.
+        samples: samples compared (0: not simulated, or not reported by the testbench).
+        correct: shown correct (see the module docstring); not correct is `wrong` or `untested`.
+        activity: random co-simulation: the reference's output took known values and moved (None: not
+            measured, e.g. a given testbench).
+        proof: the formal result (None: not checked formally).
+        depth: `proved_bounded`: the bound in cycles; `counterexample`: its length.
+        reason: why the formal result is `unknown`.
+    """
 
     mismatches: int
     samples: int
     correct: bool
+    activity: bool | None = None
+    proof: Proof | None = None
+    depth: int | None = None
+    reason: str = ""
 
     @classmethod
-    def of(cls, mismatches: int, samples: int) -> SignalVerdict:
-        return cls(mismatches, samples, mismatches == 0)
+    def of(cls, mismatches: int, samples: int, activity: bool | None = None) -> SignalVerdict:
+        """A simulation's verdict: correct without mismatches, unless the reference's output never moved."""
+        return cls(mismatches, samples, mismatches == 0 and activity is not False, activity)
+
+    def refined(self, formal: FormalResult) -> SignalVerdict:
+        """This verdict with a formal result: a counterexample makes it wrong; a proof (or a bounded proof in
+        which the reference's output moves) makes an output without mismatches correct."""
+        correct = (
+            self.mismatches == 0
+            and formal.proof != Proof.counterexample
+            and (self.correct or formal.shows_correct)
+        )
+        return replace(self, correct=correct, proof=formal.proof, depth=formal.depth, reason=formal.reason)
+
+    @property
+    def wrong(self) -> bool:
+        """Shown wrong: a mismatch in simulation, or a counterexample the simulator confirmed."""
+        return self.mismatches > 0 or self.proof == Proof.counterexample
+
+    @property
+    def untested(self) -> bool:
+        """Neither shown correct nor shown wrong."""
+        return not self.correct and not self.wrong
+
+    @property
+    def proven(self) -> bool:
+        """Shown correct or wrong by formal: correct with a (bounded) proof, or a confirmed counterexample."""
+        if self.correct:
+            return self.proof in (Proof.proved, Proof.proved_bounded)
+        return self.proof == Proof.counterexample
 
 
 @dataclass
@@ -108,26 +173,55 @@ class ModuleVerdict:
 
     @property
     def passed(self) -> bool:
-        """Simulated, and every output correct."""
+        """Judged (`ok`), no output wrong, and at least one shown correct (untested ones are named in
+        [`untested`])."""
+        verdicts = self.signals.values()
         return (
-            self.status == Status.ok and bool(self.signals) and all(v.correct for v in self.signals.values())
+            self.status == Status.ok
+            and not any(v.wrong for v in verdicts)
+            and any(v.correct for v in verdicts)
         )
+
+    @property
+    def untested(self) -> list[str]:
+        """Outputs neither shown correct nor shown wrong."""
+        return [name for name, verdict in self.signals.items() if verdict.untested]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, also the `verdict` column of verified rollout datasets: `{"status", "detail",
-        "signals": [{"name", "mismatches", "samples", "correct"}, ...]}` (a list, so that every row has the
-        same Arrow type)."""
+        "signals": [{"name", "mismatches", "samples", "correct", "activity", "proof", "depth", "reason"},
+        ...]}` (a list, so that every row has the same Arrow type)."""
         return {
             "status": self.status.value,
             "detail": self.detail,
-            "signals": [{"name": name, **asdict(verdict)} for name, verdict in self.signals.items()],
+            "signals": [
+                {
+                    "name": name,
+                    "mismatches": v.mismatches,
+                    "samples": v.samples,
+                    "correct": v.correct,
+                    "activity": v.activity,
+                    "proof": v.proof.value if v.proof else None,
+                    "depth": v.depth,
+                    "reason": v.reason,
+                }
+                for name, v in self.signals.items()
+            ],
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModuleVerdict:
-        """Inverse of [`to_dict`]."""
+        """Inverse of [`to_dict`] (rows written before coverage and proofs existed read as unmeasured)."""
         signals = {
-            s["name"]: SignalVerdict(s["mismatches"], s["samples"], s["correct"])
+            s["name"]: SignalVerdict(
+                s["mismatches"],
+                s["samples"],
+                s["correct"],
+                s.get("activity"),
+                Proof(s["proof"]) if s.get("proof") else None,
+                s.get("depth"),
+                s.get("reason") or "",
+            )
             for s in data.get("signals") or []
         }
         return cls(Status(data["status"]), signals, data.get("detail") or "")
@@ -161,9 +255,26 @@ class VerifyJob:
     vectors: int = 1000
     seed: int = 0
     simulator: str = "icarus"
+    method: str = "random"
+    reset_every: int = RESET_EVERY
+    depth: int = DEFAULT_DEPTH
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {self.method!r}")
 
     def group_key(self) -> tuple:
-        return (self.reference, self.testbench, self.top, self.vectors, self.seed, self.simulator)
+        return (
+            self.reference,
+            self.testbench,
+            self.top,
+            self.vectors,
+            self.seed,
+            self.simulator,
+            self.method,
+            self.reset_every,
+            self.depth,
+        )
 
 
 def verify(
@@ -175,6 +286,9 @@ def verify(
     vectors: int = 1000,
     seed: int = 0,
     simulator: str = "icarus",
+    method: str = "random",
+    reset_every: int = RESET_EVERY,
+    depth: int = DEFAULT_DEPTH,
     timeout: float = 10.0,
 ) -> ModuleVerdict:
     """Judge `candidate` against `reference`, output by output.
@@ -191,12 +305,19 @@ def verify(
         vectors: random input vectors (combinational) or clock cycles (sequential).
         seed: stimulus seed; verdicts are deterministic for a seed.
         simulator: `"icarus"` (default) or `"verilator"`.
-        timeout: wall-clock seconds for each simulator step (compile, run).
+        method: `"random"` (simulation), `"formal"` (outputs judged by formal alone) or `"both"` (formal
+            refines the random verdicts).
+        reset_every: random route: a reset pulse on about one cycle in this many (a power of two; 0: never
+            after the first two cycles).
+        depth: formal: cycles of bounded model checking when no unbounded proof is found.
+        timeout: wall-clock seconds for each simulator step (compile, run) and each formal tool run.
 
     Raises:
         VerilogInputError: the reference itself cannot be parsed, or fails to compile and run on its own.
     """
-    job = VerifyJob(candidate, reference, testbench, top, vectors, seed, simulator)
+    job = VerifyJob(
+        candidate, reference, testbench, top, vectors, seed, simulator, method, reset_every, depth
+    )
     return _verify_group([job], batch_size=1, timeout=timeout, slices=False)[0].verdict
 
 
@@ -362,6 +483,12 @@ def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float, slices
                 batch, _run_batch([c for _, c in batch], reference, first, (nonce, tag), timeout), strict=True
             ):
                 verdicts[index] = verdict
+    if first.method != "random":
+        for index, candidate in ready:
+            if verdicts[index].status == Status.ok:  # type: ignore[union-attr]
+                verdicts[index] = _with_formal(
+                    verdicts[index], candidate, reference, first, (nonce, tag), timeout
+                )
     judged = [Judgement(verdict) for verdict in verdicts]  # type: ignore[arg-type]
     if slices:
         for index, candidate in ready:
@@ -533,8 +660,12 @@ def _run_random(
     keys: tuple[str, str],
     timeout: float,
     idle: float | None = None,
+    directed: tuple[dict[str, int], ...] | None = None,
 ):
-    """Verdicts of candidates simulated together, or one verdict that stands for the whole batch's failure."""
+    """Verdicts of candidates simulated together, or one verdict that stands for the whole batch's failure.
+
+    With `directed`, the inputs of each cycle are given instead of random (a counterexample's replay).
+    """
     nonce, tag = keys
     interface = reference.design.interface
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
@@ -549,6 +680,8 @@ def _run_random(
         vectors=job.vectors,
         seed=job.seed,
         constants=reference_constants(job.reference),
+        reset_every=job.reset_every,
+        directed=directed,
     )
     sources = {"tb.v": tb, "sep_ref.v": _separator([tb]), "ref.v": reference.text}
     for k, candidate in enumerate(candidates):  # each file starts from the same compiler-directive state
@@ -568,13 +701,75 @@ def _run_random(
     if failed:
         return failed
     try:
-        samples = job.vectors * (2 if plan.sequential else 1)
-        counts = parse_random_output(
+        samples = (len(directed) if directed else job.vectors) * (2 if plan.sequential else 1)
+        run = parse_random_output(
             sim.run.stdout + sim.run.stderr, tag, len(candidates), reference.outputs, samples
         )
     except TestbenchOutputError as error:
         return ModuleVerdict(Status.runtime_error, detail=str(error))
-    return [ModuleVerdict(Status.ok, {n: SignalVerdict.of(*c[n]) for n in reference.outputs}) for c in counts]
+    return [
+        ModuleVerdict(
+            Status.ok,
+            {n: SignalVerdict.of(*c[n], activity=run.coverage[n].active) for n in reference.outputs},
+        )
+        for c in run.counts
+    ]
+
+
+def _with_formal(
+    verdict: ModuleVerdict,
+    candidate: _Candidate,
+    reference: _Reference,
+    job: VerifyJob,
+    keys: tuple[str, str],
+    timeout: float,
+) -> ModuleVerdict:
+    """`verdict` with every output checked formally; counterexamples the simulator does not confirm are
+    `unknown`. With `method="formal"` the simulation's per-output results are dropped first."""
+    interface = reference.design.interface
+    plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
+    try:
+        results = prove_outputs(
+            reference.text,
+            reference.module,
+            candidate.text,
+            candidate.module,
+            interface.ports,
+            plan,
+            interface.edge_events,
+            depth=job.depth,
+            timeout=timeout,
+        )
+    except FormalError as error:
+        results = {name: FormalResult(Proof.unknown, reason=_scrub(str(error))) for name in reference.outputs}
+    signals = {}
+    for name in reference.outputs:
+        result = results[name]
+        if result.proof == Proof.counterexample and not _replay_shows(
+            result, name, candidate, reference, job, keys, timeout
+        ):
+            result = FormalResult(
+                Proof.unknown,
+                reason="a counterexample the simulator does not confirm: X or Z in the reference there "
+                "(undriven, or registers without reset or initial value)",
+            )
+        base = verdict.signals[name] if job.method == "both" else SignalVerdict(0, 0, False)
+        signals[name] = base.refined(result)
+    return ModuleVerdict(verdict.status, signals, verdict.detail)
+
+
+def _replay_shows(
+    result: FormalResult,
+    name: str,
+    candidate: _Candidate,
+    reference: _Reference,
+    job: VerifyJob,
+    keys: tuple[str, str],
+    timeout: float,
+) -> bool:
+    """Whether the simulator, driven with the counterexample's inputs, shows output `name` differ."""
+    replay = _run_random([candidate], reference, job, keys, timeout, directed=result.stimulus)
+    return not isinstance(replay, ModuleVerdict) and replay[0].signals[name].mismatches > 0
 
 
 def _check_reference_alone(
