@@ -48,6 +48,18 @@ def test_sequential_outputs_from_reset_and_the_counterexample_is_replayed():
     assert same.passed and not any(v.wrong for v in same.signals.values())
 
 
+def test_initial_values_are_compared_before_the_first_clock_edge():
+    # No reset, but `initial` defines the reference's output at time 0, where the simulator compares it: a
+    # candidate with another initial value is wrong there (bench_formal found formal proving it otherwise).
+    design = """module m(input clk, input [7:0] d, output reg [7:0] q);
+      initial q = 8'h0;
+      always @(posedge clk) q <= d;
+    endmodule"""
+    verdict = verify(design.replace("8'h0", "8'h1"), design, vectors=50, method="both")
+    assert verdict.signals["q"].mismatches > 0 and verdict.signals["q"].proof == Proof.counterexample
+    assert verify(design, design, vectors=50, method="formal").signals["q"].proof == Proof.proved
+
+
 def test_a_counterexample_the_simulator_does_not_show_is_unknown_never_wrong():
     # No reset: the two copies' registers start at arbitrary values in the two-valued model and keep them
     # until `en` (a counterexample) but are X in the simulator, where the reference's X constrains nothing.

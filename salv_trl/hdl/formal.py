@@ -20,9 +20,9 @@ can move within the bound (`moved` reachable); otherwise the output is untested 
 implicit clock of every flip-flop (each model step is one cycle), every reset is asserted in the first
 cycle (the polarity the plan infers; asynchronous resets act at once through `async2sync`) and free after.
 Registers without a reset or an initial value start at arbitrary values, and inputs are always defined (the
-simulator never drives X). Without an asynchronous reset, outputs are compared from the first clock edge on
-(before it the simulator's reference is X; a reference whose `initial` values define its outputs at time 0
-is the one case where this skips a comparison the random route makes). Designs the model cannot represent
+simulator never drives X). Outputs are compared from the first cycle where an asynchronous reset or `initial`
+values define the reference's registers there, otherwise from the first clock edge on (before it the
+simulator's reference is X). Designs the model cannot represent
 faithfully are `unknown`, never proved: more than one clock, flip-flops on another signal or edge than the
 clock's, a clock used as data, latches, asynchronous set/reset flip-flops that survive `async2sync`.
 
@@ -141,9 +141,15 @@ def prove_outputs(
         built = box.run(["yosys", "-q", "-s", "model.ys"], timeout)
         if not built.ok:
             raise FormalError(_tool_failure("yosys", built))
-        _check_structure(_read(box, "structure.json"), clock, negedge)
+        module = _elaborated(_read(box, "structure.json"))
+        _check_structure(module, clock, negedge)
         index = _read_map(_read(box, "model.map"))
         positions = _output_positions(box, index)
+        if clock is not None and not _compare_from_reset(module, plan):
+            positions = {
+                **positions,
+                **{f"salv_bad_{j}": positions.get(f"salv_late_{j}") for j in range(len(outputs))},
+            }
         return {
             port.name: _check_output(box, index, positions, j, clock is not None, ports, depth, timeout)
             for j, port in enumerate(outputs)
@@ -175,14 +181,15 @@ write_aiger -zinit -map model.map model.aig
 
 
 def _miter(ports: Sequence, plan: StimulusPlan, reference: str, candidate: str, negedge: bool) -> str:
-    """The miter: per output `salv_bad_<j>` (the two differ) and, if sequential, `salv_moved_<j>`."""
+    """The miter: per output `salv_bad_<j>` (the two differ) and, if sequential, `salv_late_<j>` (they differ
+    after the first clock edge) and `salv_moved_<j>` (the reference's output changed)."""
     inputs = [p for p in ports if p.direction == "input"]
     outputs = [p for p in ports if p.direction == "output"]
     sequential = bool(plan.clocks)
     heads = [f"input {_range(p)}{p.name}" for p in inputs]
     heads += [f"output salv_bad_{j}" for j in range(len(outputs))]
     if sequential:
-        heads += [f"output salv_moved_{j}" for j in range(len(outputs))]
+        heads += [f"output salv_{kind}_{j}" for kind in ("late", "moved") for j in range(len(outputs))]
     lines = ["module salv_miter(" + ", ".join(heads) + ");"]
     connect = {p.name: p.name for p in inputs}
     if sequential:
@@ -196,11 +203,10 @@ def _miter(ports: Sequence, plan: StimulusPlan, reference: str, candidate: str, 
         conns = [f".{name}({wire})" for name, wire in connect.items()]
         conns += [f".{p.name}({who}_{p.name})" for p in outputs]
         lines.append(f"  {module} salv_{who} (" + ", ".join(conns) + ");")
-    # Before the first clock edge only an asynchronous reset defines the registers; otherwise the reference's
-    # outputs are X there in the simulator (constraining nothing) and arbitrary here: compare from the edge.
-    after_edge = "!salv_first && " if sequential and not any(r.asynchronous for r in plan.resets) else ""
     for j, p in enumerate(outputs):
-        lines.append(f"  assign salv_bad_{j} = {after_edge}(r_{p.name} !== c_{p.name});")
+        lines.append(f"  assign salv_bad_{j} = r_{p.name} !== c_{p.name};")
+        if sequential:  # the same from the first clock edge on (see `_compare_from_reset`)
+            lines.append(f"  assign salv_late_{j} = !salv_first && (r_{p.name} !== c_{p.name});")
         if sequential:
             edge = "negedge" if negedge else "posedge"
             lines += [
@@ -241,12 +247,28 @@ _FLIP_FLOPS = {"$dff", "$dffe", "$sdff", "$sdffe", "$sdffce", "$ff"}
 _UNSUPPORTED = re.compile(r"^\$(dlatch|adlatch|sr|dffsr|aldff|adff|mem|fsm|print|check|assert|assume)")
 
 
-def _check_structure(structure: str, clock: str | None, negedge: bool) -> None:
-    """Refuse designs whose flip-flops the one-clock, one-step-per-cycle model would misrepresent."""
+def _elaborated(structure: str) -> dict:
     try:
-        module = json.loads(structure)["modules"]["salv_miter"]
+        return json.loads(structure)["modules"]["salv_miter"]
     except (ValueError, KeyError, TypeError) as error:
         raise FormalError("the elaborated model is unreadable") from error
+
+
+def _compare_from_reset(module: dict, plan: StimulusPlan) -> bool:
+    """Whether outputs are compared from the first cycle, before any clock edge: only where something defines
+    the reference's registers there (an asynchronous reset, or `initial` values). Otherwise the simulator's
+    reference is X before the first edge, constraining nothing, while the model's registers start arbitrary:
+    comparing there would only give counterexamples the simulator cannot confirm."""
+    if any(reset.asynchronous for reset in plan.resets):
+        return True
+    return any(
+        name.startswith("salv_r.") and "init" in net.get("attributes", {})
+        for name, net in module.get("netnames", {}).items()
+    )
+
+
+def _check_structure(module: dict, clock: str | None, negedge: bool) -> None:
+    """Refuse designs whose flip-flops the one-clock, one-step-per-cycle model would misrepresent."""
     ports = module.get("ports", {})
     clock_bits = set(ports[clock]["bits"]) if clock in ports else set()
     for cell in module.get("cells", {}).values():
@@ -335,7 +357,11 @@ def _check_output(
         found = _ASSERTED.search(report)
     if found:
         frames = int(found.group(1)) + 1
-        return FormalResult(Proof.counterexample, frames, stimulus=_stimulus(box, index, ports, frames))
+        try:
+            stimulus = _stimulus(box, index, ports, frames)
+        except FormalError as error:
+            return FormalResult(Proof.unknown, reason=str(error))
+        return FormalResult(Proof.counterexample, frames, stimulus=stimulus)
     bounded = _NONE_ASSERTED.search(report)
     if not bounded or int(bounded.group(1)) < depth:
         return FormalResult(Proof.unknown, reason=f"no proof and no counterexample within {bmc_seconds} s")
