@@ -25,7 +25,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install torch==2.13.0 $(TORCH_PIP_ARGS)
-	$(BIN)/pip install -c constraints.txt -e ".[dev,ray]"
+	DS_BUILD_OPS=0 $(BIN)/pip install -c constraints.txt -e ".[dev,ray,deepspeed]"
 	touch $@
 
 # The main job: the whole method on CPU, one seed (quick mode of the tiny reproduction): synthetic tasks -> SFT ->

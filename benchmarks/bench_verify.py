@@ -15,6 +15,8 @@ renaming, testbench generation, slicing), per candidate.
 
     python benchmarks/bench_verify.py [--designs 40] [--per-reference 8] [--vectors 1000] [--workers N]
     [--timeout 2]
+
+With `--ray [ADDRESS]` it measures the data pipeline's two routes instead (see [`ray_throughput`]).
 """
 
 from __future__ import annotations
@@ -95,6 +97,55 @@ def _children_cpu() -> float:
     return times.children_user + times.children_system
 
 
+def ray_throughput(jobs: list[VerifyJob], args: argparse.Namespace) -> None:
+    """`--ray [ADDRESS]`: the same candidates as rollouts of a dataset (each in a fenced block), judged by the
+    local pool ([`judge_rollouts`], `--workers` processes) and as Ray tasks of `--chunk-size` rollouts
+    ([`judge_rollouts_ray`], what `salv-trl verify --ray` runs) on a fresh local Ray instance of `--workers`
+    CPUs, or on the cluster at ADDRESS. Ray runs twice: first with the start of its worker processes (each
+    imports salv-trl), then with them warm. Verdicts and slices must be identical."""
+    import ray
+
+    from salv_trl.data.rollouts import VerifySettings, judge_rollouts, judge_rollouts_ray
+
+    references = list(dict.fromkeys((job.reference, job.top) for job in jobs))
+    tasks = {str(i): {"reference": text, "top": top} for i, (text, top) in enumerate(references)}
+    task_of = {reference: task_id for task_id, reference in zip(tasks, references, strict=True)}
+    rows = [
+        {"task_id": task_of[job.reference, job.top], "prompt": "", "sample_index": index,
+         "completion": f"```verilog\n{job.candidate}```"}
+        for index, job in enumerate(jobs)
+    ]  # fmt: skip
+    settings = VerifySettings(vectors=args.vectors, timeout=args.timeout)
+    local = f"local pool ({args.workers} workers)"
+    start = time.perf_counter()
+    results = {local: judge_rollouts(rows, tasks, settings, workers=args.workers, progress=False)}
+    timings = {local: time.perf_counter() - start}
+    if args.ray == "local":
+        ray.init(num_cpus=args.workers, include_dashboard=False, log_to_driver=False)
+    else:
+        ray.init(address=args.ray, log_to_driver=False)
+    cpus = ray.cluster_resources().get("CPU", 0)
+    for run in ("worker processes starting", "warm"):
+        name = f"Ray, {cpus:g} CPUs, chunks of {args.chunk_size}, {run}"
+        start = time.perf_counter()
+        chunks = judge_rollouts_ray(rows, tasks, settings, chunk_size=args.chunk_size)
+        results[name] = sorted(
+            (row for chunk in chunks for row in chunk), key=lambda row: row["sample_index"]
+        )
+        timings[name] = time.perf_counter() - start
+    ray.shutdown()
+    same = sum(len({repr(judged[i]) for judged in results.values()}) == 1 for i in range(len(rows)))
+    print(f"{len(rows)} rollouts of {len(tasks)} tasks, {args.vectors} vectors, slicing included")
+    for name, seconds in timings.items():
+        print(f"  {name:<58} {seconds:7.2f} s  {len(rows) / seconds:7.1f} rollouts/s")
+    print(
+        f"  throughput, warm Ray / local pool: {timings[local] / timings[name]:.2f}x"
+        f"  identical rows (all three): {same}/{len(rows)}"
+    )
+    if same != len(rows):
+        sys.exit("verdicts or slices differ between the routes")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--designs", type=int, default=40)
@@ -107,10 +158,17 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=2.0, help="per simulator step (the original release: 1 s)"
     )
+    parser.add_argument(
+        "--ray", metavar="ADDRESS", nargs="?", const="local", help="Ray tasks against the local pool instead"
+    )
+    parser.add_argument("--chunk-size", type=int, default=8, help="rollouts per Ray task (with --ray)")
     args = parser.parse_args()
     if not reference_designs():
         sys.exit("benchmark references not found (../shared/benchmarks)")
     jobs = candidate_jobs(args.designs, args.per_reference, args.vectors)
+    if args.ray is not None:
+        ray_throughput(jobs, args)
+        return
     single_name, batched_name = "per-candidate (1 compile + 1 run each)", "batched engine"
     unsafe = "batched engine, no isolation (limits only)"
     routes = {

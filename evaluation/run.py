@@ -90,9 +90,12 @@ def generate(args, prompts: list[str], system: str | None = None) -> list[list[s
     if engine == "vllm":
         from vllm import LLM
 
-        from salv_trl.data.sampling import sample_completions_vllm
+        from salv_trl.data.sampling import model_generation_config, sample_completions_vllm
 
-        return sample_completions_vllm(LLM(model=args.model, seed=args.seed), prompts, **settings)
+        llm = LLM(model=args.model, seed=args.seed)
+        return sample_completions_vllm(
+            llm, prompts, generation_config=model_generation_config(args.model), **settings
+        )
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -1,7 +1,7 @@
 """
-What the training recipes (`recipes/sft.py`, `recipes/dpo.py`) share: their [`RecipeArguments`], loading
-a dataset from anywhere, the download-free tiny assets, the pass-rate callback, and the run's hyperparameters
-saved as JSON beside the weights.
+What the training recipes (`recipes/sft.py`, `recipes/dpo.py`) share: their [`RecipeArguments`], a check
+that `accelerate launch` runs as its config says, loading a dataset from anywhere, the download-free tiny
+assets, the pass-rate callback, and the run's hyperparameters saved as JSON beside the weights.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from datasets import DatasetDict, load_dataset, load_from_disk
-from transformers import Trainer
+from transformers import Trainer, TrainingArguments
 from trl import ScriptArguments
 
 from .data.tasks import FILE_BUILDERS
@@ -134,10 +134,53 @@ def make_tiny_assets(model_dir: str, dataset_dir: str, rows: int, seed: int = 0)
         tokenizer.save_pretrained(model_dir)
 
 
+def check_launch(training_args: TrainingArguments) -> None:
+    """
+    Refuse, before the model loads, an `accelerate launch` that would not run as its config says.
+
+    accelerate (1.x) builds FSDP only on an accelerator (CUDA, XPU, NPU, ...): without one, an FSDP config
+    fails inside accelerate ("no available devices") or, with `fsdp_sync_module_states` and
+    `fsdp_cpu_ram_efficient_loading` off, trains as plain DDP without a word. DeepSpeed runs on CPU (over
+    gloo), but with `use_cpu` accelerate replaces it by plain DDP, and without `use_cpu` and without a
+    `ddp_backend` each process counts itself alone and trains on all the rows.
+
+    Args:
+        training_args ([`~transformers.TrainingArguments`]):
+            The recipe's training arguments; their device set-up (the process group) is made here if it is
+            not yet.
+
+    Raises:
+        `ValueError`: the launch's processes do not see each other, or its config cannot run on this machine.
+    """
+    from accelerate.utils import parse_flag_from_env
+
+    training_args.device  # noqa: B018 (sets up the process group)
+    state = training_args.distributed_state
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if state.num_processes != launched:
+        raise ValueError(
+            f"accelerate launched {launched} processes but each sees {state.num_processes}: on a machine "
+            "without GPUs set `use_cpu: true` (DDP over gloo), or `use_cpu: false` with `ddp_backend: gloo` "
+            "(DeepSpeed)"
+        )
+    if state.default_device.type != "cpu":
+        return
+    if parse_flag_from_env("ACCELERATE_USE_FSDP"):
+        raise ValueError(
+            "FSDP needs an accelerator: accelerate builds it only on CUDA, XPU, NPU, ... devices, and on CPU "
+            "it fails or trains as plain DDP; on CPU use recipes/accelerate_configs/ddp.yaml or zero3.yaml"
+        )
+    if parse_flag_from_env("ACCELERATE_USE_DEEPSPEED") and training_args.use_cpu:
+        raise ValueError(
+            "DeepSpeed on CPU needs `use_cpu: false` and `ddp_backend: gloo`: with use_cpu, accelerate "
+            "trains with plain DDP instead"
+        )
+
+
 def prepare_run(script_args: RecipeArguments, training_args, model_args) -> DatasetDict:
     """
-    The common start of the recipes: make the tiny assets when asked (main process first), pass the model
-    arguments on as `model_init_kwargs`, and load the dataset.
+    The common start of the recipes: check the launch ([`check_launch`]), make the tiny assets when asked
+    (main process first), pass the model arguments on as `model_init_kwargs`, and load the dataset.
 
     Args:
         script_args ([`RecipeArguments`]):
@@ -152,6 +195,7 @@ def prepare_run(script_args: RecipeArguments, training_args, model_args) -> Data
     """
     from accelerate import PartialState
 
+    check_launch(training_args)
     if script_args.make_tiny:
         with PartialState().main_process_first():
             if PartialState().is_main_process:

@@ -1,8 +1,12 @@
-"""Task loading (canonical and seed formats) and `salv-trl sample` with a tiny in-process model."""
+"""Task loading (canonical and seed formats), `salv-trl sample` with a tiny in-process model, and the vLLM
+route's sampling settings."""
 
 from __future__ import annotations
 
 import json
+import sys
+import types
+from dataclasses import fields
 
 import pytest
 from conftest import requires_benchmarks
@@ -10,7 +14,14 @@ from datasets import load_dataset
 
 from salv_trl.cli import main
 from salv_trl.data.hub import build_info, load_config
-from salv_trl.data.sampling import format_prompt, sample_completions
+from salv_trl.data.sampling import (
+    SamplingSettings,
+    format_prompt,
+    model_generation_config,
+    sample_completions,
+    sample_completions_vllm,
+    vllm_sampling_kwargs,
+)
 from salv_trl.data.tasks import load_tasks
 
 REFERENCE = (
@@ -152,3 +163,83 @@ def test_benchmark_layouts_are_task_sets(benchmarks_dir):
     assert len(v2) == 156 and set(v2["top"]) == {"TopModule"} and "RefModule" in v2[0]["reference"]
     with pytest.raises(ValueError, match="--benchmark"):
         load_tasks(benchmarks_dir)
+
+
+# The keyword arguments of vLLM's `SamplingParams`, as its source documents them (vllm/sampling_params.py of
+# vllm-project/vllm, read at commit 00388f6573cc): vLLM does not install on this CPU machine.
+VLLM_SAMPLING_PARAMS = frozenset(
+    "n presence_penalty frequency_penalty repetition_penalty temperature top_p top_k min_p seed stop "
+    "stop_token_ids ignore_eos max_tokens min_tokens logprobs prompt_logprobs prompt_logprob_token_ids "
+    "prompt_logprob_start logprob_token_ids flat_logprobs detokenize skip_special_tokens "
+    "spaces_between_special_tokens include_stop_str_in_output output_kind stream_interval skip_clone "
+    "structured_outputs logit_bias allowed_token_ids extra_args bad_words skip_reading_prefix_cache "
+    "thinking_token_budget repetition_detection routed_experts_prompt_start trace_decode_token_ids".split()
+)
+
+
+def test_sampling_settings_map_one_to_one_to_vllm_sampling_params(tiny_model_dir):
+    from transformers import AutoTokenizer, GenerationConfig
+
+    settings = SamplingSettings(n=5, temperature=0.7, top_p=0.9, max_new_tokens=321, seed=7, batch_size=3)
+    kwargs = vllm_sampling_kwargs(settings, model_generation_config(str(tiny_model_dir)))
+    assert set(kwargs) <= VLLM_SAMPLING_PARAMS
+    # every setting but batch_size (vLLM schedules its own batches) is a SamplingParams field, same value
+    renamed = {"max_new_tokens": "max_tokens"}
+    for field in fields(SamplingSettings):
+        if field.name != "batch_size":
+            assert kwargs[renamed.get(field.name, field.name)] == getattr(settings, field.name), field.name
+    # and what `generate` takes from the tiny model's generation config (none set: transformers' defaults)
+    eos = AutoTokenizer.from_pretrained(tiny_model_dir).eos_token_id
+    taken = ("top_k", "min_p", "repetition_penalty", "min_tokens", "stop_token_ids")
+    assert [kwargs[k] for k in taken] == [50, 0.0, 1.0, 0, [eos]]
+    assert kwargs["skip_special_tokens"] is True  # as `sample_completions` decodes
+    # a generation config like Qwen2.5-Coder-Instruct's: its sampling options carry over
+    qwen_like = GenerationConfig(
+        top_k=20, repetition_penalty=1.05, min_p=0.05, min_new_tokens=2, eos_token_id=[7, 9]
+    )
+    carried = vllm_sampling_kwargs(settings, qwen_like)
+    assert (carried["top_k"], carried["repetition_penalty"], carried["min_p"], carried["min_tokens"]) == (
+        20, 1.05, 0.05, 2
+    )  # fmt: skip
+    assert carried["stop_token_ids"] == [7, 9]
+    # greedy: one completion asked of vLLM (it refuses n > 1 when greedy), repeated by the route
+    assert vllm_sampling_kwargs(SamplingSettings(n=5, temperature=0.0))["n"] == 1
+    with pytest.raises(ValueError, match="typical_p"):
+        vllm_sampling_kwargs(settings, GenerationConfig(typical_p=0.9))
+
+
+def test_vllm_route_builds_its_params_and_repeats_a_greedy_completion(tiny_model_dir, monkeypatch):
+    """`sample_completions_vllm` against a stand-in for vLLM that keeps vLLM's own checks on the arguments
+    (only documented fields; n must be 1 when greedy) and records what it is given."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+
+    class SamplingParams:
+        def __init__(self, **kwargs):
+            assert set(kwargs) <= VLLM_SAMPLING_PARAMS, set(kwargs) - VLLM_SAMPLING_PARAMS
+            if kwargs["temperature"] == 0 and kwargs["n"] > 1:
+                raise ValueError("n must be 1 when using greedy sampling")
+            self.__dict__.update(kwargs)
+
+    class LLM:
+        def get_tokenizer(self):
+            return tokenizer
+
+        def generate(self, requests, params, use_tqdm):
+            self.requests, self.params = requests, params
+            return [
+                types.SimpleNamespace(
+                    outputs=[types.SimpleNamespace(text=f"{i}.{j}") for j in range(params.n)]
+                )
+                for i in range(len(requests))
+            ]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=SamplingParams))
+    llm = LLM()
+    assert sample_completions_vllm(llm, ["a", "b"], n=3, temperature=0.0) == [["0.0"] * 3, ["1.0"] * 3]
+    assert sample_completions_vllm(llm, ["a"], n=3, max_new_tokens=9) == [["0.0", "0.1", "0.2"]]
+    assert (llm.params.n, llm.params.max_tokens, llm.params.top_p) == (3, 9, 0.95)
+    # token ids of the chat-templated prompt, as the transformers route tokenizes it
+    expected = tokenizer(format_prompt(tokenizer, "a"), add_special_tokens=False)["input_ids"]
+    assert llm.requests == [{"prompt_token_ids": expected}]

@@ -1,7 +1,17 @@
 """End to end on benchmark references: single-output mutants wrapped as model completions → verify → slice →
-pairs; and the verify stage on a local Ray instance."""
+pairs; and the verify stage on a local Ray instance and on a Ray cluster that loses a worker node."""
 
 from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
 import pytest
 from conftest import reference_designs, requires_benchmarks
@@ -199,6 +209,117 @@ def test_verify_stage_on_local_ray(tmp_path):
     ]
     assert "assign c" not in "".join(pair["rejected"][s:e] for s, e in pair["rejected_spans"])
     assert build_info(tmp_path)["verify"]["backend"] == "ray"
+
+
+# Ray rewrites 127.0.0.1 and localhost to the machine's network address; other loopback addresses stay.
+LOOPBACK = "127.0.0.2"
+
+
+def _session(leader: int) -> list:
+    """The processes of the session that `leader` started (Ray's workers leave its process group, not it)."""
+    import psutil
+
+    found = []
+    for process in psutil.process_iter(["cmdline"]):  # read now: `info` stays valid after the process ends
+        try:
+            if os.getsid(process.pid) == leader:
+                found.append(process)
+        except (ProcessLookupError, psutil.Error):
+            pass
+    return found
+
+
+def _kill_session(leader: int) -> None:
+    import psutil
+
+    for process in _session(leader):
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+
+
+def _ray_start(options: list[str], log: Path, env: dict) -> subprocess.Popen:
+    """`ray start --block` in a session of its own, once it says the node runs."""
+    node = subprocess.Popen(
+        [sys.executable, "-m", "ray.scripts.scripts", "start", "--block", "--node-ip-address", LOOPBACK,
+         "--num-cpus", "1", "--disable-usage-stats", *options],
+        stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while "Ray runtime started" not in log.read_text():
+        if node.poll() is not None or time.monotonic() > deadline:
+            _kill_session(node.pid)
+            raise AssertionError(f"ray start did not start a node:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return node
+
+
+@pytest.fixture
+def ray_cluster(tmp_path):
+    """A head and a worker node (one CPU each) on a loopback address, with token authentication; every process
+    of both is killed at the end, whatever the test did. Yields the address, the environment that reaches the
+    cluster, and the worker node's `ray start` process."""
+    pytest.importorskip("ray", reason="the Ray route needs Ray (pip install 'salv-trl[ray]')")
+    with socket.socket() as free:
+        free.bind((LOOPBACK, 0))
+        port = free.getsockname()[1]
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # Ray's socket paths must stay short
+    nodes = []
+    try:
+        nodes.append(
+            _ray_start(
+                ["--head", "--port", str(port), "--include-dashboard", "false", "--temp-dir", temp],
+                tmp_path / "head.log",
+                env,
+            )
+        )
+        nodes.append(_ray_start(["--address", f"{LOOPBACK}:{port}"], tmp_path / "worker.log", env))
+        yield f"{LOOPBACK}:{port}", env, nodes[1]
+    finally:
+        for node in nodes:
+            _kill_session(node.pid)
+            node.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.mark.slow  # a Ray cluster starts
+def test_verify_on_a_ray_cluster_survives_losing_a_worker_node(ray_cluster, tmp_path):
+    """`salv-trl verify --dataset ... --ray ADDRESS` against a head and a worker node; the worker node is
+    killed (every process of it, SIGKILL) while it judges a chunk. Ray runs the lost chunk again on the head,
+    and the rollouts end with the verdicts and slices of the local run, none lost or duplicated."""
+    address, env, worker = ray_cluster
+    completions = [
+        _wrap([M, M.replace("a + b", "a - b"), M.replace("a < b", "a > b")][i % 3], i) if i % 4 else "no code"
+        for i in range(12)
+    ]
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    _small_folder(local, completions)
+    _small_folder(remote, completions)
+    options = ["--vectors", "100", "--no-progress"]
+    assert main(["verify", "--dataset", str(local), "--workers", "1", *options]) == 0
+
+    log = tmp_path / "verify.log"
+    command = [sys.executable, "-m", "salv_trl.cli", "verify", "--dataset", str(remote), "--ray", address,
+               "--chunk-size", "2", *options]  # fmt: skip
+    run = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        # a Ray worker process runs a task as `ray::<function>`
+        while not any(p.cmdline()[:1] == ["ray::_judge_chunk"] for p in _session(worker.pid)):
+            assert run.poll() is None, (
+                f"the run ended before the worker node judged a chunk:\n{log.read_text()}"
+            )
+            assert time.monotonic() < deadline, "the worker node judged no chunk in 120 s"
+            time.sleep(0.05)
+        _kill_session(worker.pid)
+        assert run.wait(timeout=300) == 0, log.read_text()[-3000:]
+    finally:
+        run.kill()
+    assert "will be retried" in log.read_text()  # Ray's word that the worker's chunk was lost and run again
+    assert load_config(remote, "rollouts").to_list() == load_config(local, "rollouts").to_list()
+    assert build_info(remote)["verify"]["backend"] == "ray"
 
 
 @requires_benchmarks

@@ -75,7 +75,7 @@ def _transformers_generate(args: argparse.Namespace, settings: SamplingSettings)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.sampling import PromptFormat, sample_completions_vllm
+    from ..data.sampling import PromptFormat, model_generation_config, sample_completions_vllm
     from ..data.stages import sample_stage, save_tasks
     from ..data.tasks import load_tasks
 
@@ -96,7 +96,13 @@ def run(args: argparse.Namespace) -> int:
         tokenizer = llm.get_tokenizer()
         # vLLM schedules its own batches
         vllm_settings = {k: v for k, v in settings.to_dict().items() if k != "batch_size"}
-        generate = partial(sample_completions_vllm, llm, system=args.system, **vllm_settings)
+        generate = partial(
+            sample_completions_vllm,
+            llm,
+            system=args.system,
+            generation_config=model_generation_config(args.model),
+            **vllm_settings,
+        )
     else:
         tokenizer, generate = _transformers_generate(args, settings)
     info = {

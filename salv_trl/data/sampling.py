@@ -20,10 +20,12 @@ __all__ = [
     "PromptFormat",
     "SamplingSettings",
     "format_prompt",
+    "model_generation_config",
     "rollout_key",
     "sample_completions",
     "sample_completions_vllm",
     "sample_rollouts",
+    "vllm_sampling_kwargs",
 ]
 
 
@@ -188,6 +190,80 @@ def sample_completions(
     return results
 
 
+# Sampling settings a generation config can carry that transformers' `generate` applies and vLLM has no
+# counterpart for, with their neutral values: a config that sets one would sample differently in vLLM.
+_NO_VLLM_COUNTERPART = {
+    "typical_p": 1.0,
+    "epsilon_cutoff": 0.0,
+    "eta_cutoff": 0.0,
+    "no_repeat_ngram_size": 0,
+    "encoder_repetition_penalty": 1.0,
+    "num_beams": 1,
+    "bad_words_ids": None,
+    "sequence_bias": None,
+    "suppress_tokens": None,
+    "begin_suppress_tokens": None,
+}
+
+
+def model_generation_config(model: str):
+    """The generation config `generate` uses for `model` (a Hub id or a folder): its `generation_config.json`,
+    else the one transformers derives from its config. Pass it to [`sample_completions_vllm`]."""
+    from transformers import AutoConfig, GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(model)
+    except OSError:
+        return GenerationConfig.from_model_config(AutoConfig.from_pretrained(model))
+
+
+def vllm_sampling_kwargs(settings: SamplingSettings, generation_config=None) -> dict[str, Any]:
+    """The keyword arguments of vLLM's `SamplingParams` that sample as [`sample_completions`] does.
+
+    One to one: `n`, `temperature`, `top_p`, `max_new_tokens` → `max_tokens` and `seed` from `settings`
+    (`batch_size` has none: vLLM schedules its own batches), and what `generate` takes from the model's
+    generation config: `top_k` (transformers' default 50 when unset), `min_p`, `repetition_penalty`,
+    `min_new_tokens` → `min_tokens`, and its EOS ids → `stop_token_ids`. Completions are decoded without
+    special tokens in both. Greedy decoding (`temperature` 0) asks vLLM for one completion, which the caller
+    repeats `n` times, as `sample_completions` does (vLLM refuses `n > 1` when greedy).
+
+    Args:
+        settings ([`SamplingSettings`]): The sampling settings.
+        generation_config (`transformers.GenerationConfig`, *optional*): The model's generation config
+            ([`model_generation_config`]); transformers' defaults when not given.
+
+    Returns:
+        `dict[str, Any]`: `SamplingParams(**kwargs)` keyword arguments.
+
+    Raises:
+        `ValueError`: the generation config sets a sampling option vLLM cannot apply (e.g. `typical_p`).
+    """
+    from transformers import GenerationConfig
+
+    config = generation_config or GenerationConfig()
+    unmatched = [
+        name
+        for name, neutral in _NO_VLLM_COUNTERPART.items()
+        if getattr(config, name, None) not in (None, neutral)
+    ]
+    if unmatched:
+        raise ValueError(f"vLLM cannot sample with the model's generation config: {', '.join(unmatched)} set")
+    eos = config.eos_token_id
+    return {
+        "n": settings.n if settings.temperature > 0 else 1,
+        "temperature": settings.temperature,
+        "top_p": settings.top_p,
+        "top_k": 50 if config.top_k is None else config.top_k,  # 0 turns it off in both
+        "min_p": config.min_p or 0.0,
+        "repetition_penalty": config.repetition_penalty or 1.0,
+        "max_tokens": settings.max_new_tokens,
+        "min_tokens": config.min_new_tokens or 0,
+        "seed": settings.seed,
+        "stop_token_ids": [] if eos is None else [eos] if isinstance(eos, int) else list(eos),
+        "skip_special_tokens": True,
+    }
+
+
 def sample_completions_vllm(
     llm,
     prompts: Sequence[str],
@@ -197,16 +273,21 @@ def sample_completions_vllm(
     max_new_tokens: int = 2048,
     seed: int = 0,
     system: str | None = None,
+    generation_config=None,
 ) -> list[list[str]]:
-    """[`sample_completions`] with vLLM (extra `vllm`): same prompt formatting and token ids, same output.
+    """[`sample_completions`] with vLLM (extra `vllm`): same prompt formatting and token ids, same sampling
+    settings ([`vllm_sampling_kwargs`]), same output.
 
     Args:
         llm (`vllm.LLM`): The engine, built once by the caller (e.g. `LLM(model=name, seed=seed)`).
         prompts, n, temperature, top_p, max_new_tokens, seed, system: as in [`sample_completions`].
+        generation_config (`transformers.GenerationConfig`, *optional*): The model's generation config
+            ([`model_generation_config`]), whose sampling options `generate` applies too.
     """
     from vllm import SamplingParams
 
-    params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens, seed=seed)
+    settings = SamplingSettings(n, temperature, top_p, max_new_tokens, seed)
+    params = SamplingParams(**vllm_sampling_kwargs(settings, generation_config))
     tokenizer = llm.get_tokenizer()
     prompt_format = PromptFormat.of(tokenizer, system)
     # Token ids, not text: vLLM would add the tokenizer's special tokens to a rendered chat template again.
@@ -215,7 +296,8 @@ def sample_completions_vllm(
         add_special_tokens=not prompt_format.chat_template,
     )["input_ids"]
     outputs = llm.generate([{"prompt_token_ids": i} for i in ids], params, use_tqdm=False)
-    return [[choice.text for choice in output.outputs] for output in outputs]
+    # greedy: one completion per prompt, repeated
+    return [[choice.text for choice in output.outputs] * (n // params.n) for output in outputs]
 
 
 def rollout_key(row: dict) -> tuple[str, int]:

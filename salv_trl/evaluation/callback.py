@@ -110,11 +110,13 @@ class PassRateCallback(TrainerCallback):
         workers (`int`, *optional*):
             Parallel simulation sandboxes (default: the CPU count).
 
-    Each process decodes its share of the problems (DDP and DeepSpeed; FSDP is refused, its sharded forward
-    passes would have to run in lockstep across processes); the main process simulates them. Simulating
-    model-written Verilog needs Icarus Verilog and the `SALV_TRL_ALLOW_CODE_EXECUTION=1` opt-in: without
-    them the callback refuses to be created, before any training step. A measurement in which no problem is
-    scorable (every reference fails its own harness) is an error on every process.
+    Each process decodes its share of the problems and the main process simulates them (DDP, and DeepSpeed
+    ZeRO-3 through its gathered parameters: both with 2 processes in tests/test_recipes.py). FSDP is refused:
+    every forward pass of a wrapped layer gathers its shards from all processes, so the processes would have
+    to decode in lockstep, which greedy decoding of different problems (different lengths) does not.
+    Simulating model-written Verilog needs Icarus Verilog and the `SALV_TRL_ALLOW_CODE_EXECUTION=1` opt-in:
+    without them the callback refuses to be created, before any training step. A measurement in which no
+    problem is scorable (every reference fails its own harness) is an error on every process.
     """
 
     def __init__(
