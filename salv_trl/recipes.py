@@ -16,7 +16,7 @@ from datasets import DatasetDict, load_dataset, load_from_disk
 from transformers import Trainer
 from trl import ScriptArguments
 
-from .data.tasks import FILE_BUILDERS
+from .data.hub import FILE_BUILDERS, local_or_hub
 from .model_card import training_hyperparameters
 
 #: Written by [`save_training_hyperparameters`] in the output folder.
@@ -93,7 +93,9 @@ def load_any_dataset(name: str, config: str | None = None, streaming: bool = Fal
     Returns:
         [`~datasets.DatasetDict`]: splits by name.
     """
-    path = Path(name)
+    path = local_or_hub(name)  # a missing local path fails here, not after Hub retries
+    if isinstance(path, str):
+        return load_dataset(name, name=config, streaming=streaming)
     if path.is_dir() and any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json")):
         dataset = load_from_disk(str(path))
         return dataset if isinstance(dataset, DatasetDict) else DatasetDict(train=dataset)

@@ -31,6 +31,7 @@ def _rollout(index, status, signals=None, slices=None, completion=None, task="t"
             {"signal": "z", "spans": [[0, 5], [20, 30]], "core_spans": [[20, 30]]},
         ],
         "slice_error": None,
+        "verify_settings": None,
     }
 
 
