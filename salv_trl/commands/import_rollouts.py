@@ -40,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..data.hub import load_rows
+    from ..data.hub import load_rows, local_or_hub
     from ..data.importing import import_rollouts
     from ..data.tasks import load_tasks
 
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("give the tasks: --tasks SOURCE, or --benchmark NAME --data-dir DIR")
     if (args.benchmark is None) != (args.data_dir is None):
         raise ValueError("--benchmark and --data-dir go together")
+    for source in (args.completions, args.tasks or args.data_dir):  # a typo fails before any loading
+        local_or_hub(source)
     tasks = load_tasks(args.data_dir, benchmark=args.benchmark) if args.benchmark else load_tasks(args.tasks)
     completions = load_rows(args.completions, folder_config="rollouts", split=args.split)
     report = import_rollouts(
