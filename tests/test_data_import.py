@@ -340,7 +340,9 @@ def test_missing_local_paths_fail_at_once_without_the_hub(tmp_path, tasks_file, 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "data").mkdir()
     commands = [
-        ["verify", "--dataset", "data/salvv"],  # a typo of a local folder, though shaped like owner/name
+        ["verify", "--dataset", "data/salvv"],
+        # a typo of a local folder (`data` is here), though shaped like a Hub id, owner/name
+        ["import", "data/answers", "--tasks", tasks_file, "--output", "out"],
         ["pairs", str(tmp_path / "missing")],
         ["import", "answers.jsonl", "--tasks", tasks_file, "--output", "out"],
         ["import", tasks_file, "--tasks", "./tasks-typo", "--output", "out"],

@@ -93,6 +93,21 @@ def test_module_mode_ablation():
     assert all(p["rejected_spans"] == [[0, len(p["rejected"])]] for p in pairs)
 
 
+def test_not_simulated_samples_are_rejected_against_fully_correct_ones_only_when_asked():
+    default = build_pairs(ROLLOUTS)
+    asked = build_pairs(ROLLOUTS, PairOptions(not_simulated_pairs=True))
+    extra = [p for p in asked if p not in default]
+    # the compile error (3) and the timeout (4) against the fully correct 0, over whole sequences
+    assert sorted(_key(p) for p in extra) == [
+        ("0", "3", (), "not_simulated"),
+        ("0", "4", (), "not_simulated"),
+    ]
+    assert all(p["rejected_spans"] == [[0, len(p["rejected"])]] for p in extra)
+    assert "not_simulated" not in {p["kind"] for p in default}  # the paper's default: no such pairs
+    # without a fully correct sample, nothing is rejected whole
+    assert {p["kind"] for p in build_pairs(ROLLOUTS[1:], PairOptions(not_simulated_pairs=True))} == {"signal"}
+
+
 def test_duplicates_max_pairs_and_tasks():
     duplicate = {**ROLLOUTS[1], "sample_index": 9}
     other_task = [{**r, "task_id": "u"} for r in ROLLOUTS[:3]]

@@ -103,7 +103,7 @@ def local_or_hub(source: str | os.PathLike) -> Path | str:
     >>> local_or_hub("./no/such/folder")
     Traceback (most recent call last):
     ...
-    ValueError: ./no/such/folder: no such file or folder (and not a Hub dataset id, owner/name)
+    ValueError: ./no/such/folder not found: no such file or folder (and not a Hub dataset id, owner/name)
 
     ```
 
@@ -120,7 +120,7 @@ def local_or_hub(source: str | os.PathLike) -> Path | str:
         and not Path(text.split("/")[0]).is_dir()
     ):
         return text
-    raise ValueError(f"{source}: no such file or folder (and not a Hub dataset id, owner/name)")
+    raise ValueError(f"{source} not found: no such file or folder (and not a Hub dataset id, owner/name)")
 
 
 def load_config(source: str | os.PathLike, config: str, split: str = _SPLIT) -> Dataset:
