@@ -85,11 +85,12 @@ def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
 def test_import_from_every_source_format(tmp_path, tasks_file, capsys, monkeypatch):
     records = rows()
     plain = tmp_path / "plain"
-    code, out, _ = run_cli(
+    code, out, err = run_cli(
         capsys, "import", write_jsonl(tmp_path / "c.jsonl", records), "--tasks", tasks_file,
         "--output", str(plain), "--model", "some/api-model", "--no-progress",
     )  # fmt: skip
     assert code == 0 and f"{len(records)} rollouts of 2 tasks (plain format)" in out
+    assert "1 tasks of the task set have no completion (left out)" in err
     rollouts = load_config(plain, "rollouts")
     assert rollouts.features == ROLLOUT_FEATURES
     assert [(r["task_id"], r["sample_index"]) for r in rollouts] == [
@@ -354,6 +355,8 @@ def test_missing_local_paths_fail_at_once_without_the_hub(tmp_path, tasks_file, 
         assert code == 2 and "no such" in err, (argv, err)
         assert time.monotonic() - start < 1, argv
     assert hub.local_or_hub("you/verilog-answers") == "you/verilog-answers"  # only this shape goes to the Hub
+    code, _, err = run_cli(capsys, "verify", "--dataset", tasks_file)  # completions not imported yet
+    assert code == 2 and f"salv-trl import {tasks_file} --tasks TASKS --output FOLDER" in err
 
 
 def test_no_progress_hides_every_bar_and_a_bar_prints_100_once(tmp_path, tasks_file, capsys):

@@ -48,12 +48,14 @@ __all__ = [
     "FILE_BUILDERS",
     "build_info",
     "config_file",
+    "file_builder",
     "load_config",
     "load_rows",
     "local_or_hub",
     "push_to_hub",
     "render_card",
     "save_config",
+    "saved_to_disk",
     "update_build_info",
     "write_card",
 ]
@@ -136,6 +138,23 @@ def load_config(source: str | os.PathLike, config: str, split: str = _SPLIT) -> 
     return Dataset(pq.read_table(path))
 
 
+def file_builder(path: Path) -> str:
+    """The `datasets` builder that reads the data file at `path` ([`FILE_BUILDERS`], by its suffix).
+
+    Raises:
+        ValueError: the suffix is not one of a data file.
+    """
+    builder = FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise ValueError(f"{path}: unknown data file type (expected one of {', '.join(FILE_BUILDERS)})")
+    return builder
+
+
+def saved_to_disk(path: Path) -> bool:
+    """Whether `path` is a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
+    return any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json"))
+
+
 def load_rows(
     source: str | os.PathLike,
     *,
@@ -157,13 +176,10 @@ def load_rows(
     if isinstance(location, str):
         return load_dataset(location, config, split=split)
     if location.is_file():
-        builder = FILE_BUILDERS.get(location.suffix.lower())
-        if builder is None:
-            raise ValueError(f"unsupported data file {location} (use {', '.join(FILE_BUILDERS)})")
-        return load_dataset(builder, data_files=str(location), split="train")
+        return load_dataset(file_builder(location), data_files=str(location), split="train")
     if folder_config is not None and config_file(location, folder_config).is_file():
         return load_config(location, folder_config)
-    if any((location / marker).is_file() for marker in ("dataset_dict.json", "state.json")):
+    if saved_to_disk(location):
         saved = load_from_disk(str(location))
         return saved[split] if isinstance(saved, DatasetDict) else saved
     return load_dataset(str(location), config, split=split)

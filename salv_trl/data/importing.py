@@ -70,7 +70,8 @@ class ImportReport:
         }
 
     def messages(self) -> list[str]:
-        """One line per reason rows were skipped, with a count and examples."""
+        """One line per reason rows were skipped, with a count and examples, and the tasks left without
+        completions."""
         lines = []
         if self.unknown_tasks:
             names = ", ".join(list(self.unknown_tasks)[:_SHOWN])
@@ -83,6 +84,8 @@ class ImportReport:
             lines.append(f"skipped {len(self.empty)} empty completions (rows {rows})")
         if self.duplicates:
             lines.append(f"skipped {self.duplicates} duplicate rows (a repeat of an earlier row)")
+        if self.tasks_without_rollouts:
+            lines.append(f"{self.tasks_without_rollouts} tasks of the task set have no completion (left out)")
         return lines
 
 
@@ -134,47 +137,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def import_rollouts(
-    completions: Dataset,
-    tasks: Dataset,
-    folder: str | os.PathLike,
-    *,
-    source: str,
-    tasks_source: str,
-    model: str | None = None,
-) -> ImportReport:
-    """Write completions made elsewhere as the `tasks` and `rollouts` configs of a dataset folder.
-
-    Rows of unknown tasks, empty completions and repeats of an earlier row are skipped and counted in the
-    report. Importing the same rows again changes nothing (verdicts already made stay).
-
-    Args:
-        completions (`datasets.Dataset`): Rows with `task_id`, `completion` (text or messages) and optionally
-            `prompt` (text or messages) and `sample_index`.
-        tasks (`datasets.Dataset`): The task set ([`salv_trl.data.tasks.load_tasks`]).
-        folder (`str` or `Path`): Dataset folder to write.
-        source (`str`): Where the completions came from (a path or a Hub id), for the card.
-        tasks_source (`str`): Where the tasks came from, for the card.
-        model (`str`, *optional*): The model that wrote the completions, for the card.
-
-    Returns:
-        [`ImportReport`]: rows read, imported and skipped.
-
-    Raises:
-        ValueError: a required column is missing, a row is malformed, a `(task_id, sample_index)` repeats
-            with another completion, no row is left to import, or `folder` holds other rollouts already.
-    """
-    missing = [c for c in ("task_id", "completion") if c not in completions.column_names]
-    if missing:
-        raise ValueError(
-            f"the completions lack column(s) {', '.join(missing)}; expected task_id, completion (text or "
-            f"messages)[, prompt, sample_index] (columns found: {', '.join(completions.column_names)})"
-        )
-    task_rows = {t["task_id"]: t for t in tasks.to_list()}
-    rows = completions.to_list()
-    report = ImportReport(rows=len(rows))
-    report.chat = any(isinstance(row["completion"], list) for row in rows)
-    indexed = "sample_index" in completions.column_names
+def _collect(
+    rows: list[dict], task_rows: dict[str, dict], indexed: bool, report: ImportReport
+) -> tuple[list[dict], str | None]:
+    """The rollout rows to write, in task then sample order as `sample` writes them, and the one system
+    message of their prompts; skipped rows are counted in `report`."""
     kept: dict[tuple, dict] = {}  # (task_id, sample_index) or, without sample indices, the row's content
     systems: set[str | None] = set()
     for index, row in enumerate(rows):
@@ -218,13 +185,56 @@ def import_rollouts(
     for rollout in kept.values():
         by_task.setdefault(rollout["task_id"], []).append(rollout)
     ordered = []
-    for task_id in task_rows:  # task order, then sample order, as `sample` writes them
+    for task_id in task_rows:
         group = by_task.get(task_id, [])
         if not indexed:
             group = [{**rollout, "sample_index": i} for i, rollout in enumerate(group)]
         ordered += sorted(group, key=lambda r: r["sample_index"])
     report.imported, report.tasks = len(ordered), len(by_task)
     report.tasks_without_rollouts = len(task_rows) - len(by_task)
+    return ordered, systems.pop()
+
+
+def import_rollouts(
+    completions: Dataset,
+    tasks: Dataset,
+    folder: str | os.PathLike,
+    *,
+    source: str,
+    tasks_source: str,
+    model: str | None = None,
+) -> ImportReport:
+    """Write completions made elsewhere as the `tasks` and `rollouts` configs of a dataset folder.
+
+    Rows of unknown tasks, empty completions and repeats of an earlier row are skipped and counted in the
+    report. Importing the same rows again changes nothing (verdicts already made stay).
+
+    Args:
+        completions (`datasets.Dataset`): Rows with `task_id`, `completion` (text or messages) and optionally
+            `prompt` (text or messages) and `sample_index`.
+        tasks (`datasets.Dataset`): The task set ([`salv_trl.data.tasks.load_tasks`]).
+        folder (`str` or `Path`): Dataset folder to write.
+        source (`str`): Where the completions came from (a path or a Hub id), for the card.
+        tasks_source (`str`): Where the tasks came from, for the card.
+        model (`str`, *optional*): The model that wrote the completions, for the card.
+
+    Returns:
+        [`ImportReport`]: rows read, imported and skipped.
+
+    Raises:
+        ValueError: a required column is missing, a row is malformed, a `(task_id, sample_index)` repeats
+            with another completion, no row is left to import, or `folder` holds other rollouts already.
+    """
+    missing = [c for c in ("task_id", "completion") if c not in completions.column_names]
+    if missing:
+        raise ValueError(
+            f"the completions lack column(s) {', '.join(missing)}; expected task_id, completion (text or "
+            f"messages)[, prompt, sample_index] (columns found: {', '.join(completions.column_names)})"
+        )
+    task_rows = {t["task_id"]: t for t in tasks.to_list()}
+    rows = completions.to_list()
+    report = ImportReport(rows=len(rows), chat=any(isinstance(row["completion"], list) for row in rows))
+    ordered, system = _collect(rows, task_rows, "sample_index" in completions.column_names, report)
     dataset = Dataset.from_list(ordered, features=ROLLOUT_FEATURES)
 
     folder = Path(folder)
@@ -233,12 +243,13 @@ def import_rollouts(
         if existing.to_list() == dataset.to_list():
             return report  # imported before: the rows, and any verdicts made since, stay
         raise ValueError(f"{folder} already holds other rollouts: import into a new folder")
-    used = [i for i, task_id in enumerate(task_rows) if task_id in by_task]
+    imported_tasks = {r["task_id"] for r in ordered}
+    used = [i for i, task_id in enumerate(task_rows) if task_id in imported_tasks]
     save_tasks(tasks.select(used), folder, source=tasks_source)
     info: dict[str, Any] = {
         "source": source,
         "format": "chat" if report.chat else "plain",
-        "prompt_format": PromptFormat(report.chat, next(iter(systems))).to_dict(),
+        "prompt_format": PromptFormat(report.chat, system).to_dict(),
         "rows_read": report.rows,
         "skipped": report.skipped(),
     }

@@ -54,6 +54,11 @@ def dataset_folder(folder: str | os.PathLike) -> Path:
         ValueError: there is no such folder (a typo is reported at once, never looked up on the Hub).
     """
     path = Path(folder)
+    if path.is_file():
+        raise ValueError(
+            f"{folder} is a file, not a dataset folder: make one with "
+            f"`salv-trl import {folder} --tasks TASKS --output FOLDER`"
+        )
     if not path.is_dir():
         raise ValueError(f"{folder}: no such dataset folder")
     return path
@@ -184,7 +189,11 @@ def verify_stage(
     stored = verdict_settings(rows, build_info(folder).get("verify"))
     if all(s == settings for s in stored):
         return rollouts  # already verified with these settings
-    others = Counter(s.describe() for s in stored if s is not None and s != settings)
+    others = Counter(
+        s.describe() if s else "settings not recorded"
+        for row, s in zip(rows, stored, strict=True)
+        if row.get("verdict") is not None and s != settings
+    )
     for described, count in others.items():
         logger.warning(
             "%d rollouts of %s were verified with other settings (%s): verifying them again with %s",
