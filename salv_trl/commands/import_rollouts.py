@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "completions",
         help="completions: a .jsonl/.json/.parquet/.csv file, a dataset folder, or a Hub dataset id",
     )
-    tasks = parser.add_argument_group("tasks (one of)")
+    tasks = parser.add_argument_group("tasks: --tasks SOURCE, or --benchmark NAME --data-dir DIR")
     tasks.add_argument("--tasks", help="task file, salv-trl dataset folder, or Hub dataset id")
     tasks.add_argument("--benchmark", help="benchmark name (e.g. rtllm-v1.1), read from --data-dir")
     tasks.add_argument("--data-dir", help="the benchmark checkout, in its original layout")
