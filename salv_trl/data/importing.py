@@ -13,7 +13,8 @@ A completion row has `task_id` and `completion`, optionally `prompt` and `sample
   prompt format, and `pairs` writes conversational rows whose spans index the assistant message.
 
 Without `prompt`, the task's prompt is the rollout's prompt; without `sample_index`, rows are numbered per
-task in the order they come.
+task in the order they come, and a row that repeats an earlier one exactly (same task, prompt and completion)
+cannot be told from a copy: it is counted as a duplicate and kept once.
 """
 
 from __future__ import annotations
