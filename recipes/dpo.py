@@ -38,6 +38,8 @@ def main(script_args: RecipeArguments, training_args: SignalAwareDPOConfig, mode
         peft_config=get_peft_config(model_args),
     )
     add_pass_rate_callback(trainer, script_args)
+    for name, stats in trainer.signal_span_stats.items():  # what max_length takes away, before training
+        trainer.accelerator.print(f"Signal spans of the {name} dataset: {stats.describe()}")
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model(training_args.output_dir)
     trainer.save_state()  # trainer_state.json: the log history (learning curves) beside the weights

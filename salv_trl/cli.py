@@ -1,7 +1,8 @@
 """`salv-trl <verb>`: the command-line face of the library.
 
-Each verb lives in `salv_trl/commands/<verb>.py` and exposes `add_arguments(parser)` and `run(args) -> int`.
-Verbs are imported only when called, so `salv-trl slice` never pays for torch.
+Each verb lives in `salv_trl/commands/<verb>.py` (or the module `MODULES` names) and exposes
+`add_arguments(parser)` and `run(args) -> int`. Verbs are imported only when called, so `salv-trl slice` never
+pays for torch.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ VERBS: dict[str, str] = {
     "slice": "Print each output's backward dependency slice of a Verilog module.",
     "verify": "Judge candidate modules against a reference, output signal by output signal.",
     "sample": "Sample N completions per task with a causal LM.",
+    "import": "Import completions made elsewhere as rollouts, joined to their tasks.",
     "pairs": "Build signal-aware preference pairs from verified rollouts.",
 }
+#: Verbs whose module is not named after them (`import` is a Python keyword).
+MODULES = {"import": "import_rollouts"}
 
 
 def _command(verb: str):
-    return importlib.import_module(f"salv_trl.commands.{verb}")
+    return importlib.import_module(f"salv_trl.commands.{MODULES.get(verb, verb)}")
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
@@ -36,6 +40,10 @@ def build_parser(argv: list[str]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser(argv).parse_args(argv)
+    if getattr(args, "no_progress", False):
+        from .commands._dataset_options import hide_progress
+
+        hide_progress()
     try:
         return _command(args.verb).run(args)
     except (ValueError, OSError) as error:  # bad input: a clear message, never a stack trace

@@ -16,7 +16,7 @@ from datasets import DatasetDict, load_dataset, load_from_disk
 from transformers import Trainer, TrainingArguments
 from trl import ScriptArguments
 
-from .data.tasks import FILE_BUILDERS
+from .data.hub import file_builder, local_or_hub, saved_to_disk
 from .model_card import training_hyperparameters
 
 #: Written by [`save_training_hyperparameters`] in the output folder.
@@ -93,15 +93,14 @@ def load_any_dataset(name: str, config: str | None = None, streaming: bool = Fal
     Returns:
         [`~datasets.DatasetDict`]: splits by name.
     """
-    path = Path(name)
-    if path.is_dir() and any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json")):
+    path = local_or_hub(name)  # a missing local path fails here, not after Hub retries
+    if isinstance(path, str):
+        return load_dataset(name, name=config, streaming=streaming)
+    if path.is_dir() and saved_to_disk(path):
         dataset = load_from_disk(str(path))
         return dataset if isinstance(dataset, DatasetDict) else DatasetDict(train=dataset)
     if path.is_file():
-        builder = FILE_BUILDERS.get(path.suffix)
-        if builder is None:
-            raise ValueError(f"{name}: unknown data file type (expected one of {sorted(FILE_BUILDERS)})")
-        return load_dataset(builder, data_files={"train": str(path)}, streaming=streaming)
+        return load_dataset(file_builder(path), data_files={"train": str(path)}, streaming=streaming)
     return load_dataset(name, name=config, streaming=streaming)
 
 

@@ -49,6 +49,7 @@ def _rollout(index, status, correct=None, completion=None):
         if status == "ok"
         else [],
         "slice_error": None,
+        "verify_settings": '{"seed": 3, "simulator": "icarus", "timeout": 10.0, "vectors": 500}',
     }
 
 
@@ -121,6 +122,8 @@ def test_card_is_generated_from_the_data_and_validates(folder):
     assert "| signal | 1 |" in text and "| no_code | 1 |" in text
     assert "characters masked in" in text and "chosen 25.0%" in text
     assert "Output signals judged: 4 (3 correct, 1 wrong)" in text
+    # the settings the stored verdicts were made with, read from the rows (not from the last run's record)
+    assert "Verdicts made with: vectors 500, seed 3, simulator icarus, timeout 10.0 (4 rollouts)." in text
 
 
 def test_push_to_hub_uploads_configs_then_card(folder, tmp_path, monkeypatch):

@@ -31,6 +31,7 @@ def _rollout(index, status, signals=None, slices=None, completion=None, task="t"
             {"signal": "z", "spans": [[0, 5], [20, 30]], "core_spans": [[20, 30]]},
         ],
         "slice_error": None,
+        "verify_settings": None,
     }
 
 
@@ -90,6 +91,21 @@ def test_module_mode_ablation():
     assert sorted(p["rejected"].split()[1] for p in pairs) == ["1", "2", "3", "4", "cannot"]
     assert all(p["kind"] == "module" and p["chosen"] == ROLLOUTS[0]["completion"] for p in pairs)
     assert all(p["rejected_spans"] == [[0, len(p["rejected"])]] for p in pairs)
+
+
+def test_not_simulated_samples_are_rejected_against_fully_correct_ones_only_when_asked():
+    default = build_pairs(ROLLOUTS)
+    asked = build_pairs(ROLLOUTS, PairOptions(not_simulated_pairs=True))
+    extra = [p for p in asked if p not in default]
+    # the compile error (3) and the timeout (4) against the fully correct 0, over whole sequences
+    assert sorted(_key(p) for p in extra) == [
+        ("0", "3", (), "not_simulated"),
+        ("0", "4", (), "not_simulated"),
+    ]
+    assert all(p["rejected_spans"] == [[0, len(p["rejected"])]] for p in extra)
+    assert "not_simulated" not in {p["kind"] for p in default}  # the paper's default: no such pairs
+    # without a fully correct sample, nothing is rejected whole
+    assert {p["kind"] for p in build_pairs(ROLLOUTS[1:], PairOptions(not_simulated_pairs=True))} == {"signal"}
 
 
 def test_duplicates_max_pairs_and_tasks():

@@ -150,7 +150,7 @@ def test_rollout_stats_count_what_passes_by_the_library_rule(tmp_path):
         ]
         verdict = {"status": status, "detail": "", "signals": signals}
         return {"task_id": "t", "prompt": "p", "completion": "c", "sample_index": index, "verdict": verdict,
-                "code_offset": None, "slices": [], "slice_error": None}  # fmt: skip
+                "code_offset": None, "slices": [], "slice_error": None, "verify_settings": None}  # fmt: skip
 
     rows = [row(0, "ok", [True, True]), row(1, "ok", [True, False]), row(2, "ok", [False, False]),
             row(3, "syntax_error", [])]  # fmt: skip

@@ -5,9 +5,11 @@ Example:
 
 ```bash
 salv-trl pairs data/salv --max-pairs-per-task 20 --tokenizer Qwen/Qwen2.5-Coder-7B-Instruct
-salv-trl pairs data/salv --mode module          # ablation: module-level pairs, whole sequences
-salv-trl pairs data/salv --no-masks             # ablation: signal pairs, whole sequences
+salv-trl pairs data/salv --mode module --output data/salv-module   # ablation: module-level pairs
+salv-trl pairs data/salv --no-masks --output data/salv-nomask       # ablation: signal pairs, whole sequences
 ```
+Each run writes the `pairs` config of FOLDER, or of `--output` (a new folder with the pairs and the record of
+how the rollouts were made), so the pair sets of several modes sit side by side.
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--mode",
         choices=("signal", "module"),
         default="signal",
-        help="signal: contrast-signal pairs with slice spans; module: ablation, fully correct vs "
-        "failing, whole sequences (default: %(default)s)",
+        help="signal: contrast-signal pairs with slice spans, between samples that simulated (a sample "
+        "that did not simulate is only paired with --not-simulated-pairs); module: ablation, fully correct "
+        "vs failing, whole sequences (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--output",
+        metavar="FOLDER",
+        help="write the pairs config to this dataset folder instead of FOLDER (e.g. one per mode)",
     )
     parser.add_argument("--max-pairs-per-task", type=int, default=None, help="seeded random subset per task")
     parser.add_argument("--keep-duplicates", action="store_true", help="keep identical completions of a task")
@@ -50,6 +58,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="no_code_pairs",
         action="store_false",
         help="do not reject completions without code against fully correct ones",
+    )
+    parser.add_argument(
+        "--not-simulated-pairs",
+        action="store_true",
+        help="also reject samples that have code but did not simulate (syntax, interface, compile or runtime "
+        "errors, timeouts, refusals) against fully correct ones, over the whole sequence; off by default, as "
+        "in the paper, where such samples give no pair",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of --max-pairs-per-task (default: %(default)s)"
@@ -79,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
         missing_slice=args.missing_slice,
         masks=not args.no_masks,
         no_code_pairs=args.no_code_pairs,
+        not_simulated_pairs=args.not_simulated_pairs,
         seed=args.seed,
         require_proof=args.require_proof,
     )
@@ -87,13 +103,15 @@ def run(args: argparse.Namespace) -> int:
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(args.tokenizer)
+    output = args.output or args.folder
     pairs = pairs_stage(
         args.folder,
         options,
+        output=output,
         tokenizer=tokenizer,
         tokenizer_name=args.tokenizer,
         progress=not args.no_progress,
     )
-    print(f"{len(pairs)} pairs in {args.folder}")
-    _dataset_options.push(args, args.folder)
+    print(f"{len(pairs)} pairs in {output}")
+    _dataset_options.push(args, output)
     return 0

@@ -5,9 +5,11 @@ salv-trl verify candidate.v other.v --reference ref.v [--testbench tb.v --top To
 salv-trl verify --dataset FOLDER [--ray [ADDRESS]]     # rollouts of a dataset folder, see verify_dataset.py
 ```
 
-Prints one table per candidate (status, then each output's mismatches / samples), or JSON with `--json`.
-`--method formal|both` adds a formal per-output check (Yosys + ABC, see `salv_trl.hdl.formal`). Exit status 0
-when every candidate passes (no output wrong, at least one shown correct), 1 otherwise.
+A candidate file may be a Verilog file or a model's answer (a markdown file with prose and fenced code): its
+code is extracted by the rule of every entry point ([`salv_trl.hdl.extract.extract_code`]). Prints one table
+per candidate (status, then each output's mismatches / samples), or JSON with `--json`. `--method formal|both`
+adds a formal per-output check (Yosys + ABC, see `salv_trl.hdl.formal`). Exit status 0 when every candidate
+passes (no output wrong, at least one shown correct), 1 otherwise.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ import json
 from pathlib import Path
 
 from salv_trl.commands import verify_dataset
+from salv_trl.hdl.extract import extract_code
 from salv_trl.hdl.formal import DEFAULT_DEPTH
 from salv_trl.hdl.testbench import RESET_EVERY
 from salv_trl.hdl.verify import METHODS, ModuleVerdict, SignalVerdict, VerifyJob, verify_many
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("candidates", nargs="*", type=Path, help="candidate Verilog files")
+    parser.add_argument(
+        "candidates", nargs="*", type=Path, help="candidate files: Verilog, or model answers with fenced code"
+    )
     parser.add_argument("--reference", "-r", type=Path, help="reference Verilog file")
     parser.add_argument("--testbench", type=Path, help="use this testbench instead of random co-simulation")
     parser.add_argument("--top", help="the task's top module name (default: the reference's top)")
@@ -69,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     testbench = args.testbench.read_text(encoding="utf-8") if args.testbench else None
     jobs = [
         VerifyJob(
-            path.read_bytes(),
+            _code(path),
             reference,
             testbench,
             args.top,
@@ -94,6 +99,18 @@ def run(args: argparse.Namespace) -> int:
         for path, verdict in zip(args.candidates, verdicts, strict=True):
             print(_table(str(path), verdict))
     return 0 if all(v.passed for v in verdicts) else 1
+
+
+def _code(path: Path) -> str | bytes:
+    """The code of a candidate file, extracted as from any model completion (empty when it has none: the
+    verdict is `no_code`); the bytes as they are when they are not UTF-8 text, which the verifier reports."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+    found = extract_code(text)
+    return found.code if found else ""
 
 
 def _table(name: str, verdict: ModuleVerdict) -> str:

@@ -20,30 +20,52 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from statistics import mean
 from typing import Any
 
 import pyarrow.parquet as pq
-from datasets import Dataset, DatasetInfo, List, SplitDict, SplitInfo, load_dataset
+from datasets import (
+    Dataset,
+    DatasetDict,
+    DatasetInfo,
+    List,
+    SplitDict,
+    SplitInfo,
+    load_dataset,
+    load_from_disk,
+)
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from .rollouts import verdict_settings
+
 __all__ = [
     "CONFIGS",
+    "FILE_BUILDERS",
     "build_info",
     "config_file",
+    "file_builder",
     "load_config",
+    "load_rows",
+    "local_or_hub",
     "push_to_hub",
     "render_card",
     "save_config",
+    "saved_to_disk",
     "update_build_info",
     "write_card",
 ]
 
 #: The configs of a salv-trl dataset, in pipeline order.
 CONFIGS = ("tasks", "rollouts", "pairs")
+#: Data file suffix → the `datasets` builder that reads it.
+FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
+# `owner/name`: the only shape of source that is looked up on the Hub.
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 _BUILD_FILE = "salv_trl_build.json"
 _INTRO = (
     "Built with [salv-trl](https://github.com/salv-trl/salv-trl), which implements *QiMeng-SALV: "
@@ -72,16 +94,95 @@ def config_file(folder: str | os.PathLike, config: str) -> Path:
     return Path(folder) / config / f"{_SPLIT}-00000-of-00001.parquet"
 
 
+def local_or_hub(source: str | os.PathLike) -> Path | str:
+    """Where a data source is: the local `Path` when it exists, else the Hub id when `source` is shaped like
+    one (`owner/name`, no data file suffix, and no local folder for `owner`: `data/salvv` is a typo of a local
+    folder, not a Hub id). Anything else fails at once, without a Hub round trip.
+
+    ```python
+    >>> local_or_hub("you/verilog-pairs")
+    'you/verilog-pairs'
+    >>> local_or_hub("./no/such/folder")
+    Traceback (most recent call last):
+    ...
+    ValueError: ./no/such/folder not found: no such file or folder (and not a Hub dataset id, owner/name)
+
+    ```
+
+    Raises:
+        ValueError: `source` neither exists here nor looks like a Hub dataset id.
+    """
+    path = Path(source).expanduser()
+    if path.exists():
+        return path
+    text = str(source)
+    if (
+        _HUB_ID.fullmatch(text)
+        and path.suffix.lower() not in FILE_BUILDERS
+        and not Path(text.split("/")[0]).is_dir()
+    ):
+        return text
+    raise ValueError(f"{source} not found: no such file or folder (and not a Hub dataset id, owner/name)")
+
+
 def load_config(source: str | os.PathLike, config: str, split: str = _SPLIT) -> Dataset:
     """Load one config of a dataset folder (read as is, in memory) or of a Hub dataset repository
-    (`datasets.load_dataset`)."""
-    if not Path(source).is_dir():
-        return load_dataset(str(source), config, split=split)
+    (`datasets.load_dataset`; see [`local_or_hub`])."""
+    location = local_or_hub(source)
+    if isinstance(location, str):
+        return load_dataset(location, config, split=split)
     path = config_file(source, config)
     if not path.is_file():
         raise ValueError(f"{source} has no {config!r} config yet (run the stage that builds it first)")
     # Not load_dataset: its cache keys a local folder by name, so a rewritten config could be read stale.
     return Dataset(pq.read_table(path))
+
+
+def file_builder(path: Path) -> str:
+    """The `datasets` builder that reads the data file at `path` ([`FILE_BUILDERS`], by its suffix).
+
+    Raises:
+        ValueError: the suffix is not one of a data file.
+    """
+    builder = FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise ValueError(f"{path}: unknown data file type (expected one of {', '.join(FILE_BUILDERS)})")
+    return builder
+
+
+def saved_to_disk(path: Path) -> bool:
+    """Whether `path` is a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
+    return any((path / marker).is_file() for marker in ("dataset_dict.json", "state.json"))
+
+
+def load_rows(
+    source: str | os.PathLike,
+    *,
+    folder_config: str | None = None,
+    config: str | None = None,
+    split: str = _SPLIT,
+) -> Dataset:
+    """One split of rows from anywhere: a data file ([`FILE_BUILDERS`]), a salv-trl dataset folder (its
+    `folder_config`), a folder written by `save_to_disk`, a folder of data files, or a Hub dataset id
+    ([`local_or_hub`]: a missing local path fails at once).
+
+    Args:
+        source (`str` or `Path`): Where the rows are.
+        folder_config (`str`, *optional*): The config to read when `source` is a salv-trl dataset folder.
+        config (`str`, *optional*): Dataset configuration of a Hub dataset or a folder of data files.
+        split (`str`, defaults to `"train"`): The split (a data file is one `train` split).
+    """
+    location = local_or_hub(source)
+    if isinstance(location, str):
+        return load_dataset(location, config, split=split)
+    if location.is_file():
+        return load_dataset(file_builder(location), data_files=str(location), split="train")
+    if folder_config is not None and config_file(location, folder_config).is_file():
+        return load_config(location, folder_config)
+    if saved_to_disk(location):
+        saved = load_from_disk(str(location))
+        return saved[split] if isinstance(saved, DatasetDict) else saved
+    return load_dataset(str(location), config, split=split)
 
 
 def build_info(folder: str | os.PathLike) -> dict[str, Any]:
@@ -90,9 +191,12 @@ def build_info(folder: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
-def update_build_info(folder: str | os.PathLike, stage: str, info: dict[str, Any]) -> None:
-    """Record how `stage` was run; the card is written from this record and the data."""
-    record = build_info(folder)
+def update_build_info(
+    folder: str | os.PathLike, stage: str, info: dict[str, Any], *, replaces: Sequence[str] = ()
+) -> None:
+    """Record how `stage` was run, and forget the records of the stages it `replaces` (e.g. `import` and
+    `sample`, which both make the rollouts); the card is written from this record and the data."""
+    record = {name: value for name, value in build_info(folder).items() if name not in replaces}
     record[stage] = info
     path = Path(folder) / _BUILD_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -141,7 +245,7 @@ def _settings(info: dict[str, Any]) -> str:
     )
 
 
-def _rollout_section(rollouts: Dataset) -> str:
+def _rollout_section(rollouts: Dataset, verify_record: dict[str, Any] | None) -> str:
     statuses = Counter((v or {}).get("status", "unverified") for v in rollouts["verdict"])
     verdicts = [s for v in rollouts["verdict"] if v for s in v["signals"]]
     correct = sum(s["correct"] for s in verdicts)
@@ -149,6 +253,20 @@ def _rollout_section(rollouts: Dataset) -> str:
     if verdicts:
         wrong = len(verdicts) - correct
         text += f"\n\nOutput signals judged: {len(verdicts)} ({correct} correct, {wrong} wrong)."
+    # The settings of the verdicts as stored, row by row: what the figures above were judged with.
+    rows = rollouts.select_columns([c for c in ("verdict", "verify_settings") if c in rollouts.column_names])
+    rows = rows.to_list()
+    made_with = Counter(
+        settings.describe() if settings else "settings not recorded"
+        for row, settings in zip(rows, verdict_settings(rows, verify_record), strict=True)
+        if row["verdict"] is not None
+    )
+    if made_with:
+        text += (
+            "\n\nVerdicts made with: "
+            + "; ".join(f"{described} ({count} rollouts)" for described, count in sorted(made_with.items()))
+            + "."
+        )
     return text
 
 
@@ -230,14 +348,14 @@ def render_card(folder: str | os.PathLike, repo_id: str | None = None) -> Datase
     ]
     built = [
         f"### {stage}\n\n{_settings(info[stage])}"
-        for stage in ("tasks", "sample", "verify", "pairs")
+        for stage in ("tasks", "sample", "import", "verify", "pairs")
         if stage in info
     ]
     if built:
         body.append("## How it was built\n\n" + "\n\n".join(built))
     stats = []
     if "rollouts" in data and "verdict" in data["rollouts"].column_names:
-        stats.append(_rollout_section(data["rollouts"]))
+        stats.append(_rollout_section(data["rollouts"], info.get("verify")))
     if "pairs" in data:
         stats.append(_pair_section(data["pairs"], info.get("pairs", {}).get("stats", {})))
     if stats:

@@ -4,7 +4,8 @@ For each task, every ordered pair (A, B) of simulated rollouts where some output
 in B gives a row: `chosen`=A, `rejected`=B, `signals` = those contrast outputs, and `chosen_spans` /
 `rejected_spans` = the union of the contrast outputs' slices in each completion, as `[start, end)` character
 offsets into the completion. Rollouts that did not simulate (syntax or compile errors, timeouts, ...) give no
-signal pairs. A completion without code may be rejected against a fully correct one, over the whole sequence.
+signal pairs. A completion without code may be rejected against a fully correct one, over the whole sequence
+(the paper's extra pairs), and so may, on request, one that did not simulate.
 
 Rows are plain text, or conversational when the rollouts were sampled with a chat template ([`PromptFormat`]):
 `prompt` is then the messages the model was prompted with and `chosen` / `rejected` a single assistant message
@@ -46,6 +47,7 @@ PAIR_FEATURES = Features(
         "signals": List(Value("string")),
         "task_id": Value("string"),
         # "signal": contrast-signal pair; "no_code": no-code completion rejected against a fully correct one;
+        # "not_simulated": a completion that did not simulate rejected against a fully correct one;
         # "module": module-level ablation pair (fully correct vs failing).
         "kind": Value("string"),
     }
@@ -80,7 +82,11 @@ class PairOptions:
         masks (`bool`, defaults to `True`): `False` is the ablation "signal pairs without masks": same pairs,
             spans over the whole completions.
         no_code_pairs (`bool`, defaults to `True`): Add whole-sequence pairs rejecting completions without
-            code against fully correct ones.
+            code against fully correct ones (the paper's extra pairs).
+        not_simulated_pairs (`bool`, defaults to `False`): Add whole-sequence pairs rejecting completions that
+            have code but did not simulate (syntax, interface, compile or runtime errors, timeouts, refusals)
+            against fully correct ones. Off by default, as in the paper, where such samples give no pairs: a
+            task with 7 correct samples and 3 that do not compile then has none.
         seed (`int`, defaults to `0`): Seed of the `max_pairs_per_task` choice.
         require_proof (`bool`, defaults to `False`): Only contrasts formal verification agrees with (rollouts
             verified with `method="formal"` or `"both"`): a contrast output proved (or bounded-proved) in the
@@ -96,6 +102,7 @@ class PairOptions:
     missing_slice: str = "drop"
     masks: bool = True
     no_code_pairs: bool = True
+    not_simulated_pairs: bool = False
     seed: int = 0
     require_proof: bool = False
 
@@ -187,15 +194,19 @@ def _task_pairs(rollouts: list[dict], options: PairOptions) -> list[dict]:
             rejected_spans = _signal_spans(b, signals, options)
             if chosen_spans is not None and rejected_spans is not None:
                 pairs.append(_row(a, b, chosen_spans, rejected_spans, signals, "signal"))
-    if options.no_code_pairs:
-        no_code = [
-            r for r, verdict in zip(rollouts, verdicts, strict=True) if verdict.status == Status.no_code
-        ]
-        pairs += [
-            _row(a, b, _whole(a["completion"]), _whole(b["completion"]), [], "no_code")
-            for a in correct
-            for b in no_code
-        ]
+    # Whole-sequence pairs: a fully correct rollout against one that never simulated, where asked for.
+    wanted = {"no_code": options.no_code_pairs, "not_simulated": options.not_simulated_pairs}
+    failed = [
+        (r, "no_code" if verdict.status == Status.no_code else "not_simulated")
+        for r, verdict in zip(rollouts, verdicts, strict=True)
+        if verdict.status != Status.ok
+    ]
+    pairs += [
+        _row(a, b, _whole(a["completion"]), _whole(b["completion"]), [], kind)
+        for a in correct
+        for b, kind in failed
+        if wanted[kind]
+    ]
     return pairs
 
 

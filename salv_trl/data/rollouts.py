@@ -7,6 +7,7 @@ across a cluster (extra `ray`).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "judge_rollouts",
     "judge_rollouts_ray",
     "verdict_from_row",
+    "verdict_settings",
 ]
 
 ROLLOUT_FEATURES = Features(
@@ -61,13 +63,19 @@ VERIFIED_ROLLOUT_FEATURES = Features(
         # Per-output slices of the judged module, as offsets into the completion (simulated rollouts only).
         "slices": List({"signal": Value("string"), "spans": _SPANS, "core_spans": _SPANS}),
         "slice_error": Value("string"),
+        # The VerifySettings the verdict was made with ([`VerifySettings.to_json`]): a verdict is only valid
+        # for its settings, so a re-run with other settings knows which rows to judge again.
+        "verify_settings": Value("string"),
     }
 )
 
 
 @dataclass(frozen=True)
 class VerifySettings:
-    """How rollouts are judged (recorded in the dataset card); see [`salv_trl.hdl.verify.verify`].
+    """How rollouts are judged; see [`salv_trl.hdl.verify.verify`]. Part of every verdict: each verified row
+    stores the settings it was judged with ([`to_json`]), the card states them, and `salv-trl verify` judges
+    again the rows whose settings differ from the requested ones. A new setting is one more field here: rows
+    stored without it read as its default ([`from_json`]), so adding one re-judges nothing.
 
     Args:
         vectors (`int`, defaults to `1000`): Random input vectors (or clock cycles) per candidate, as in the
@@ -91,10 +99,55 @@ class VerifySettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def to_json(self) -> str:
+        """The settings as the canonical JSON text stored with each verdict (`verify_settings` column)."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> VerifySettings | None:
+        """Settings read back from [`to_dict`], the fields it lacks at their defaults; `None` when there is no
+        record or it names a setting this version does not know (its verdicts cannot be trusted to match)."""
+        try:
+            return cls(**data) if data else None
+        except TypeError:
+            return None
+
+    @classmethod
+    def from_json(cls, text: str | None) -> VerifySettings | None:
+        """[`from_dict`] of the JSON text [`to_json`] wrote."""
+        return cls.from_dict(json.loads(text)) if text else None
+
+    def describe(self) -> str:
+        """One line for messages and the card, e.g. `vectors 1000, seed 0, simulator icarus, timeout 10.0`."""
+        return ", ".join(f"{name} {value}" for name, value in self.to_dict().items())
+
 
 def verdict_from_row(row: dict[str, Any]) -> ModuleVerdict:
     """The [`ModuleVerdict`] of a verified rollout row's `verdict` column."""
     return ModuleVerdict.from_dict(row["verdict"])
+
+
+def verdict_settings(
+    rollouts: Sequence[dict], recorded: dict[str, Any] | None = None
+) -> list[VerifySettings | None]:
+    """The settings each rollout's verdict was made with: its `verify_settings`, or, for rows verified before
+    that column existed, the settings `recorded` for the folder's verify stage; `None` for an unverified row
+    or settings this version cannot read.
+
+    Args:
+        rollouts (`Sequence[dict]`): Rollout rows (columns `verdict` and, where present, `verify_settings`).
+        recorded (`dict`, *optional*): The folder's build record of its verify stage (extra keys such as
+            `backend` are ignored).
+    """
+    fallback = VerifySettings.from_dict({k: v for k, v in (recorded or {}).items() if k != "backend"})
+    return [
+        None
+        if row.get("verdict") is None
+        else VerifySettings.from_json(row["verify_settings"])
+        if row.get("verify_settings")
+        else fallback
+        for row in rollouts
+    ]
 
 
 def _slice_rows(judgement: Judgement, offset: int) -> list[dict]:
@@ -170,6 +223,7 @@ def judge_rollouts(
             "code_offset": None if code is None else code.offset,
             "slices": [] if code is None else _slice_rows(judgement, code.offset),
             "slice_error": judgement.slice_error,
+            "verify_settings": settings.to_json(),
         }
         for row, code, judgement in zip(rollouts, extracted, judged, strict=True)
     ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from ..progress import advance
 from .shards import ShardStore
 
 __all__ = [
@@ -183,7 +184,7 @@ def sample_completions(
             results += [
                 decoded[i * per_call : (i + 1) * per_call] * (n // per_call) for i in range(len(texts))
             ]
-            bar.update(len(texts))
+            advance(bar, len(texts))
         bar.close()
     finally:
         tokenizer.padding_side = padding_side
@@ -343,6 +344,6 @@ def sample_rollouts(
             for i, text in enumerate(texts)
             if (t["task_id"], i) not in done
         )
-        bar.update(len(batch))
+        advance(bar, len(batch))
     bar.close()
     return len(todo)

@@ -9,7 +9,9 @@ re-running a finished stage does nothing.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from typing import Any
 from datasets import Dataset, Features
 from tqdm.auto import tqdm
 
+from ..progress import advance
 from .hub import build_info, config_file, load_config, save_config, update_build_info
 from .pairs import PairOptions, build_pairs, mask_share, pair_features
 from .rollouts import (
@@ -25,11 +28,47 @@ from .rollouts import (
     VerifySettings,
     judge_rollouts,
     judge_rollouts_ray,
+    verdict_settings,
 )
 from .sampling import PromptFormat, rollout_key, sample_rollouts
 from .shards import ShardStore
 
-__all__ = ["compact", "pairs_stage", "sample_stage", "save_tasks", "verify_stage", "work_store"]
+__all__ = [
+    "compact",
+    "dataset_folder",
+    "pairs_stage",
+    "prompt_format",
+    "sample_stage",
+    "save_tasks",
+    "verify_stage",
+    "work_store",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def dataset_folder(folder: str | os.PathLike) -> Path:
+    """`folder` as a local dataset folder that exists (a stage reads and writes it in place).
+
+    Raises:
+        ValueError: there is no such folder (a typo is reported at once, never looked up on the Hub).
+    """
+    path = Path(folder)
+    if path.is_file():
+        raise ValueError(
+            f"{folder} is a file, not a dataset folder: make one with "
+            f"`salv-trl import {folder} --tasks TASKS --output FOLDER`"
+        )
+    if not path.is_dir():
+        raise ValueError(f"{folder}: no such dataset folder")
+    return path
+
+
+def prompt_format(folder: str | os.PathLike) -> PromptFormat:
+    """How the folder's rollouts were prompted, as recorded by the stage that made them (`sample` or
+    `import`); plain text when neither recorded it."""
+    info = build_info(folder)
+    return PromptFormat.from_dict((info.get("sample") or info.get("import") or {}).get("prompt_format"))
 
 
 def work_store(folder: str | os.PathLike, stage: str, key: Callable[[dict], tuple]) -> ShardStore:
@@ -38,14 +77,22 @@ def work_store(folder: str | os.PathLike, stage: str, key: Callable[[dict], tupl
 
 
 def compact(
-    store: ShardStore, order: Sequence[tuple], features: Features, folder: str | os.PathLike, config: str
+    store: ShardStore,
+    order: Sequence[tuple],
+    features: Features,
+    folder: str | os.PathLike,
+    config: str,
+    kept: Sequence[dict] = (),
 ) -> Dataset:
-    """Turn a complete shard store into `config` of `folder`, rows in `order` of keys, then delete the shards.
+    """Turn a complete shard store, with the `kept` rows that needed no work, into `config` of `folder`, rows
+    in `order` of keys, then delete the shards.
 
     Raises:
         RuntimeError: some key of `order` has no row (the stage is not finished).
     """
-    rows = {store.key(row): row for row in store.rows()}
+    rows = {store.key(row): row for row in kept}
+    for row in store.rows():
+        rows.setdefault(store.key(row), row)
     missing = [key for key in order if key not in rows]
     if missing:
         raise RuntimeError(f"{len(missing)} rows missing from {store.directory}, e.g. {missing[0]}")
@@ -106,7 +153,7 @@ def sample_stage(
     store = work_store(folder, "sample", rollout_key)
     with store:
         sample_rollouts(tasks, generate, store, n=n, batch_size=batch_size, progress=progress)
-    update_build_info(folder, "sample", info)
+    update_build_info(folder, "sample", info, replaces=("import",))
     return compact(store, order, ROLLOUT_FEATURES, folder, "rollouts")
 
 
@@ -119,10 +166,12 @@ def verify_stage(
     use_ray: bool = False,
     progress: bool = True,
 ) -> Dataset:
-    """Verify and slice the folder's `rollouts` config in place (verdict, code offset, per-output slices).
+    """Verify and slice the folder's `rollouts` config in place (verdict, code offset, per-output slices, and
+    the settings of the verdict).
 
     Rows are judged in chunks; each finished chunk is stored at once, so an interrupted run loses at most the
-    chunks in flight and a re-run judges only the rest.
+    chunks in flight and a re-run judges only the rest. Settings are part of a verdict: rows judged with
+    other settings (another seed, more vectors, ...) are judged again, with a warning that says how many.
 
     Args:
         folder (`str` or `Path`): Dataset folder with `tasks` and `rollouts` configs.
@@ -134,15 +183,35 @@ def verify_stage(
         progress (`bool`, defaults to `True`): Show a progress bar.
     """
     settings = settings or VerifySettings()
+    folder = dataset_folder(folder)
     rollouts = load_config(folder, "rollouts")
-    if "verdict" in rollouts.column_names and None not in rollouts["verdict"]:
-        return rollouts  # already verified
-    rows = rollouts.select_columns(list(ROLLOUT_FEATURES)).to_list()
-    tasks = {t["task_id"]: t for t in load_config(folder, "tasks").to_list()}
-    order = [rollout_key(r) for r in rows]
-    store = work_store(folder, "verify", rollout_key)
+    rows = rollouts.to_list()
+    stored = verdict_settings(rows, build_info(folder).get("verify"))
+    if all(s == settings for s in stored):
+        return rollouts  # already verified with these settings
+    others = Counter(
+        s.describe() if s else "settings not recorded"
+        for row, s in zip(rows, stored, strict=True)
+        if row.get("verdict") is not None and s != settings
+    )
+    for described, count in others.items():
+        logger.warning(
+            "%d rollouts of %s were verified with other settings (%s): verifying them again with %s",
+            count,
+            folder,
+            described,
+            settings.describe(),
+        )
+    target = settings.to_json()
+    kept = [{**row, "verify_settings": target} for row, s in zip(rows, stored, strict=True) if s == settings]
+    store = work_store(folder, "verify", lambda row: (*rollout_key(row), row.get("verify_settings")))
     done = store.done()
-    todo = [r for r in rows if rollout_key(r) not in done]
+    todo = [
+        {column: row[column] for column in ROLLOUT_FEATURES}
+        for row, s in zip(rows, stored, strict=True)
+        if s != settings and (*rollout_key(row), target) not in done
+    ]
+    tasks = {t["task_id"]: t for t in load_config(folder, "tasks").to_list()}
     bar = tqdm(
         total=len(rows), initial=len(rows) - len(todo), desc="verify", unit="rollout", disable=not progress
     )
@@ -156,16 +225,18 @@ def verify_stage(
             )
         for chunk in chunks:
             store.write(chunk)
-            bar.update(len(chunk))
+            advance(bar, len(chunk))
     bar.close()
     update_build_info(folder, "verify", {**settings.to_dict(), "backend": "ray" if use_ray else "local"})
-    return compact(store, order, VERIFIED_ROLLOUT_FEATURES, folder, "rollouts")
+    order = [(*rollout_key(row), target) for row in rows]
+    return compact(store, order, VERIFIED_ROLLOUT_FEATURES, folder, "rollouts", kept=kept)
 
 
 def pairs_stage(
     folder: str | os.PathLike,
     options: PairOptions,
     *,
+    output: str | os.PathLike | None = None,
     tokenizer=None,
     tokenizer_name: str | None = None,
     progress: bool = True,
@@ -173,26 +244,34 @@ def pairs_stage(
     """Build the `pairs` config from the folder's verified `rollouts` config (a pure function of the rollouts,
     so an interrupted run is simply redone; the config file is replaced atomically).
 
-    Rows are conversational when the `sample` stage recorded a chat template in its `prompt_format`, so that
-    trl trains on the text the completions were sampled from; plain otherwise.
+    Rows are conversational when the stage that made the rollouts (`sample` or `import`) recorded a chat
+    template in its `prompt_format`, so that trl trains on the text the completions were sampled from; plain
+    otherwise.
 
     Args:
         folder (`str` or `Path`): Dataset folder with verified rollouts.
         options ([`PairOptions`]): Pair construction switches.
+        output (`str` or `Path`, *optional*): Dataset folder to write the `pairs` config to, with the build
+            record of the rollouts it comes from (so pairs of several modes can sit side by side); `folder`
+            by default.
         tokenizer (*optional*): Fast tokenizer to count the masked-in share in tokens (characters otherwise).
         tokenizer_name (`str`, *optional*): Its name, for the card.
         progress (`bool`, defaults to `True`): Show a progress bar.
     """
+    folder = dataset_folder(folder)
+    output = Path(output) if output is not None else folder
+    if output.resolve() != folder.resolve() and config_file(output, "rollouts").is_file():
+        raise ValueError(f"{output} holds rollouts of its own: write the pairs to a new folder")
     rollouts = load_config(folder, "rollouts")
     if "verdict" not in rollouts.column_names:
         raise ValueError(
             f"the rollouts of {folder} are not verified yet: run `salv-trl verify --dataset {folder}`"
         )
-    prompt_format = PromptFormat.from_dict(build_info(folder).get("sample", {}).get("prompt_format"))
+    rollout_format = prompt_format(folder)
     pairs = build_pairs(
-        tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options, prompt_format
+        tqdm(rollouts, desc="pairs", unit="rollout", disable=not progress), options, rollout_format
     )
-    dataset = _dataset(pairs, pair_features(prompt_format))
+    dataset = _dataset(pairs, pair_features(rollout_format))
     # Whole-sequence pairs are trivially 100% masked in; the share that says something is that of signal
     # pairs.
     signal_pairs = [p for p in pairs if p["kind"] == "signal"]
@@ -202,14 +281,16 @@ def pairs_stage(
     }
     if tokenizer_name:
         share["unit"] = f"tokens ({tokenizer_name})"
-    update_build_info(
-        folder,
-        "pairs",
-        {
-            **options.to_dict(),
-            "conversational": prompt_format.chat_template,
-            "stats": {"pairs": len(pairs), "mask_share": share},
-        },
-    )
-    save_config(dataset, folder, "pairs")
+    record = {
+        **options.to_dict(),
+        "conversational": rollout_format.chat_template,
+        "stats": {"pairs": len(pairs), "mask_share": share},
+    }
+    if output.resolve() != folder.resolve():
+        for stage, info in build_info(folder).items():  # how the rollouts were made, for the output's card
+            if stage != "pairs":
+                update_build_info(output, stage, info)
+        record["rollouts"] = str(folder)
+    update_build_info(output, "pairs", record)
+    save_config(dataset, output, "pairs")
     return dataset

@@ -11,14 +11,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, Features, Value, load_dataset
+from datasets import Dataset, Features, Value
 
 from ..hdl.parse import choose_top, module_syntax
 from ..hdl.source import load_source
-from .hub import config_file, load_config
+from .hub import config_file, load_rows, local_or_hub
 
 __all__ = [
-    "FILE_BUILDERS",
     "SEED_COLUMNS",
     "TASK_FEATURES",
     "Task",
@@ -39,9 +38,6 @@ TASK_FEATURES = Features(
 
 #: Column names of the QiMeng-SALV seed release, and the task columns they are.
 SEED_COLUMNS = {"problem_id": "task_id", "instruction": "prompt", "gold_code": "reference"}
-
-#: Data file suffix → the `datasets` builder that reads it.
-FILE_BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}
 
 
 @dataclass(frozen=True)
@@ -161,18 +157,9 @@ def load_tasks(
     Returns:
         `datasets.Dataset` with the columns of `TASK_FEATURES`.
     """
-    path = Path(source)
     if benchmark is not None:
-        return _benchmark_tasks(benchmark, path)
-    if path.is_file():
-        builder = FILE_BUILDERS.get(path.suffix.lower())
-        if builder is None:
-            raise ValueError(f"unsupported task file {path} (use {', '.join(FILE_BUILDERS)})")
-        return normalize_tasks(load_dataset(builder, data_files=str(path), split="train"))
-    if path.is_dir():
-        if config_file(path, "tasks").is_file():
-            return normalize_tasks(load_config(path, "tasks"))
-        raise ValueError(f"{path} is neither a salv-trl dataset folder nor given with --benchmark NAME")
-    if path.exists() or str(source).startswith((".", "/")) or str(source).count("/") > 1:
-        raise ValueError(f"task source {source} not found")
-    return normalize_tasks(load_dataset(str(source), config, split=split))
+        return _benchmark_tasks(benchmark, Path(source))
+    location = local_or_hub(source)
+    if isinstance(location, Path) and location.is_dir() and not config_file(location, "tasks").is_file():
+        raise ValueError(f"{location} is neither a salv-trl dataset folder nor given with --benchmark NAME")
+    return normalize_tasks(load_rows(location, folder_config="tasks", config=config, split=split))

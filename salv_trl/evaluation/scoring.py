@@ -31,6 +31,7 @@ from pathlib import Path
 from ..data.benchmarks import Problem
 from ..hdl.batch import batch_files, copies_named, copy_source, copy_tag, copy_template, finish_time
 from ..hdl.sandbox import Sandbox, SandboxResult
+from ..progress import advance
 from . import official
 from .official import (
     COMPILE_TIMEOUT,
@@ -155,7 +156,7 @@ class Scorer:
         from tqdm.auto import tqdm
 
         with tqdm(total=len(where), desc="simulating", unit="completion", disable=not progress) as bar:
-            verdicts = self._simulate(problems, pending, batch_size, bar.update)
+            verdicts = self._simulate(problems, pending, batch_size, functools.partial(advance, bar))
         for (i, code), verdict in verdicts.items():
             if self.reuse:
                 if len(self._verdicts) > MAX_CACHED:

@@ -21,6 +21,11 @@ _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>[^\n]*)$
 # so that prose such as "this module computes" is not taken for code.
 _MODULE_START = re.compile(r"\b(?:macro)?module\s+[A-Za-z_][\w$]*\s*(?:#|\(|;)")
 _MODULE_END = re.compile(r"\bendmodule\b")
+# Whole lines that set up the module below them in a file (`timescale, `define, ...) or comment it.
+_PREAMBLE_LINE = re.compile(
+    r"[ \t]*(?:`(?:timescale|define|undef|include|default_nettype|resetall|ifdef|ifndef|elsif|else|endif)\b"
+    r"[^\n]*|//[^\n]*)\n"
+)
 # A module name after `module`, wherever it stands (text the front end cannot parse still names its modules).
 _MODULE_NAME = re.compile(r"\b(?:macro)?module\s+([A-Za-z_][\w$]*)")
 
@@ -68,22 +73,43 @@ def _fenced_blocks(text: str) -> list[tuple[str, int, int]]:
     return blocks
 
 
+def _preamble(text: str, start: int) -> int:
+    """Where the compiler directives and line comments right above the line of `start` begin (a file's
+    `` `timescale `` or `` `define ``), blank lines between them included; `start` when there are none."""
+    begin = text.rfind("\n", 0, start) + 1
+    if text[begin:start].strip():  # the header does not start its line
+        return start
+    first = start
+    while begin > 0:
+        line = text.rfind("\n", 0, begin - 1) + 1
+        if _PREAMBLE_LINE.fullmatch(text, line, begin):
+            first = begin = line
+        elif not text[line:begin].strip():
+            begin = line
+        else:
+            break
+    return first
+
+
 def _raw_module(text: str) -> tuple[int, int] | None:
-    """Span from the first module header to the last `endmodule` after it, if any."""
+    """Span from the first module header (with the directives right above it) to the last `endmodule` after
+    it, if any."""
     ends = list(_MODULE_END.finditer(text))
     start = _MODULE_START.search(text)
     if start is None or not ends or ends[-1].start() < start.start():
         return None
-    return start.start(), ends[-1].end()
+    return _preamble(text, start.start()), ends[-1].end()
 
 
 def extract_code(completion: str) -> ExtractedCode | None:
     """The Verilog code of a model completion, or `None` when it has none.
 
     Looks, in order, for the last non-empty fenced block tagged `verilog` / `systemverilog` / `sv` / `v`; then
-    the last non-empty untagged fence; then raw module text (from the first `module <name>` header to the last
-    `endmodule`). Only closed fences count: an unterminated fence (a response cut at `max_new_tokens`) falls
-    through to the raw-module rule, which still finds a complete module if the response holds one.
+    the last non-empty untagged fence; then raw module text (from the first `module <name>` header, with the
+    compiler directives and comments right above it, to the last `endmodule`). A Verilog file is its own code
+    this way, and a model answer gives the code the dataset route, the file route of `salv-trl verify` and the
+    metric all judge. Only closed fences count: an unterminated fence (a response cut at `max_new_tokens`)
+    falls through to the raw-module rule, which still finds a complete module if the response holds one.
 
     Args:
         completion (`str`): The model's response text (without the prompt).

@@ -59,6 +59,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from ..progress import advance
 from .formal import DEFAULT_DEPTH, FormalError, FormalResult, Proof, prove_outputs
 from .parse import ParsedDesign, module_syntax, outside_reference, parse, rename_modules
 from .sandbox import SandboxLimits, die_with_parent, require_isolation
@@ -391,7 +392,7 @@ def _judge_all(
     def store(chunk: list[int], judged: list[Judgement]) -> None:
         for index, judgement in zip(chunk, judged, strict=True):
             results[index] = judgement
-        bar.update(len(chunk))
+        advance(bar, len(chunk))
 
     if workers == 1 or len(chunks) <= 1:
         for chunk in chunks:
@@ -620,10 +621,15 @@ def _scrub(message: str) -> str:
     )
 
 
+# A compiler line about the reference's file (`ref.v` / `ref.sv`) that is not an error: the reference's own
+# warnings, the same for every candidate, which would otherwise open each candidate's compile-error detail.
+_REFERENCE_NOTE = re.compile(r"^ref\.s?v:\d+:(?!.*\b(?:error|sorry)\b).*\n?", re.MULTILINE | re.IGNORECASE)
+
+
 def _failure(sim: Simulation, limits: SandboxLimits) -> ModuleVerdict | None:
     """The verdict of a simulation that did not produce an output to parse, else None."""
     step = sim.compile if sim.run is None else sim.run
-    message = _scrub((step.stderr + step.stdout).strip())
+    message = _scrub(_REFERENCE_NOTE.sub("", step.stderr + step.stdout).strip())
     if step.timed_out:
         return ModuleVerdict(
             Status.timeout, detail=f"{'compile' if sim.run is None else 'simulation'} timed out"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -83,16 +83,35 @@ class DataCollatorForSignalAwarePreference(DataCollatorForPreference):
 
 @dataclass
 class SignalSpanStats:
-    """How many rows of a dataset had usable signal spans, as counted by [`SignalAwareDPOTrainer`]."""
+    """How many rows of a dataset had usable signal spans, as counted by [`SignalAwareDPOTrainer`] before
+    training starts."""
 
-    rows: int
+    rows: int  # rows that reached the signal mask (after trl's own filter)
     empty: int  # chosen or rejected spans cover no completion token at all
     truncated: int  # they do, but none of those tokens survives truncation to `max_length`
     policy: str  # what happened to the `empty + truncated` rows: "drop" or "whole"
+    prompt_fills_max_length: int = 0  # rows trl itself removed: their prompt alone fills `max_length`
+    max_length: int | None = None
 
     @property
     def unmappable(self) -> int:
         return self.empty + self.truncated
+
+    def describe(self) -> str:
+        """One line: the rows, and those that truncation to `max_length` (or empty spans) took away."""
+        parts = [f"{self.rows + self.prompt_fills_max_length} rows"]
+        if self.prompt_fills_max_length:
+            parts.append(
+                f"{self.prompt_fills_max_length} removed by trl (the prompt alone fills max_length "
+                f"{self.max_length})"
+            )
+        if self.unmappable:
+            policy = "dropped" if self.policy == "drop" else "trained on whole completions"
+            parts.append(
+                f"{self.unmappable} without a signal token within max_length ({self.truncated} cut off, "
+                f"{self.empty} with empty spans): {policy}"
+            )
+        return "; ".join(parts)
 
 
 def token_signal_mask(offsets: list[tuple[int, int]], spans: list[list[int]], shift: int) -> list[int]:
@@ -381,6 +400,7 @@ class SignalAwareDPOTrainer(DPOTrainer):
         for column in (args.chosen_spans_column, args.rejected_spans_column):
             if column not in (dataset.column_names or next(iter(dataset))):
                 raise ValueError(f"The {dataset_name} dataset has no `{column}` column of signal spans.")
+        before = len(dataset) if isinstance(dataset, Dataset) else None
         dataset = super()._prepare_dataset(dataset, processing_class, args, dataset_name)
         map_kwargs: dict[str, Any] = {}
         if isinstance(dataset, Dataset):  # IterableDataset takes neither `num_proc` nor `desc`
@@ -399,11 +419,16 @@ class SignalAwareDPOTrainer(DPOTrainer):
             if isinstance(dataset, Dataset):
                 counts = Counter(dataset[STATUS])
                 stats = SignalSpanStats(
-                    len(dataset), counts["empty"], counts["truncated"], args.unmappable_rows
+                    len(dataset),
+                    counts["empty"],
+                    counts["truncated"],
+                    args.unmappable_rows,
+                    prompt_fills_max_length=before - len(dataset),
+                    max_length=args.max_length,
                 )
                 self.signal_span_stats[dataset_name] = stats
-                (logger.warning if stats.unmappable else logger.info)(
-                    "Signal spans of the %s dataset: %s", dataset_name, asdict(stats)
+                (logger.warning if stats.unmappable or stats.prompt_fills_max_length else logger.info)(
+                    "Signal spans of the %s dataset: %s", dataset_name, stats.describe()
                 )
                 unmappable = stats.unmappable > 0
             if args.unmappable_rows == "drop" and unmappable:
