@@ -206,14 +206,9 @@ def find_nodes(node: pysyntax.SyntaxNode, *kinds: pysyntax.SyntaxKind) -> list[p
 
 
 def identifier_tokens(node: pysyntax.SyntaxNode) -> list[Token]:
-    """The identifier tokens below `node`, in source order."""
+    """The identifier tokens below `node`, in source order (the walk happens in C++)."""
     tokens: list[Token] = []
-
-    def collect(item) -> None:
-        if isinstance(item, Token) and item.kind == TokenKind.Identifier:
-            tokens.append(item)
-
-    node.visit(collect)
+    node.visit(lookup_table={TokenKind.Identifier: tokens.append})
     return tokens
 
 

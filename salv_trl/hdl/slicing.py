@@ -42,9 +42,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from pyslang import syntax as pysyntax
-from pyslang.parsing import Token, TokenKind
+from pyslang.parsing import TokenKind
 
-from .parse import ModuleSyntax, ParsedDesign, choose_top, find_nodes, module_syntax, syntax_nodes
+from .parse import (
+    ModuleSyntax,
+    ParsedDesign,
+    choose_top,
+    find_nodes,
+    identifier_tokens,
+    module_syntax,
+    syntax_nodes,
+)
 from .source import Source, deep_recursion, load_source
 
 __all__ = ["SignalSlice", "slice_signals"]
@@ -182,9 +190,10 @@ class _Module:
     def __init__(self, source: Source, module: ModuleSyntax, slicer: _Slicer):
         self.source, self.slicer = source, slicer
         self.start, self.end = source.span(module.node)
-        self.identifiers: list[tuple[int, str]] = []
-        module.node.visit(self._collect_identifier)
-        self.identifiers.sort()
+        location = source.file_location
+        self.identifiers = sorted(
+            (location(token.location), token.valueText) for token in identifier_tokens(module.node)
+        )
         self.offsets = [offset for offset, _ in self.identifiers]
         self.units: list[_Unit] = []
         self.elements: list[_Element] = []
@@ -212,10 +221,6 @@ class _Module:
         self.declared = set(self.ports).union(*(unit.declares for unit in self.units))
 
     # ---- identifiers -------------------------------------------------------------------------------------
-    def _collect_identifier(self, item) -> None:
-        if isinstance(item, Token) and item.kind == TokenKind.Identifier:
-            self.identifiers.append((self.source.file_location(item.location), item.valueText))
-
     def ids(self, start: int, end: int) -> list[str]:
         """Names of the identifier tokens in `[start, end)`."""
         return [
@@ -269,6 +274,8 @@ class _Module:
         return element
 
     def _from_macro(self, node) -> bool:
+        if not self.source.macros:
+            return False
         manager = self.source.source_manager
         return manager.isMacroLoc(node.getFirstToken().location) or manager.isMacroLoc(
             node.getLastToken().location
@@ -564,43 +571,64 @@ class _Module:
     # ---- closure -----------------------------------------------------------------------------------------
     def closure(self, output: str) -> tuple[set[_Unit], set[str]]:
         """The units kept for `output`, and the names it needs."""
+        kept, needed, referenced = (set(part) for part in self._common)
+        to_need, to_keep = [output], []
+        while True:
+            self._grow(kept, needed, referenced, to_need, [], to_keep)
+            if not self._sticky:
+                return kept, needed
+            roots = self.kept_elements(kept)
+            to_need, to_keep = [], [u for u in self._sticky if u not in kept and id(u.root) in roots]
+            if not to_keep:
+                return kept, needed
+
+    @cached_property
+    def _common(self) -> tuple[frozenset[_Unit], frozenset[str], frozenset[str]]:
+        """Kept units, needed and referenced names that every slice has: those the interface (the units kept
+        in every slice, the ports) brings. A slice grows from them: closing over the output alone afterwards
+        gives the same sets as closing over everything at once (each step only adds)."""
         kept: set[_Unit] = set()
         needed: set[str] = set()
         referenced: set[str] = set()
-        to_need = [output]
-        to_reference = list(self.ports)
-        to_keep = [unit for unit in self.units if unit.always]
-        sticky = [unit for unit in self.units if unit.root is not None and not unit.drives]
-        while True:
-            while to_need or to_reference or to_keep:
-                if to_keep:
-                    unit = to_keep.pop()
-                    if unit not in kept:
-                        kept.add(unit)
-                        to_reference += unit.names
-                        to_need += unit.needs
-                elif to_need:
-                    name = to_need.pop()
-                    if name not in needed:
-                        needed.add(name)
-                        to_reference.append(name)
-                        # an input port's value comes from outside, whatever seems to write it inside
-                        for unit, uses in (
-                            () if self.ports.get(name) == "input" else self.drivers.get(name, ())
-                        ):
-                            to_keep.append(unit)
-                            to_need += uses
-                else:
-                    name = to_reference.pop()
-                    if name not in referenced:
-                        referenced.add(name)
-                        to_keep += self.declarations.get(name, ())
-            if not sticky:
-                return kept, needed
-            roots = self.kept_elements(kept)
-            to_keep = [unit for unit in sticky if unit not in kept and id(unit.root) in roots]
-            if not to_keep:
-                return kept, needed
+        self._grow(kept, needed, referenced, [], list(self.ports), [u for u in self.units if u.always])
+        return frozenset(kept), frozenset(needed), frozenset(referenced)
+
+    def _grow(
+        self,
+        kept: set[_Unit],
+        needed: set[str],
+        referenced: set[str],
+        to_need: list[str],
+        to_reference: list[str],
+        to_keep: list[_Unit],
+    ) -> None:
+        """Close `kept`, `needed` and `referenced` (in place) over what the pending items bring."""
+        while to_need or to_reference or to_keep:
+            if to_keep:
+                unit = to_keep.pop()
+                if unit not in kept:
+                    kept.add(unit)
+                    to_reference += unit.names
+                    to_need += unit.needs
+            elif to_need:
+                name = to_need.pop()
+                if name not in needed:
+                    needed.add(name)
+                    to_reference.append(name)
+                    # an input port's value comes from outside, whatever seems to write it inside
+                    for unit, uses in () if self.ports.get(name) == "input" else self.drivers.get(name, ()):
+                        to_keep.append(unit)
+                        to_need += uses
+            else:
+                name = to_reference.pop()
+                if name not in referenced:
+                    referenced.add(name)
+                    to_keep += self.declarations.get(name, ())
+
+    @cached_property
+    def _sticky(self) -> list[_Unit]:
+        """The units that drive nothing but are kept with their procedural block (timing and control flow)."""
+        return [unit for unit in self.units if unit.root is not None and not unit.drives]
 
     @cached_property
     def _children_first(self) -> list[_Element]:
@@ -612,17 +640,36 @@ class _Module:
             stack += element.children
         return order[::-1]
 
+    @cached_property
+    def _containers(self) -> dict[int, _Element]:
+        """`id` of each element of the render tree -> the container it is a child of (top level: none)."""
+        return {id(child): element for element in self._children_first for child in element.children}
+
+    @cached_property
+    def _unit_elements(self) -> dict[_Unit, _Element]:
+        """Each unit of the render tree -> its element."""
+        return {element.unit: element for element in self._children_first if element.unit is not None}
+
     def kept_elements(self, kept: set[_Unit]) -> set[int]:
         """`id`s of the kept elements: a unit's when the unit is kept, a container's when any child is."""
-        result: set[int] = set()
-        for element in self._children_first:
-            if (
-                element.unit in kept
-                if element.unit is not None
-                else any(id(child) in result for child in element.children)
-            ):
-                result.add(id(element))
-        return result
+        common = self._common[0]
+        if common <= kept:  # always, in a slice: start from the elements every slice keeps
+            return self._mark(kept - common, set(self._common_elements))
+        return self._mark(kept, set())
+
+    @cached_property
+    def _common_elements(self) -> frozenset[int]:
+        """`id`s of the elements every slice keeps."""
+        return frozenset(self._mark(self._common[0], set()))
+
+    def _mark(self, units: set[_Unit], marked: set[int]) -> set[int]:
+        """`marked` with the elements of `units` and their containers added."""
+        for unit in units:
+            element = self._unit_elements.get(unit)
+            while element is not None and id(element) not in marked:  # its containers, up to a marked one
+                marked.add(id(element))
+                element = self._containers.get(id(element))
+        return marked
 
     def edits(self, kept: set[_Unit]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
         """Edits that drop what is not kept, and the spans of the kept core elements (before edits)."""
