@@ -166,7 +166,7 @@ class _Unit:
     names: frozenset[str] = frozenset()  # every name mentioned: must stay declared when kept
     needs: frozenset[str] = frozenset()  # names needed as soon as it is kept
     always: bool = False  # kept in every slice (interface, opaque items)
-    root: _Element | None = None  # a control-flow statement is kept when its procedural block is
+    root: int | None = None  # `id` of its procedural block's element: kept when that block is
     warning: str | None = None
     instance_of: str | None = None
     child_ports: dict[str, frozenset[str]] = field(default_factory=dict)  # written name -> child output ports
@@ -188,6 +188,8 @@ class _Module:
     """The units of one module, and closures over them."""
 
     def __init__(self, source: Source, module: ModuleSyntax, slicer: _Slicer):
+        # The slicer answers the instances' questions while the units are built; it is not kept after, so
+        # that no reference cycle holds a module (and its parse) until the garbage collector runs.
         self.source, self.slicer = source, slicer
         self.start, self.end = source.span(module.node)
         location = source.file_location
@@ -219,6 +221,7 @@ class _Module:
             for name in unit.declares:
                 self.declarations.setdefault(name, []).append(unit)
         self.declared = set(self.ports).union(*(unit.declares for unit in self.units))
+        del self.slicer
 
     # ---- identifiers -------------------------------------------------------------------------------------
     def ids(self, start: int, end: int) -> list[str]:
@@ -287,12 +290,14 @@ class _Module:
         unit = _Unit(start, end, names=names, needs=names, always=True, warning=why)
         return self._add(_Element(start, end, drop, unit))
 
-    def _driver(self, node, defs: list[str], uses: frozenset[str], drop: str, root=None) -> _Element:
+    def _driver(
+        self, node, defs: list[str], uses: frozenset[str], drop: str, root: int | None = None
+    ) -> _Element:
         start, end = self.source.span(node)
         unit = _Unit(start, end, drives=dict.fromkeys(defs, uses), names=frozenset(defs) | uses, root=root)
         return self._add(_Element(start, end, drop, unit))
 
-    def _member(self, node, context: frozenset[str], root: _Element | None, drop: str) -> _Element:
+    def _member(self, node, context: frozenset[str], root: int | None, drop: str) -> _Element:
         """A module or generate item."""
         kind = node.kind
         start, end = self.source.span(node)
@@ -314,7 +319,7 @@ class _Module:
             return self._driver(node, bases, self._uses_without(start, end, written) | context, drop)
         if kind in _PROCEDURAL:
             element = _Element(start, end, drop)
-            element.children.append(self._statement(node.statement, context, element, ";"))
+            element.children.append(self._statement(node.statement, context, id(element), ";"))
             return element
         if kind in (Kind.FunctionDeclaration, Kind.TaskDeclaration):
             names = (
@@ -406,7 +411,7 @@ class _Module:
             element.children.append(self._member(body, inner, root, body_drop))
         return element
 
-    def _statement(self, node, context: frozenset[str], root: _Element, drop: str) -> _Element:
+    def _statement(self, node, context: frozenset[str], root: int, drop: str) -> _Element:
         """A procedural statement: a container of statements, or a leaf unit that uses `context` too."""
         kind = node.kind
         start, end = self.source.span(node)
@@ -578,7 +583,7 @@ class _Module:
             if not self._sticky:
                 return kept, needed
             roots = self.kept_elements(kept)
-            to_need, to_keep = [], [u for u in self._sticky if u not in kept and id(u.root) in roots]
+            to_need, to_keep = [], [u for u in self._sticky if u not in kept and u.root in roots]
             if not to_keep:
                 return kept, needed
 
