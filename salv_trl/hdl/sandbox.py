@@ -332,20 +332,36 @@ class Sandbox:
         self.isolated = not _unsafe()
         self.path = Path(tempfile.mkdtemp(prefix="box-", dir=_process_folder()))
         _own(self.path)
+        # Files with the same content are hard links to the first (a verification writes the same separator
+        # before every candidate, and creating a file costs several times what linking one does).
+        written: dict[bytes, Path] = {}
         for name, content in (files or {}).items():
-            self.write(name, content)
+            data = _encoded(content)
+            if data in written:
+                try:
+                    os.link(written[data], self._target(name))
+                    continue
+                except OSError:  # a file system without hard links
+                    pass
+            written.setdefault(data, self.write(name, data))
 
-    def write(self, name: str, content: str | bytes) -> Path:
-        """Create file `name` (a plain name, no directories) in the work folder."""
+    def _target(self, name: str) -> Path:
         if not name or "/" in name or name in (".", ".."):
             raise ValueError(f"sandbox file names must be plain names, got {name!r}")
-        target = self.path / name
-        if isinstance(content, str):
-            content = content.encode("utf-8", errors="surrogateescape")
-        # What `Path.write_bytes` does, without its buffered file object: a verification writes many files.
-        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        return self.path / name
+
+    def write(self, name: str, content: str | bytes) -> Path:
+        """Create file `name` (a plain name, no directories) in the work folder. An existing `name` is
+        replaced, never written through: it may be a hard link, or a symbolic link a command made."""
+        target = self._target(name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
-            view = memoryview(content)
+            fd = os.open(target, flags, 0o666)
+        except FileExistsError:
+            target.unlink()
+            fd = os.open(target, flags, 0o666)
+        try:
+            view = memoryview(_encoded(content))
             while view:
                 view = view[os.write(fd, view) :]
         finally:
@@ -515,6 +531,10 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _encoded(content: str | bytes) -> bytes:
+    return content.encode("utf-8", errors="surrogateescape") if isinstance(content, str) else content
 
 
 def run_sandboxed(

@@ -235,6 +235,8 @@ def _screen_tokens(text: str) -> str | None:
 
 def _screen_icarus_view(text: str) -> str | None:
     """The same checks on the code as Icarus's lexer delimits it (comments and strings blanked out)."""
+    if "$" not in text and "\\" not in text and '"""' not in text:  # nothing to find, blanked or not
+        return None
     code = _ICARUS_NON_CODE.sub(lambda m: " " * len(m.group(0)), text)
     for match in _ICARUS_SYSTEM_NAME.finditer(code):
         if match.group(0) not in ALLOWED_SYSTEM_TASKS:
