@@ -291,9 +291,9 @@ class _Module:
         return self._add(_Element(start, end, drop, unit))
 
     def _driver(
-        self, node, defs: list[str], uses: frozenset[str], drop: str, root: int | None = None
+        self, span: tuple[int, int], defs: list[str], uses: frozenset[str], drop: str, root: int | None = None
     ) -> _Element:
-        start, end = self.source.span(node)
+        start, end = span
         unit = _Unit(start, end, drives=dict.fromkeys(defs, uses), names=frozenset(defs) | uses, root=root)
         return self._add(_Element(start, end, drop, unit))
 
@@ -316,7 +316,7 @@ class _Module:
                     more_bases, tokens = self._lvalue(assignment.left)
                     bases += more_bases
                     written += tokens
-            return self._driver(node, bases, self._uses_without(start, end, written) | context, drop)
+            return self._driver((start, end), bases, self._uses_without(start, end, written) | context, drop)
         if kind in _PROCEDURAL:
             element = _Element(start, end, drop)
             element.children.append(self._statement(node.statement, context, id(element), ";"))
@@ -459,11 +459,12 @@ class _Module:
                 if expression.kind in _COMPOUND_ASSIGNMENTS:
                     written = []  # `x += y` reads x
                 return self._driver(
-                    node, bases, self._uses_without(start, end, written) | context, drop, root
+                    (start, end), bases, self._uses_without(start, end, written) | context, drop, root
                 )
             if expression.kind in _INCREMENTS:
                 bases, _ = self._lvalue(expression.operand)
-                return self._driver(node, bases, frozenset(self.ids(start, end)) | context, drop, root)
+                uses = frozenset(self.ids(start, end)) | context
+                return self._driver((start, end), bases, uses, drop, root)
             if expression.kind == Kind.InvocationExpression:
                 callee = expression.left.getFirstToken()
                 if (
@@ -477,11 +478,12 @@ class _Module:
             and expression.kind in _ASSIGNMENTS
         ):
             bases, written = self._lvalue(expression.left)
-            return self._driver(node, bases, self._uses_without(start, end, written) | context, drop, root)
+            uses = self._uses_without(start, end, written) | context
+            return self._driver((start, end), bases, uses, drop, root)
         # Task calls, writing system tasks and anything else: every name may be written and read.
         names = list(self.ids(start, end))
         names += [written for name in names if name in self.tasks for written in self.tasks[name]]
-        return self._driver(node, names, frozenset(names) | context, drop, root)
+        return self._driver((start, end), names, frozenset(names) | context, drop, root)
 
     # ---- instances ---------------------------------------------------------------------------------------
     def _instance(self, node, context: frozenset[str]) -> _Unit:

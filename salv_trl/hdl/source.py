@@ -43,7 +43,8 @@ class Source:
         text: the caller's text, unchanged; all offsets handed out index into it.
         tree: the pyslang syntax tree of the sanitised text.
         warnings: what was changed or assumed to parse it (blanked includes, Verilog-2005 keywords).
-        macros: the parsed text has a backtick: only then can a location lie inside a macro expansion.
+        macros: whether the parsed text may use a macro (it has a backtick that starts no plain directive):
+            only then can a location lie inside a macro expansion.
     """
 
     text: str
@@ -100,6 +101,8 @@ def _blank_includes(text: str) -> tuple[str, list[str]]:
     return _INCLUDE.sub(blank, text), warnings
 
 
+# Directives that take no macro and expand to nothing: a text with no other backtick has no macro expansion.
+_PLAIN_DIRECTIVE = re.compile(r"`(?:timescale|default_nettype|resetall|celldefine|endcelldefine)\b")
 _DEFINE = re.compile(r"`define[ \t]+(\w+)(\([^)\n]*\))?((?:\\\n|[^\n])*)")
 _MACRO_TOKEN = re.compile(r"`(\w+)[ \t]*(\()?|\(|\)|\w+|[^\s\w`()]")
 _MAX_EXPANSION = 2_000_000  # tokens: pyslang expands macros without a limit, so a "macro bomb" never ends
@@ -213,7 +216,8 @@ def load_source(text: str) -> Source:
         raise VerilogInputError(
             f"Verilog text is nested too deeply to parse {str(error) or ''}".strip()
         ) from None
-    return Source(text, tree, warnings, "`" in clean, _shift=shift, _byte_starts=byte_starts)
+    macros = "`" in _PLAIN_DIRECTIVE.sub("", clean)
+    return Source(text, tree, warnings, macros, _shift=shift, _byte_starts=byte_starts)
 
 
 @contextmanager
