@@ -648,14 +648,14 @@ class _Module:
         return order[::-1]
 
     @cached_property
-    def _containers(self) -> dict[int, _Element]:
-        """`id` of each element of the render tree -> the container it is a child of (top level: none)."""
-        return {id(child): element for element in self._children_first for child in element.children}
+    def _containers(self) -> dict[int, int]:
+        """`id` of each element of the render tree -> `id` of its container (top level: none)."""
+        return {id(child): id(element) for element in self._children_first for child in element.children}
 
     @cached_property
-    def _unit_elements(self) -> dict[_Unit, _Element]:
-        """Each unit of the render tree -> its element."""
-        return {element.unit: element for element in self._children_first if element.unit is not None}
+    def _unit_elements(self) -> dict[_Unit, int]:
+        """Each unit of the render tree -> `id` of its element."""
+        return {element.unit: id(element) for element in self._children_first if element.unit is not None}
 
     def kept_elements(self, kept: set[_Unit]) -> set[int]:
         """`id`s of the kept elements: a unit's when the unit is kept, a container's when any child is."""
@@ -673,9 +673,9 @@ class _Module:
         """`marked` with the elements of `units` and their containers added."""
         for unit in units:
             element = self._unit_elements.get(unit)
-            while element is not None and id(element) not in marked:  # its containers, up to a marked one
-                marked.add(id(element))
-                element = self._containers.get(id(element))
+            while element is not None and element not in marked:  # its containers, up to a marked one
+                marked.add(element)
+                element = self._containers.get(element)
         return marked
 
     def edits(self, kept: set[_Unit]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
