@@ -258,7 +258,8 @@ def module_syntax(source: Source) -> list[ModuleSyntax]:
         if name.isMissing:
             continue
         instances = find_nodes(node, Kind.HierarchyInstantiation, Kind.PrimitiveInstantiation)
-        modules.append(ModuleSyntax(name.valueText, node, _header_ports(node), instances, _edges(node)))
+        edges = _edges(node) if "edge" in source.text else {}  # no posedge or negedge to look for
+        modules.append(ModuleSyntax(name.valueText, node, _header_ports(node), instances, edges))
     return modules
 
 

@@ -203,7 +203,7 @@ class _Module:
         # A task call may write any module signal its body mentions, so a call drives all of those names.
         self.tasks = {
             task.prototype.name.getLastToken().valueText: frozenset(self.ids_of(task))
-            for task in find_nodes(module.node, Kind.TaskDeclaration)
+            for task in (find_nodes(module.node, Kind.TaskDeclaration) if "task" in source.text else ())
             if task.prototype.name is not None
         }
         header_start, header_end = source.span(module.node.header)
