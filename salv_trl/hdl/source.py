@@ -79,7 +79,7 @@ class Source:
         rng = node.range if isinstance(node, pyslang.parsing.Token) else node.sourceRange
         if self.macros:
             return self.file_location(rng.start), self.file_location(rng.end, end=True)
-        return self.char(rng.start.offset), self.char(rng.end.offset)  # the common case, without a call more
+        return self.char(rng.start.offset), self.char(rng.end.offset)  # no macro: locations are the file's
 
     def line_column(self, location: pyslang.SourceLocation) -> tuple[int, int]:
         """1-based line and column (in characters) of a location."""
