@@ -43,6 +43,24 @@ def test_runs_in_a_fresh_folder_that_is_removed():
     assert not path.exists()
 
 
+def test_identical_files_are_one_inode_and_a_write_replaces_never_writes_through(tmp_path):
+    outside = tmp_path / "outside.txt"
+    outside.write_text("host\n")
+    with Sandbox({"a.v": "`resetall\n", "b.v": "module b; endmodule\n", "c.v": "`resetall\n"}) as box:
+        a, b, c = (os.stat(box.path / name) for name in ("a.v", "b.v", "c.v"))
+        assert a.st_ino == c.st_ino != b.st_ino and a.st_nlink == 2
+        box.write("c.v", "changed\n")  # the other name of the inode keeps its content
+        assert (box.path / "a.v").read_text() == "`resetall\n"
+        assert (box.path / "c.v").read_text() == "changed\n"
+        # a link that a sandboxed command could leave is replaced, not followed out of the folder
+        (box.path / "d.v").symlink_to(outside)
+        box.write("d.v", "mine\n")
+        assert not (box.path / "d.v").is_symlink()
+        result = box.run(["sh", "-c", "cat a.v b.v c.v d.v"], timeout=10)
+    assert outside.read_text() == "host\n"
+    assert result.stdout == "`resetall\nmodule b; endmodule\nchanged\nmine\n"
+
+
 def test_timeout_kills_the_whole_process_tree():
     marker = f"sleep 77.{os.getpid()}"  # a unique command line to look for afterwards
     start = time.monotonic()

@@ -206,14 +206,9 @@ def find_nodes(node: pysyntax.SyntaxNode, *kinds: pysyntax.SyntaxKind) -> list[p
 
 
 def identifier_tokens(node: pysyntax.SyntaxNode) -> list[Token]:
-    """The identifier tokens below `node`, in source order."""
+    """The identifier tokens below `node`, in source order (the walk happens in C++)."""
     tokens: list[Token] = []
-
-    def collect(item) -> None:
-        if isinstance(item, Token) and item.kind == TokenKind.Identifier:
-            tokens.append(item)
-
-    node.visit(collect)
+    node.visit(lookup_table={TokenKind.Identifier: tokens.append})
     return tokens
 
 
@@ -263,7 +258,8 @@ def module_syntax(source: Source) -> list[ModuleSyntax]:
         if name.isMissing:
             continue
         instances = find_nodes(node, Kind.HierarchyInstantiation, Kind.PrimitiveInstantiation)
-        modules.append(ModuleSyntax(name.valueText, node, _header_ports(node), instances, _edges(node)))
+        edges = _edges(node) if "edge" in source.text else {}  # no posedge or negedge to look for
+        modules.append(ModuleSyntax(name.valueText, node, _header_ports(node), instances, edges))
     return modules
 
 
@@ -296,40 +292,44 @@ def choose_top(
 
 def edge_events(modules: list[ModuleSyntax], top: ModuleSyntax) -> dict[str, frozenset[str]]:
     """Input port of `top` -> edges it reaches in event controls, through instance port connections."""
-    by_name = {module.name: module for module in modules}
-    memo: dict[str, dict[str, set[str]]] = {}
-
-    def port_edges(module: ModuleSyntax, active: frozenset[str]) -> dict[str, set[str]]:
-        if module.name in memo:
-            return memo[module.name]
-        edges = {name: set(found) for name, found in module.edges.items()}
-        for node in module.instances:
-            child = by_name.get(node.type.valueText) if node.kind == Kind.HierarchyInstantiation else None
-            if child is None or child.name in active:
-                continue
-            child_edges = port_edges(child, active | {child.name})
-            child_ports = [name for name, _ in child.ports]
-            for instance in syntax_nodes(node.instances):
-                for index, connection in enumerate(syntax_nodes(instance.connections)):
-                    if connection.kind == Kind.NamedPortConnection:
-                        port = connection.name.valueText
-                    elif connection.kind == Kind.OrderedPortConnection and index < len(child_ports):
-                        port = child_ports[index]
-                    else:
-                        continue
-                    expression = getattr(connection, "expr", None)
-                    if port in child_edges and expression is not None:
-                        for token in identifier_tokens(expression):
-                            edges.setdefault(token.valueText, set()).update(child_edges[port])
-        memo[module.name] = edges
-        return edges
-
-    edges = port_edges(top, frozenset({top.name}))
+    edges = _port_edges(top, frozenset({top.name}), {module.name: module for module in modules}, {})
     return {
         name: frozenset(edges[name])
         for name, direction in top.ports
         if direction == "input" and name in edges
     }
+
+
+def _port_edges(
+    module: ModuleSyntax,
+    active: frozenset[str],
+    by_name: dict[str, ModuleSyntax],
+    memo: dict[str, dict[str, set[str]]],
+) -> dict[str, set[str]]:
+    """Local name of `module` -> edges it reaches (`active`: modules being followed, `memo`: those done)."""
+    if module.name in memo:
+        return memo[module.name]
+    edges = {name: set(found) for name, found in module.edges.items()}
+    for node in module.instances:
+        child = by_name.get(node.type.valueText) if node.kind == Kind.HierarchyInstantiation else None
+        if child is None or child.name in active:
+            continue
+        child_edges = _port_edges(child, active | {child.name}, by_name, memo)
+        child_ports = [name for name, _ in child.ports]
+        for instance in syntax_nodes(node.instances):
+            for index, connection in enumerate(syntax_nodes(instance.connections)):
+                if connection.kind == Kind.NamedPortConnection:
+                    port = connection.name.valueText
+                elif connection.kind == Kind.OrderedPortConnection and index < len(child_ports):
+                    port = child_ports[index]
+                else:
+                    continue
+                expression = getattr(connection, "expr", None)
+                if port in child_edges and expression is not None:
+                    for token in identifier_tokens(expression):
+                        edges.setdefault(token.valueText, set()).update(child_edges[port])
+    memo[module.name] = edges
+    return edges
 
 
 def _diagnostics(source: Source, diagnostics) -> list[Diagnostic]:

@@ -140,8 +140,10 @@ def _prlimit(limits: SandboxLimits) -> list[str]:
     return ["prlimit"] + [f"--{name}={value}" for name, value in values.items()] + ["--"]
 
 
-def _system_mounts() -> list[str]:
-    """`/usr` read-only, and `/bin`, `/sbin`, `/lib*` as the host has them (merged-/usr links or folders)."""
+@functools.lru_cache(maxsize=1)
+def _system_mounts() -> tuple[str, ...]:
+    """`/usr` read-only, and `/bin`, `/sbin`, `/lib*` as the host has them (merged-/usr links or folders).
+    Looked up once per process: the host's layout does not change under it."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         path = Path("/") / name
@@ -149,7 +151,7 @@ def _system_mounts() -> list[str]:
             args += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
-    return args
+    return tuple(args)
 
 
 def _isolation_argv(work: Path, network: bool, info_fd: int | None = None) -> list[str]:
@@ -330,17 +332,40 @@ class Sandbox:
         self.isolated = not _unsafe()
         self.path = Path(tempfile.mkdtemp(prefix="box-", dir=_process_folder()))
         _own(self.path)
+        # Files with the same content are hard links to the first (a verification writes the same separator
+        # before every candidate, and creating a file costs several times what linking one does).
+        written: dict[bytes, Path] = {}
         for name, content in (files or {}).items():
-            self.write(name, content)
+            data = _encoded(content)
+            if data in written:
+                try:
+                    os.link(written[data], self._target(name))
+                    continue
+                except OSError:  # a file system without hard links
+                    pass
+            written.setdefault(data, self.write(name, data))
+
+    def _target(self, name: str) -> Path:
+        if not name or "/" in name or name in (".", ".."):
+            raise ValueError(f"sandbox file names must be plain names, got {name!r}")
+        return self.path / name
 
     def write(self, name: str, content: str | bytes) -> Path:
-        """Create file `name` (a plain name, no directories) in the work folder."""
-        if not name or Path(name).name != name or name in (".", ".."):
-            raise ValueError(f"sandbox file names must be plain names, got {name!r}")
-        target = self.path / name
-        if isinstance(content, str):
-            content = content.encode("utf-8", errors="surrogateescape")
-        target.write_bytes(content)
+        """Create file `name` (a plain name, no directories) in the work folder. An existing `name` is
+        replaced, never written through: it may be a hard link, or a symbolic link a command made."""
+        target = self._target(name)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        try:
+            fd = os.open(target, flags, 0o666)
+        except FileExistsError:
+            target.unlink()
+            fd = os.open(target, flags, 0o666)
+        try:
+            view = memoryview(_encoded(content))
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         return target
 
     def remove(self, *names: str) -> None:
@@ -506,6 +531,10 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _encoded(content: str | bytes) -> bytes:
+    return content.encode("utf-8", errors="surrogateescape") if isinstance(content, str) else content
 
 
 def run_sandboxed(

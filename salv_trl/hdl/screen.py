@@ -182,28 +182,29 @@ def screen(text: str, *, max_chars: int = MAX_CHARS) -> str | None:
 
 
 _KIND = parsing.TokenKind
-# The token kinds the screen looks at; testing membership first keeps the per-token loop cheap.
-_WATCHED = frozenset(
-    {
-        _KIND.SystemIdentifier,
-        _KIND.Identifier,
-        _KIND.StringLiteral,
-        _KIND.RootSystemName,
-        _KIND.Dollar,
-        _KIND.MacroPaste,
-        _KIND.ImportKeyword,
-        _KIND.Directive,
-    }
-)
+# The token kinds the screen looks at, with the text each kind's raw text contains, whatever else it holds.
+# Tokens are pieces of the text as written (no preprocessing), so a text containing none of these cannot hold
+# any such token, and needs no lexing.
+_WATCHED = {
+    _KIND.SystemIdentifier: "$",
+    _KIND.RootSystemName: "$",
+    _KIND.Dollar: "$",
+    _KIND.Identifier: "\\",  # only escaped identifiers matter
+    _KIND.StringLiteral: '"""',  # only triple-quoted strings matter
+    _KIND.MacroPaste: "``",
+    _KIND.ImportKeyword: "import",
+    _KIND.Directive: "`",
+}
 
 
 def _screen_tokens(text: str) -> str | None:
     """pyslang's reading of `text` (no preprocessing, so nothing is read from disk)."""
+    watched = frozenset(kind for kind, needle in _WATCHED.items() if needle in text)
+    if not watched:
+        return None
     defined: set[str] = set()
-    tokens = _tokens(text)
+    tokens = _tokens(text, watched)
     for index, (kind, raw, offset) in enumerate(tokens):
-        if kind not in _WATCHED:
-            continue
         if kind == _KIND.SystemIdentifier:
             if raw not in ALLOWED_SYSTEM_TASKS:
                 return f"system task {raw} is not allowed (offset {offset})"
@@ -222,7 +223,7 @@ def _screen_tokens(text: str) -> str | None:
         elif kind == _KIND.ImportKeyword:
             if index + 1 < len(tokens) and tokens[index + 1][0] == _KIND.StringLiteral:
                 return f"foreign import {tokens[index + 1][1]} (offset {offset})"
-        else:  # a directive
+        elif kind == _KIND.Directive:
             name = _DIRECTIVE_NAME.match(raw)
             name = name.group(0) if name else raw
             if name == "`define" and index + 1 < len(tokens):
@@ -234,6 +235,8 @@ def _screen_tokens(text: str) -> str | None:
 
 def _screen_icarus_view(text: str) -> str | None:
     """The same checks on the code as Icarus's lexer delimits it (comments and strings blanked out)."""
+    if "$" not in text and "\\" not in text and '"""' not in text:  # nothing to find, blanked or not
+        return None
     code = _ICARUS_NON_CODE.sub(lambda m: " " * len(m.group(0)), text)
     for match in _ICARUS_SYSTEM_NAME.finditer(code):
         if match.group(0) not in ALLOWED_SYSTEM_TASKS:
@@ -277,19 +280,25 @@ def _expand(text: str) -> str:
 _LIMIT_SIGNALS = (-signal.SIGXCPU, -signal.SIGKILL, -signal.SIGXFSZ)
 
 
-def _tokens(text: str) -> list[tuple[object, str, int]]:
-    """Raw lexer tokens (kind, text, character offset) of `text`, without running the preprocessor."""
+def _tokens(text: str, kinds: frozenset) -> list[tuple[object, str, int]]:
+    """Raw lexer tokens (kind, text, character offset) of `text` whose kind is in `kinds`, each with the token
+    that follows it, without running the preprocessor."""
     manager = pyslang.SourceManager()
     lexer = parsing.Lexer(manager.assignText(text), pyslang.BumpAllocator(), pyslang.Diagnostics(), manager)
     # pyslang offsets count UTF-8 bytes; map them back to Python character offsets.
     encoded = text.encode("utf-8")
     ascii_only = len(encoded) == len(text)
     tokens = []
+    end, follows = _KIND.EndOfFile, False  # `follows`: the previous token was kept
     while True:
         token = lexer.lex()
-        if token.kind == parsing.TokenKind.EndOfFile:
+        kind = token.kind
+        if kind is end:
             return tokens
-        offset = token.location.offset
-        if not ascii_only:
-            offset = len(encoded[:offset].decode("utf-8", errors="replace"))
-        tokens.append((token.kind, token.rawText, offset))
+        keep = kind in kinds
+        if keep or follows:
+            offset = token.location.offset
+            if not ascii_only:
+                offset = len(encoded[:offset].decode("utf-8", errors="replace"))
+            tokens.append((kind, token.rawText, offset))
+        follows = keep

@@ -89,15 +89,21 @@ class Verilator(Simulator):
 SIMULATORS: dict[str, type[Simulator]] = {"icarus": Icarus, "verilator": Verilator}
 
 
+_FOUND: dict[str, Simulator] = {}  # back ends found on PATH (a missing one is looked for again on each call)
+
+
 def get_simulator(name: str | Simulator) -> Simulator:
     """The back end called `name` (`"icarus"` or `"verilator"`); ValueError for others or when missing."""
     if isinstance(name, Simulator):
         return name
+    if name in _FOUND:
+        return _FOUND[name]
     if name not in SIMULATORS:
         raise ValueError(f"unknown simulator {name!r}; choose one of {sorted(SIMULATORS)}")
     simulator = SIMULATORS[name]()
     if not simulator.available():
         raise ValueError(f"simulator {name!r} needs {', '.join(simulator.executables)} on PATH")
+    _FOUND[name] = simulator
     return simulator
 
 

@@ -42,9 +42,17 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from pyslang import syntax as pysyntax
-from pyslang.parsing import Token, TokenKind
+from pyslang.parsing import TokenKind
 
-from .parse import ModuleSyntax, ParsedDesign, choose_top, find_nodes, module_syntax, syntax_nodes
+from .parse import (
+    ModuleSyntax,
+    ParsedDesign,
+    choose_top,
+    find_nodes,
+    identifier_tokens,
+    module_syntax,
+    syntax_nodes,
+)
 from .source import Source, deep_recursion, load_source
 
 __all__ = ["SignalSlice", "slice_signals"]
@@ -158,7 +166,7 @@ class _Unit:
     names: frozenset[str] = frozenset()  # every name mentioned: must stay declared when kept
     needs: frozenset[str] = frozenset()  # names needed as soon as it is kept
     always: bool = False  # kept in every slice (interface, opaque items)
-    root: _Element | None = None  # a control-flow statement is kept when its procedural block is
+    root: int | None = None  # `id` of its procedural block's element: kept when that block is
     warning: str | None = None
     instance_of: str | None = None
     child_ports: dict[str, frozenset[str]] = field(default_factory=dict)  # written name -> child output ports
@@ -180,11 +188,14 @@ class _Module:
     """The units of one module, and closures over them."""
 
     def __init__(self, source: Source, module: ModuleSyntax, slicer: _Slicer):
+        # The slicer answers the instances' questions while the units are built; it is not kept after, so
+        # that no reference cycle holds a module (and its parse) until the garbage collector runs.
         self.source, self.slicer = source, slicer
         self.start, self.end = source.span(module.node)
-        self.identifiers: list[tuple[int, str]] = []
-        module.node.visit(self._collect_identifier)
-        self.identifiers.sort()
+        location = source.file_location
+        self.identifiers = sorted(
+            (location(token.location), token.valueText) for token in identifier_tokens(module.node)
+        )
         self.offsets = [offset for offset, _ in self.identifiers]
         self.units: list[_Unit] = []
         self.elements: list[_Element] = []
@@ -192,7 +203,7 @@ class _Module:
         # A task call may write any module signal its body mentions, so a call drives all of those names.
         self.tasks = {
             task.prototype.name.getLastToken().valueText: frozenset(self.ids_of(task))
-            for task in find_nodes(module.node, Kind.TaskDeclaration)
+            for task in (find_nodes(module.node, Kind.TaskDeclaration) if "task" in source.text else ())
             if task.prototype.name is not None
         }
         header_start, header_end = source.span(module.node.header)
@@ -210,12 +221,9 @@ class _Module:
             for name in unit.declares:
                 self.declarations.setdefault(name, []).append(unit)
         self.declared = set(self.ports).union(*(unit.declares for unit in self.units))
+        del self.slicer
 
     # ---- identifiers -------------------------------------------------------------------------------------
-    def _collect_identifier(self, item) -> None:
-        if isinstance(item, Token) and item.kind == TokenKind.Identifier:
-            self.identifiers.append((self.source.file_location(item.location), item.valueText))
-
     def ids(self, start: int, end: int) -> list[str]:
         """Names of the identifier tokens in `[start, end)`."""
         return [
@@ -269,6 +277,8 @@ class _Module:
         return element
 
     def _from_macro(self, node) -> bool:
+        if not self.source.macros:
+            return False
         manager = self.source.source_manager
         return manager.isMacroLoc(node.getFirstToken().location) or manager.isMacroLoc(
             node.getLastToken().location
@@ -280,12 +290,14 @@ class _Module:
         unit = _Unit(start, end, names=names, needs=names, always=True, warning=why)
         return self._add(_Element(start, end, drop, unit))
 
-    def _driver(self, node, defs: list[str], uses: frozenset[str], drop: str, root=None) -> _Element:
-        start, end = self.source.span(node)
+    def _driver(
+        self, span: tuple[int, int], defs: list[str], uses: frozenset[str], drop: str, root: int | None = None
+    ) -> _Element:
+        start, end = span
         unit = _Unit(start, end, drives=dict.fromkeys(defs, uses), names=frozenset(defs) | uses, root=root)
         return self._add(_Element(start, end, drop, unit))
 
-    def _member(self, node, context: frozenset[str], root: _Element | None, drop: str) -> _Element:
+    def _member(self, node, context: frozenset[str], root: int | None, drop: str) -> _Element:
         """A module or generate item."""
         kind = node.kind
         start, end = self.source.span(node)
@@ -304,10 +316,10 @@ class _Module:
                     more_bases, tokens = self._lvalue(assignment.left)
                     bases += more_bases
                     written += tokens
-            return self._driver(node, bases, self._uses_without(start, end, written) | context, drop)
+            return self._driver((start, end), bases, self._uses_without(start, end, written) | context, drop)
         if kind in _PROCEDURAL:
             element = _Element(start, end, drop)
-            element.children.append(self._statement(node.statement, context, element, ";"))
+            element.children.append(self._statement(node.statement, context, id(element), ";"))
             return element
         if kind in (Kind.FunctionDeclaration, Kind.TaskDeclaration):
             names = (
@@ -399,7 +411,7 @@ class _Module:
             element.children.append(self._member(body, inner, root, body_drop))
         return element
 
-    def _statement(self, node, context: frozenset[str], root: _Element, drop: str) -> _Element:
+    def _statement(self, node, context: frozenset[str], root: int, drop: str) -> _Element:
         """A procedural statement: a container of statements, or a leaf unit that uses `context` too."""
         kind = node.kind
         start, end = self.source.span(node)
@@ -447,11 +459,12 @@ class _Module:
                 if expression.kind in _COMPOUND_ASSIGNMENTS:
                     written = []  # `x += y` reads x
                 return self._driver(
-                    node, bases, self._uses_without(start, end, written) | context, drop, root
+                    (start, end), bases, self._uses_without(start, end, written) | context, drop, root
                 )
             if expression.kind in _INCREMENTS:
                 bases, _ = self._lvalue(expression.operand)
-                return self._driver(node, bases, frozenset(self.ids(start, end)) | context, drop, root)
+                uses = frozenset(self.ids(start, end)) | context
+                return self._driver((start, end), bases, uses, drop, root)
             if expression.kind == Kind.InvocationExpression:
                 callee = expression.left.getFirstToken()
                 if (
@@ -465,11 +478,12 @@ class _Module:
             and expression.kind in _ASSIGNMENTS
         ):
             bases, written = self._lvalue(expression.left)
-            return self._driver(node, bases, self._uses_without(start, end, written) | context, drop, root)
+            uses = self._uses_without(start, end, written) | context
+            return self._driver((start, end), bases, uses, drop, root)
         # Task calls, writing system tasks and anything else: every name may be written and read.
         names = list(self.ids(start, end))
         names += [written for name in names if name in self.tasks for written in self.tasks[name]]
-        return self._driver(node, names, frozenset(names) | context, drop, root)
+        return self._driver((start, end), names, frozenset(names) | context, drop, root)
 
     # ---- instances ---------------------------------------------------------------------------------------
     def _instance(self, node, context: frozenset[str]) -> _Unit:
@@ -564,43 +578,64 @@ class _Module:
     # ---- closure -----------------------------------------------------------------------------------------
     def closure(self, output: str) -> tuple[set[_Unit], set[str]]:
         """The units kept for `output`, and the names it needs."""
+        kept, needed, referenced = (set(part) for part in self._common)
+        to_need, to_keep = [output], []
+        while True:
+            self._grow(kept, needed, referenced, to_need, [], to_keep)
+            if not self._sticky:
+                return kept, needed
+            roots = self.kept_elements(kept)
+            to_need, to_keep = [], [u for u in self._sticky if u not in kept and u.root in roots]
+            if not to_keep:
+                return kept, needed
+
+    @cached_property
+    def _common(self) -> tuple[frozenset[_Unit], frozenset[str], frozenset[str]]:
+        """Kept units, needed and referenced names that every slice has: those the interface (the units kept
+        in every slice, the ports) brings. A slice grows from them: closing over the output alone afterwards
+        gives the same sets as closing over everything at once (each step only adds)."""
         kept: set[_Unit] = set()
         needed: set[str] = set()
         referenced: set[str] = set()
-        to_need = [output]
-        to_reference = list(self.ports)
-        to_keep = [unit for unit in self.units if unit.always]
-        sticky = [unit for unit in self.units if unit.root is not None and not unit.drives]
-        while True:
-            while to_need or to_reference or to_keep:
-                if to_keep:
-                    unit = to_keep.pop()
-                    if unit not in kept:
-                        kept.add(unit)
-                        to_reference += unit.names
-                        to_need += unit.needs
-                elif to_need:
-                    name = to_need.pop()
-                    if name not in needed:
-                        needed.add(name)
-                        to_reference.append(name)
-                        # an input port's value comes from outside, whatever seems to write it inside
-                        for unit, uses in (
-                            () if self.ports.get(name) == "input" else self.drivers.get(name, ())
-                        ):
-                            to_keep.append(unit)
-                            to_need += uses
-                else:
-                    name = to_reference.pop()
-                    if name not in referenced:
-                        referenced.add(name)
-                        to_keep += self.declarations.get(name, ())
-            if not sticky:
-                return kept, needed
-            roots = self.kept_elements(kept)
-            to_keep = [unit for unit in sticky if unit not in kept and id(unit.root) in roots]
-            if not to_keep:
-                return kept, needed
+        self._grow(kept, needed, referenced, [], list(self.ports), [u for u in self.units if u.always])
+        return frozenset(kept), frozenset(needed), frozenset(referenced)
+
+    def _grow(
+        self,
+        kept: set[_Unit],
+        needed: set[str],
+        referenced: set[str],
+        to_need: list[str],
+        to_reference: list[str],
+        to_keep: list[_Unit],
+    ) -> None:
+        """Close `kept`, `needed` and `referenced` (in place) over what the pending items bring."""
+        while to_need or to_reference or to_keep:
+            if to_keep:
+                unit = to_keep.pop()
+                if unit not in kept:
+                    kept.add(unit)
+                    to_reference += unit.names
+                    to_need += unit.needs
+            elif to_need:
+                name = to_need.pop()
+                if name not in needed:
+                    needed.add(name)
+                    to_reference.append(name)
+                    # an input port's value comes from outside, whatever seems to write it inside
+                    for unit, uses in () if self.ports.get(name) == "input" else self.drivers.get(name, ()):
+                        to_keep.append(unit)
+                        to_need += uses
+            else:
+                name = to_reference.pop()
+                if name not in referenced:
+                    referenced.add(name)
+                    to_keep += self.declarations.get(name, ())
+
+    @cached_property
+    def _sticky(self) -> list[_Unit]:
+        """The units that drive nothing but are kept with their procedural block (timing and control flow)."""
+        return [unit for unit in self.units if unit.root is not None and not unit.drives]
 
     @cached_property
     def _children_first(self) -> list[_Element]:
@@ -612,17 +647,36 @@ class _Module:
             stack += element.children
         return order[::-1]
 
+    @cached_property
+    def _containers(self) -> dict[int, int]:
+        """`id` of each element of the render tree -> `id` of its container (top level: none)."""
+        return {id(child): id(element) for element in self._children_first for child in element.children}
+
+    @cached_property
+    def _unit_elements(self) -> dict[_Unit, int]:
+        """Each unit of the render tree -> `id` of its element."""
+        return {element.unit: id(element) for element in self._children_first if element.unit is not None}
+
     def kept_elements(self, kept: set[_Unit]) -> set[int]:
         """`id`s of the kept elements: a unit's when the unit is kept, a container's when any child is."""
-        result: set[int] = set()
-        for element in self._children_first:
-            if (
-                element.unit in kept
-                if element.unit is not None
-                else any(id(child) in result for child in element.children)
-            ):
-                result.add(id(element))
-        return result
+        common = self._common[0]
+        if common <= kept:  # always, in a slice: start from the elements every slice keeps
+            return self._mark(kept - common, set(self._common_elements))
+        return self._mark(kept, set())
+
+    @cached_property
+    def _common_elements(self) -> frozenset[int]:
+        """`id`s of the elements every slice keeps."""
+        return frozenset(self._mark(self._common[0], set()))
+
+    def _mark(self, units: set[_Unit], marked: set[int]) -> set[int]:
+        """`marked` with the elements of `units` and their containers added."""
+        for unit in units:
+            element = self._unit_elements.get(unit)
+            while element is not None and element not in marked:  # its containers, up to a marked one
+                marked.add(element)
+                element = self._containers.get(element)
+        return marked
 
     def edits(self, kept: set[_Unit]) -> tuple[list[tuple[int, int, str]], list[tuple[int, int]]]:
         """Edits that drop what is not kept, and the spans of the kept core elements (before edits)."""

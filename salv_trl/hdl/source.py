@@ -43,11 +43,14 @@ class Source:
         text: the caller's text, unchanged; all offsets handed out index into it.
         tree: the pyslang syntax tree of the sanitised text.
         warnings: what was changed or assumed to parse it (blanked includes, Verilog-2005 keywords).
+        macros: whether the parsed text may use a macro (it has a backtick that starts no plain directive):
+            only then can a location lie inside a macro expansion.
     """
 
     text: str
     tree: pysyntax.SyntaxTree
     warnings: list[str] = field(default_factory=list)
+    macros: bool = True
     _shift: int = 0  # bytes of keyword prefix before the text
     _byte_starts: list[int] | None = None  # byte offset of each character, when the text is not ASCII
 
@@ -64,16 +67,19 @@ class Source:
 
     def file_location(self, location: pyslang.SourceLocation, end: bool = False) -> int:
         """Character offset of a location; a location inside a macro expansion maps to the macro usage."""
-        manager = self.source_manager
-        while manager.isMacroLoc(location):
-            expansion = manager.getExpansionRange(location)
-            location = expansion.end if end else expansion.start
+        if self.macros:
+            manager = self.source_manager
+            while manager.isMacroLoc(location):
+                expansion = manager.getExpansionRange(location)
+                location = expansion.end if end else expansion.start
         return self.char(location.offset)
 
     def span(self, node: pysyntax.SyntaxNode | pyslang.parsing.Token) -> tuple[int, int]:
         """`[start, end)` character span of a syntax node or token (macro expansions widen to the usage)."""
         rng = node.range if isinstance(node, pyslang.parsing.Token) else node.sourceRange
-        return self.file_location(rng.start), self.file_location(rng.end, end=True)
+        if self.macros:
+            return self.file_location(rng.start), self.file_location(rng.end, end=True)
+        return self.char(rng.start.offset), self.char(rng.end.offset)  # no macro: locations are the file's
 
     def line_column(self, location: pyslang.SourceLocation) -> tuple[int, int]:
         """1-based line and column (in characters) of a location."""
@@ -95,6 +101,8 @@ def _blank_includes(text: str) -> tuple[str, list[str]]:
     return _INCLUDE.sub(blank, text), warnings
 
 
+# Directives that take no macro and expand to nothing: a text with no other backtick has no macro expansion.
+_PLAIN_DIRECTIVE = re.compile(r"`(?:timescale|default_nettype|resetall|celldefine|endcelldefine)\b")
 _DEFINE = re.compile(r"`define[ \t]+(\w+)(\([^)\n]*\))?((?:\\\n|[^\n])*)")
 _MACRO_TOKEN = re.compile(r"`(\w+)[ \t]*(\()?|\(|\)|\w+|[^\s\w`()]")
 _MAX_EXPANSION = 2_000_000  # tokens: pyslang expands macros without a limit, so a "macro bomb" never ends
@@ -208,7 +216,8 @@ def load_source(text: str) -> Source:
         raise VerilogInputError(
             f"Verilog text is nested too deeply to parse {str(error) or ''}".strip()
         ) from None
-    return Source(text=text, tree=tree, warnings=warnings, _shift=shift, _byte_starts=byte_starts)
+    macros = "`" in _PLAIN_DIRECTIVE.sub("", clean)
+    return Source(text, tree, warnings, macros, _shift=shift, _byte_starts=byte_starts)
 
 
 @contextmanager
