@@ -20,7 +20,7 @@ from salv_trl.data.hub import (
     update_build_info,
 )
 from salv_trl.data.pairs import PAIR_FEATURES, PairOptions, build_pairs
-from salv_trl.data.rollouts import VERIFIED_ROLLOUT_FEATURES
+from salv_trl.data.rollouts import VERIFIED_ROLLOUT_FEATURES, VerifySettings
 from salv_trl.data.tasks import TASK_FEATURES
 
 REFERENCE = "module top(input a, b, output y, z);\n  assign y = a & b;\n  assign z = a | b;\nendmodule\n"
@@ -123,7 +123,9 @@ def test_card_is_generated_from_the_data_and_validates(folder):
     assert "characters masked in" in text and "chosen 25.0%" in text
     assert "Output signals judged: 4 (3 correct, 1 wrong)" in text
     # the settings the stored verdicts were made with, read from the rows (not from the last run's record)
-    assert "Verdicts made with: vectors 500, seed 3, simulator icarus, timeout 10.0 (4 rollouts)." in text
+    made_with = VerifySettings(vectors=500, seed=3).describe()
+    assert made_with.startswith("vectors 500, seed 3, simulator icarus, timeout 10.0, method random")
+    assert f"Verdicts made with: {made_with} (4 rollouts)." in text
 
 
 def test_push_to_hub_uploads_configs_then_card(folder, tmp_path, monkeypatch):

@@ -261,8 +261,7 @@ def test_verify_re_run_with_other_settings_re_verifies(tmp_path, tasks_file, cap
     )
     card = (folder / "README.md").read_text()
     assert (
-        f"Verdicts made with: vectors 30, seed 3, simulator icarus, timeout 10.0 ({len(first)} rollouts)"
-        in card
+        f"Verdicts made with: {VerifySettings(vectors=30, seed=3).describe()} ({len(first)} rollouts)" in card
     )
     assert "`seed`: 3" in card and "`vectors`: 30" in card
 
