@@ -72,6 +72,15 @@ def test_a_counterexample_the_simulator_does_not_show_is_unknown_never_wrong():
     assert not verdict.signals["q"].wrong
 
 
+def test_a_delayed_candidate_is_never_proved():
+    # Yosys drops `#` delays: the delayed adder is the same circuit to it, another one to the simulator (it
+    # changes after the testbench samples). Formal must not prove what simulation refutes.
+    delayed = ADDER.replace("assign s = a + b;", "assign #9 s = a + b;")
+    verdict = verify(delayed, ADDER, vectors=50, method="formal")
+    assert verdict.signals["s"].proof == Proof.unknown and "delays" in verdict.signals["s"].reason
+    assert verify(delayed, ADDER, vectors=50).signals["s"].wrong
+
+
 def test_untrusted_designs_meet_the_prover_only_in_the_sandbox(monkeypatch):
     runs = []
     original = Sandbox.run

@@ -44,10 +44,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from pyslang import syntax as pysyntax
+
+from .parse import ParsedDesign, find_nodes
 from .sandbox import Sandbox, SandboxLimits
 from .testbench import StimulusPlan
 
-__all__ = ["Proof", "FormalResult", "FormalError", "DEFAULT_DEPTH", "formal_problem", "prove_outputs"]
+__all__ = [
+    "Proof",
+    "FormalResult",
+    "FormalError",
+    "DEFAULT_DEPTH",
+    "formal_problem",
+    "timing_problem",
+    "prove_outputs",
+]
 
 DEFAULT_DEPTH = 40  # cycles of bounded model checking when no unbounded proof is found; see the README
 
@@ -97,6 +108,30 @@ def formal_problem() -> str | None:
     missing = [tool for tool in _TOOLS if shutil.which(tool) is None]
     if missing:
         return f"{' and '.join(missing)} not found: install the Debian package 'yosys'"
+    return None
+
+
+# Timing the simulator honours and synthesis drops: a delayed output is another circuit in simulation.
+_TIMING = (
+    pysyntax.SyntaxKind.DelayControl,
+    pysyntax.SyntaxKind.Delay3,
+    pysyntax.SyntaxKind.CycleDelay,
+    pysyntax.SyntaxKind.OneStepDelay,
+    pysyntax.SyntaxKind.WaitStatement,
+    pysyntax.SyntaxKind.WaitForkStatement,
+    pysyntax.SyntaxKind.WaitOrderStatement,
+)
+
+
+def timing_problem(design: ParsedDesign) -> str | None:
+    """Why `design` cannot be checked formally because of its timing (delays, `wait`), else None.
+
+    Yosys ignores delays, so a candidate whose `#` delays make it fail in simulation would be proved
+    equivalent: such designs are `unknown`, never proved.
+    """
+    for module in design.syntax:
+        if find_nodes(module.node, *_TIMING):
+            return f"delays or wait statements in {module.name!r}, which the formal model ignores"
     return None
 
 

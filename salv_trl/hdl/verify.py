@@ -60,7 +60,7 @@ from enum import Enum
 from typing import Any
 
 from ..progress import advance
-from .formal import DEFAULT_DEPTH, FormalError, FormalResult, Proof, prove_outputs
+from .formal import DEFAULT_DEPTH, FormalError, FormalResult, Proof, prove_outputs, timing_problem
 from .parse import ParsedDesign, module_syntax, outside_reference, parse, rename_modules
 from .sandbox import SandboxLimits, die_with_parent, require_isolation
 from .screen import MAX_CHARS, screen
@@ -735,6 +735,8 @@ def _with_formal(
     interface = reference.design.interface
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
     try:
+        if timing := timing_problem(candidate.design) or timing_problem(reference.design):
+            raise FormalError(timing)
         results = prove_outputs(
             reference.text,
             reference.module,
