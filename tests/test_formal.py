@@ -202,3 +202,30 @@ def test_cli_method_switch(tmp_path, capsys):
     with pytest.raises(SystemExit) as usage:  # argparse's own message names the choices
         main(["verify", str(tmp_path / "ref.v"), "-r", str(tmp_path / "ref.v"), "--method", "bogus"])
     assert usage.value.code == 2 and "choose from 'random', 'formal', 'both'" in capsys.readouterr().err
+
+
+AND = "module m(input [3:0] a, b, output [3:0] y); assign y = a & b; endmodule"
+
+
+@pytest.mark.parametrize(
+    "candidate",
+    [
+        # Yosys reads another circuit than the simulator: its own macro, a synthesis pragma, an attribute
+        AND.replace("assign y = a & b;", "`ifdef YOSYS assign y = a & b; `else assign y = a | b; `endif"),
+        AND.replace(
+            "assign y = a & b;",
+            "reg [3:0] r; always @* begin r = a & b;\n// synthesis translate_off\nr = a | b;\n"
+            "// synthesis translate_on\nend assign y = r;",
+        ),
+        # synthesis semantics where the simulator's differ: sensitivity list, X sources, multiple drivers
+        AND.replace("assign y = a & b;", "reg [3:0] r; always @(a) r = a & b; assign y = r;"),
+        AND.replace("assign y = a & b;", "wire [3:0] t; assign y = (a & b) ^ t ^ t;"),
+        AND.replace("assign y = a & b;", "assign y = a & b; assign y = a | b;"),
+    ],
+    ids=["ifdef-yosys", "translate-off", "sensitivity", "x-source", "two-drivers"],
+)
+def test_formal_never_proves_what_the_simulator_refutes(candidate):
+    """Attacks found by reading the change: each was `proved` by formal alone while simulation refuted it."""
+    verdict = verify(candidate, AND, vectors=200, method="formal")
+    assert not verdict.passed and verdict.signals["y"].wrong
+    assert verdict.signals["y"].mismatches > 0 and not verdict.signals["y"].correct

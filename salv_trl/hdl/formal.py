@@ -56,7 +56,7 @@ __all__ = [
     "FormalError",
     "DEFAULT_DEPTH",
     "formal_problem",
-    "timing_problem",
+    "unmodelled_code",
     "prove_outputs",
 ]
 
@@ -123,15 +123,26 @@ _TIMING = (
 )
 
 
-def timing_problem(design: ParsedDesign) -> str | None:
-    """Why `design` cannot be checked formally because of its timing (delays, `wait`), else None.
+# Code Yosys reads differently from the simulator: its predefined macros (`YOSYS`, `SYNTHESIS`), synthesis
+# pragmas in comments (`translate_off`, `parallel_case`, ...) and attributes.
+_SYNTHESIS_ONLY = re.compile(
+    r"`(?:ifdef|ifndef|elsif)\s+(?:YOSYS|SYNTHESIS)\b|\b(?:synopsys|synthesis|pragma|translate_off|translate_on"
+    r"|parallel_case|full_case)\b|\(\*(?!\s*\))"
+)
 
-    Yosys ignores delays, so a candidate whose `#` delays make it fail in simulation would be proved
-    equivalent: such designs are `unknown`, never proved.
+
+def unmodelled_code(design: ParsedDesign) -> str | None:
+    """Why `design` holds code the formal model would read otherwise than the simulator, else None.
+
+    Yosys ignores delays and `wait`, defines `YOSYS` and `SYNTHESIS`, and obeys synthesis pragmas and
+    attributes (`translate_off`, `parallel_case`, `(* init *)`): a candidate could show it one circuit and
+    the simulator another. Such designs are `unknown`, never proved.
     """
     for module in design.syntax:
         if find_nodes(module.node, *_TIMING):
             return f"delays or wait statements in {module.name!r}, which the formal model ignores"
+    if design.source is not None and (found := _SYNTHESIS_ONLY.search(design.source.text)):
+        return f"{found.group(0)!r}: code Yosys would read differently from the simulator"
     return None
 
 

@@ -35,9 +35,12 @@ Route of a candidate:
   untested: matching it constrained nothing);
 - a given testbench shows it correct when it reports no mismatch;
 - formal shows it correct with a proof, or with a bounded proof within which the reference's output moves;
-  a replayed counterexample shows it wrong. `"both"` keeps the random verdict and lets formal refine it;
-  `"formal"` judges outputs by formal alone (the simulator still compiles and runs the candidate, which
-  decides its status, and replays counterexamples).
+  a replayed counterexample shows it wrong. A mismatch the simulator saw is never overridden: Yosys reads
+  Verilog as synthesis does (sensitivity lists, X sources, multiple drivers, `parallel_case` mean other
+  things to it), and the simulator's reading is the one every harness uses. `"both"` keeps the random
+  verdict and lets formal refine it; `"formal"` keeps only the simulation's mismatches and judges the rest
+  by formal alone (the simulator still compiles and runs the candidate, which decides its status, and
+  replays counterexamples).
 
 A module `passed` when no output is wrong and at least one is correct; its untested outputs are named in
 [`ModuleVerdict.untested`] and are never contrast signals.
@@ -60,7 +63,7 @@ from enum import Enum
 from typing import Any
 
 from ..progress import advance
-from .formal import DEFAULT_DEPTH, FormalError, FormalResult, Proof, prove_outputs, timing_problem
+from .formal import DEFAULT_DEPTH, FormalError, FormalResult, Proof, prove_outputs, unmodelled_code
 from .parse import ParsedDesign, module_syntax, outside_reference, parse, rename_modules
 from .sandbox import SandboxLimits, die_with_parent, require_isolation
 from .screen import MAX_CHARS, screen
@@ -735,7 +738,7 @@ def _with_formal(
     interface = reference.design.interface
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
     try:
-        if timing := timing_problem(candidate.design) or timing_problem(reference.design):
+        if timing := unmodelled_code(candidate.design) or unmodelled_code(reference.design):
             raise FormalError(timing)
         results = prove_outputs(
             reference.text,
@@ -758,11 +761,13 @@ def _with_formal(
         ):
             result = FormalResult(
                 Proof.unknown,
-                reason="a counterexample the simulator does not confirm: X or Z in the reference there "
-                "(undriven, or registers without reset or initial value)",
+                reason="a counterexample the simulator does not confirm (X in the reference there: undriven, "
+                "or registers without reset or initial value; or the two readings of the code differ)",
             )
-        base = verdict.signals[name] if job.method == "both" else SignalVerdict(0, 0, False)
-        signals[name] = base.refined(result)
+        simulated = verdict.signals[name]
+        if job.method == "formal":  # the simulation's mismatches stand; correct only from formal
+            simulated = SignalVerdict(simulated.mismatches, simulated.samples, False)
+        signals[name] = simulated.refined(result)
     return ModuleVerdict(verdict.status, signals, verdict.detail)
 
 
