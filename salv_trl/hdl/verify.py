@@ -734,12 +734,12 @@ def _with_formal(
     timeout: float,
 ) -> ModuleVerdict:
     """`verdict` with every output checked formally; counterexamples the simulator does not confirm are
-    `unknown`. With `method="formal"` the simulation's per-output results are dropped first."""
+    `unknown`. With `method="formal"` only the simulation's mismatches are kept (never its "correct")."""
     interface = reference.design.interface
     plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
     try:
-        if timing := unmodelled_code(candidate.design) or unmodelled_code(reference.design):
-            raise FormalError(timing)
+        if unmodelled := unmodelled_code(candidate.design) or unmodelled_code(reference.design):
+            raise FormalError(unmodelled)
         results = prove_outputs(
             reference.text,
             reference.module,
