@@ -24,6 +24,7 @@ import argparse
 import sys
 import time
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -61,7 +62,7 @@ def mutant_jobs(every: int) -> tuple[list[VerifyJob], list[tuple[str, str]]]:
 
 def judged(jobs, workers, timeout, **settings):
     start = time.perf_counter()
-    runs = [VerifyJob(**{**job.__dict__, **settings}) for job in jobs]
+    runs = [replace(job, **settings) for job in jobs]
     verdicts = verify_many(runs, workers=workers, progress=False, timeout=timeout)
     return verdicts, (time.perf_counter() - start) / max(1, len(jobs))
 

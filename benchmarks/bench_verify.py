@@ -139,7 +139,7 @@ def ray_throughput(jobs: list[VerifyJob], args: argparse.Namespace) -> None:
     for name, seconds in timings.items():
         print(f"  {name:<58} {seconds:7.2f} s  {len(rows) / seconds:7.1f} rollouts/s")
     print(
-        f"  throughput, warm Ray / local pool: {timings[local] / timings[name]:.2f}x"
+        f"  throughput, warm Ray / local pool: {timings[local] / list(timings.values())[-1]:.2f}x"
         f"  identical rows (all three): {same}/{len(rows)}"
     )
     if same != len(rows):

@@ -307,7 +307,7 @@ def test_verify_on_a_ray_cluster_survives_losing_a_worker_node(ray_cluster, tmp_
     try:
         deadline = time.monotonic() + 120
         # a Ray worker process runs a task as `ray::<function>`
-        while not any(p.cmdline()[:1] == ["ray::_judge_chunk"] for p in _session(worker.pid)):
+        while not any((p.info["cmdline"] or [])[:1] == ["ray::_judge_chunk"] for p in _session(worker.pid)):
             assert run.poll() is None, (
                 f"the run ended before the worker node judged a chunk:\n{log.read_text()}"
             )

@@ -43,11 +43,6 @@ def test_every_reference_verifies_against_itself():
     )
     assert len(designs) == 235
     assert not any(s.wrong for v in verdicts for s in v.signals.values())
-    assert all(
-        all(s.untested for s in verdicts[i].signals.values())
-        for i, d in enumerate(designs)
-        if d.name in untested
-    )
     assert set(failed) == ICARUS_CANNOT_SIMULATE, {k: v.detail[:200] for k, v in failed.items()}
     assert all("harness" in v.detail and "not yet supported" in v.detail for v in failed.values())
 

@@ -41,7 +41,7 @@ from datasets import (
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from .rollouts import verdict_settings
+from .rollouts import settings_counts, verdict_settings
 
 __all__ = [
     "CONFIGS",
@@ -256,11 +256,7 @@ def _rollout_section(rollouts: Dataset, verify_record: dict[str, Any] | None) ->
     # The settings of the verdicts as stored, row by row: what the figures above were judged with.
     rows = rollouts.select_columns([c for c in ("verdict", "verify_settings") if c in rollouts.column_names])
     rows = rows.to_list()
-    made_with = Counter(
-        settings.describe() if settings else "settings not recorded"
-        for row, settings in zip(rows, verdict_settings(rows, verify_record), strict=True)
-        if row["verdict"] is not None
-    )
+    made_with = settings_counts(rows, verdict_settings(rows, verify_record))
     if made_with:
         text += (
             "\n\nVerdicts made with: "

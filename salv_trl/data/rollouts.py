@@ -8,6 +8,7 @@ across a cluster (extra `ray`).
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "VerifySettings",
     "judge_rollouts",
     "judge_rollouts_ray",
+    "settings_counts",
     "verdict_from_row",
     "verdict_settings",
 ]
@@ -125,6 +127,21 @@ class VerifySettings:
 def verdict_from_row(row: dict[str, Any]) -> ModuleVerdict:
     """The [`ModuleVerdict`] of a verified rollout row's `verdict` column."""
     return ModuleVerdict.from_dict(row["verdict"])
+
+
+def settings_counts(
+    rollouts: Sequence[dict],
+    stored: Sequence[VerifySettings | None],
+    *,
+    other_than: VerifySettings | None = None,
+) -> Counter:
+    """Verified rollouts by the settings their verdicts were made with (described; `stored` from
+    [`verdict_settings`]), leaving out those made with `other_than`."""
+    return Counter(
+        settings.describe() if settings else "settings not recorded"
+        for row, settings in zip(rollouts, stored, strict=True)
+        if row.get("verdict") is not None and (other_than is None or settings != other_than)
+    )
 
 
 def verdict_settings(

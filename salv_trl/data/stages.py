@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +27,7 @@ from .rollouts import (
     VerifySettings,
     judge_rollouts,
     judge_rollouts_ray,
+    settings_counts,
     verdict_settings,
 )
 from .sampling import PromptFormat, rollout_key, sample_rollouts
@@ -189,11 +189,7 @@ def verify_stage(
     stored = verdict_settings(rows, build_info(folder).get("verify"))
     if all(s == settings for s in stored):
         return rollouts  # already verified with these settings
-    others = Counter(
-        s.describe() if s else "settings not recorded"
-        for row, s in zip(rows, stored, strict=True)
-        if row.get("verdict") is not None and s != settings
-    )
+    others = settings_counts(rows, stored, other_than=settings)
     for described, count in others.items():
         logger.warning(
             "%d rollouts of %s were verified with other settings (%s): verifying them again with %s",

@@ -72,6 +72,7 @@ from .slicing import SignalSlice, slice_signals
 from .source import VerilogInputError, load_source
 from .testbench import (
     RESET_EVERY,
+    StimulusPlan,
     TestbenchOutputError,
     parse_given_output,
     parse_random_output,
@@ -447,6 +448,8 @@ class _Reference:
     outputs: list[str]
     text: str  # its modules renamed for this run, so that no candidate can name them
     module: str  # its top's name in `text`
+    plan: StimulusPlan  # how its inputs are driven (random route, replays, the formal model's reset)
+    constants: tuple[int, ...]  # its literals, directed stimulus of the random route
 
 
 def _load_reference(job: VerifyJob, nonce: str) -> _Reference:
@@ -456,7 +459,10 @@ def _load_reference(job: VerifyJob, nonce: str) -> _Reference:
     if not outputs:
         raise VerilogInputError(f"reference module {design.top!r} has no outputs to judge")
     mapping = {name: f"salv_r{nonce}_{name}" for name in design.modules}
-    return _Reference(design, outputs, rename_modules(design, mapping), mapping[design.top])
+    interface = design.interface
+    plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
+    text = rename_modules(design, mapping)
+    return _Reference(design, outputs, text, mapping[design.top], plan, reference_constants(job.reference))
 
 
 def _verify_group(jobs: list[VerifyJob], batch_size: int, timeout: float, slices: bool) -> list[Judgement]:
@@ -676,8 +682,7 @@ def _run_random(
     With `directed`, the inputs of each cycle are given instead of random (a counterexample's replay).
     """
     nonce, tag = keys
-    interface = reference.design.interface
-    plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
+    interface, plan = reference.design.interface, reference.plan
     modules = [c.module for c in candidates]
     tb = random_testbench(
         interface.ports,
@@ -688,7 +693,7 @@ def _run_random(
         tag=tag,
         vectors=job.vectors,
         seed=job.seed,
-        constants=reference_constants(job.reference),
+        constants=reference.constants,
         reset_every=job.reset_every,
         directed=directed,
     )
@@ -736,7 +741,6 @@ def _with_formal(
     """`verdict` with every output checked formally; counterexamples the simulator does not confirm are
     `unknown`. With `method="formal"` only the simulation's mismatches are kept (never its "correct")."""
     interface = reference.design.interface
-    plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
     try:
         if unmodelled := unmodelled_code(candidate.design) or unmodelled_code(reference.design):
             raise FormalError(unmodelled)
@@ -746,7 +750,7 @@ def _with_formal(
             candidate.text,
             candidate.module,
             interface.ports,
-            plan,
+            reference.plan,
             interface.edge_events,
             depth=job.depth,
             timeout=timeout,
