@@ -7,14 +7,16 @@ to `--batch-size` candidates of the same reference in one compile and one run, a
 simulated candidate from the parse its verification made. It runs a second time without namespace isolation
 (`SALV_TRL_UNSAFE_NO_ISOLATION=1`) to measure what isolation costs per candidate.
 All routes judge the same candidates (each benchmark reference and its mutants) with the same stimulus, over
-the same worker processes, and must give identical verdicts and slices.
+the same worker processes, and must give identical verdicts and slices. A route takes under a second here, so
+each runs `--repeats` times, the routes taking turns (a busy spell of the shared machine hits all of them),
+and the figures are the median runs' (the speed-up is also given per round, as a range).
 
 Where the time goes: both routes run once more in this process (one worker); the CPU time of every sandboxed
 process (`iverilog`, `vvp`, `iverilog -E`) is set against this process's own (Python: parsing, screening,
 renaming, testbench generation, slicing), per candidate.
 
     python benchmarks/bench_verify.py [--designs 40] [--per-reference 8] [--vectors 1000] [--workers N]
-    [--timeout 2]
+    [--timeout 2] [--repeats 5]
 
 With `--ray [ADDRESS]` it measures the data pipeline's two routes instead (see [`ray_throughput`]).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -162,6 +165,7 @@ def main() -> None:
         "--ray", metavar="ADDRESS", nargs="?", const="local", help="Ray tasks against the local pool instead"
     )
     parser.add_argument("--chunk-size", type=int, default=8, help="rollouts per Ray task (with --ray)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds of the three routes, taking turns")
     args = parser.parse_args()
     if not reference_designs():
         sys.exit("benchmark references not found (../shared/benchmarks)")
@@ -176,28 +180,33 @@ def main() -> None:
         batched_name: (batched_flow, (args.timeout, args.batch_size)),
         unsafe: (batched_flow, (args.timeout, args.batch_size)),
     }
-    timings, results = {}, {}
-    for name, (flow, flow_args) in routes.items():
-        if name == unsafe:
-            os.environ[UNSAFE_ENV] = "1"  # read when each sandbox opens
-        start = time.perf_counter()
-        results[name] = flow(jobs, args.workers, *flow_args)
-        timings[name] = time.perf_counter() - start
-        os.environ.pop(UNSAFE_ENV, None)
+    rounds: dict[str, list[float]] = {name: [] for name in routes}
+    runs: list[list[Judgement]] = []
+    for _ in range(args.repeats):
+        for name, (flow, flow_args) in routes.items():
+            if name == unsafe:
+                os.environ[UNSAFE_ENV] = "1"  # read when each sandbox opens
+            start = time.perf_counter()
+            runs.append(flow(jobs, args.workers, *flow_args))
+            rounds[name].append(time.perf_counter() - start)
+            os.environ.pop(UNSAFE_ENV, None)
     same = [
-        a.verdict.to_dict() == b.verdict.to_dict() == c.verdict.to_dict() and a.slices == b.slices == c.slices
-        for a, b, c in zip(*results.values(), strict=True)
+        len({repr((run[i].verdict.to_dict(), run[i].slices)) for run in runs}) == 1 for i in range(len(jobs))
     ]
+    timings = {name: statistics.median(seconds) for name, seconds in rounds.items()}
     print(
         f"{len(jobs)} distinct candidates of {len(jobs) // args.per_reference} references,"
-        f" {args.vectors} vectors, {args.workers} workers, timeout {args.timeout:g} s, slicing included"
+        f" {args.vectors} vectors, {args.workers} workers, timeout {args.timeout:g} s, slicing included;"
+        f" median of {args.repeats} rounds"
     )
     for name, seconds in timings.items():
         print(f"  {name:<44} {seconds:7.2f} s  {len(jobs) / seconds:8.1f} candidates/s")
     overhead = (timings[batched_name] - timings[unsafe]) / len(jobs)
+    per_round = [s / b for s, b in zip(rounds[single_name], rounds[batched_name], strict=True)]
     print(
         f"  speed-up of the batched engine: {timings[single_name] / timings[batched_name]:.2f}x"
-        f"   identical verdicts and slices (all three routes): {sum(same)}/{len(jobs)}"
+        f" (rounds: {min(per_round):.2f}x to {max(per_round):.2f}x)"
+        f"   identical verdicts and slices (all routes and rounds): {sum(same)}/{len(jobs)}"
     )
     print(f"  isolation overhead: {1000 * overhead:.1f} ms per candidate (batched, {args.workers} workers)")
     print("Where the time goes (CPU time per candidate, one worker in this process):")

@@ -147,10 +147,12 @@ def test_leftovers_of_a_killed_process_are_removed_at_the_next_start(tmp_path):
         "box = Sandbox({'a.v': 'x'}); print(box.path, flush=True); os.kill(os.getpid(), signal.SIGKILL)"
     )
     env = {**os.environ, "TMPDIR": str(tmp_path)}
-    killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    left = Path(killed.stdout.strip())
-    assert killed.returncode == -signal.SIGKILL and left.is_dir()  # SIGKILL leaves the folder behind
-    with Sandbox():  # a live sandbox of this process is never taken for a leftover
+    # This process's folder exists first (its own first use cleans too), and a live sandbox of it is never
+    # taken for a leftover.
+    with Sandbox():
+        killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+        left = Path(killed.stdout.strip())
+        assert killed.returncode == -signal.SIGKILL and left.is_dir()  # SIGKILL leaves the folder behind
         removed = clean_leftovers(left.parents[1])
         assert left.parent in removed and not left.exists()
         assert not clean_leftovers(left.parents[1])
@@ -277,6 +279,23 @@ def test_no_run_leaves_a_zombie_for_the_host_to_reap():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[]"
+
+
+def test_a_folder_named_while_a_cleaner_lists_them_is_skipped(tmp_path, monkeypatch):
+    """A live process renames its `.new-*` folder at any moment, also between another process's listing and
+    its look at the folder's age: that cleaner goes on (it used to fail its whole chunk of verdicts)."""
+    real_glob = Path.glob
+
+    def glob_that_lists_a_renamed_folder(self, pattern):
+        yield from real_glob(self, pattern)
+        if pattern == ".new-*":
+            yield self / ".new-renamed-since"
+
+    old = tmp_path / ".new-dead"
+    old.mkdir()
+    os.utime(old, (time.time() - 7200,) * 2)
+    monkeypatch.setattr(Path, "glob", glob_that_lists_a_renamed_folder)
+    assert clean_leftovers(tmp_path) == [old] and not old.exists()
 
 
 def test_a_folder_being_created_is_never_taken_for_a_leftover(monkeypatch):

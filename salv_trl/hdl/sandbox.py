@@ -275,7 +275,11 @@ def clean_leftovers(root: Path | None = None) -> list[Path]:
     # A process killed between creating its folder and naming it leaves a `.new-*` one; an hour on, it is
     # nobody's.
     for staging in root.glob(".new-*"):
-        if time.time() - staging.stat().st_mtime > 3600:
+        try:
+            age = time.time() - staging.stat().st_mtime
+        except FileNotFoundError:  # its live owner named it after the listing (found by bench_verify)
+            continue
+        if age > 3600:
             shutil.rmtree(staging, ignore_errors=True)
             removed.append(staging)
     return removed
