@@ -6,7 +6,7 @@ import pytest
 from conftest import reference_designs, requires_benchmarks
 
 from salv_trl.hdl.parse import module_spans, parse, rename_modules
-from salv_trl.hdl.source import VerilogInputError, load_source
+from salv_trl.hdl.source import VerilogInputError, load_source, uses_macros
 
 DESIGN = """`define W 4
 module tb; reg clk; dut u(.c(clk)); initial $finish; endmodule
@@ -188,3 +188,22 @@ def test_ordinary_macros_are_accepted():
         "  assign y = `MAX(`MAX(a, b), `MAX(b, c));\nendmodule\n"
     )
     assert not parse(text).errors
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("`timescale 1ns/1ps\n`default_nettype none\nmodule m; endmodule\n`resetall", False),
+        ("module m; endmodule", False),
+        ("`define W 4\nmodule m; endmodule", True),
+        ("module m; wire [`W:0] a; endmodule", True),
+        ("`timescale$x 1ns/1ps", True),  # `$` continues a name: this is a macro, not `timescale
+        ("`timescalex", True),
+        ("` timescale", True),  # a backtick that starts no name at all
+    ],
+)
+def test_a_text_uses_macros_unless_every_backtick_starts_a_plain_directive(text, expected):
+    """One rule, read by the screen (whether to expand before screening again) and the parser (whether a
+    location may lie inside a macro expansion)."""
+    assert uses_macros(text) is expected
+    assert load_source(text).macros is expected

@@ -29,6 +29,8 @@ import signal
 import pyslang
 from pyslang import parsing
 
+from .source import DIRECTIVE_NAME, uses_macros
+
 __all__ = ["screen", "ALLOWED_SYSTEM_TASKS", "ALLOWED_DIRECTIVES", "MAX_CHARS"]
 
 _DISPLAY = {
@@ -135,9 +137,6 @@ ALLOWED_DIRECTIVES = frozenset(
         "`__LINE__",
     }
 )
-# Directives the preprocessor passes through unchanged: a text with no other backtick needs no expansion.
-_PASSED_THROUGH = frozenset({"`timescale", "`default_nettype", "`resetall", "`celldefine", "`endcelldefine"})
-_DIRECTIVE_NAME = re.compile(r"`[A-Za-z_][A-Za-z0-9_$]*")
 
 MAX_CHARS = 1_000_000  # far more than any model completion; larger inputs only cost time
 
@@ -172,7 +171,7 @@ def screen(text: str, *, max_chars: int = MAX_CHARS) -> str | None:
     except UnicodeEncodeError as error:
         return f"not valid text: {error.reason} at offset {error.start}"
     reason = _screen_tokens(text) or _screen_icarus_view(text)
-    if reason or not _needs_expansion(text):
+    if reason or not uses_macros(text):
         return reason
     expanded = _expand(text)
     if expanded.startswith("\0"):
@@ -224,7 +223,7 @@ def _screen_tokens(text: str) -> str | None:
             if index + 1 < len(tokens) and tokens[index + 1][0] == _KIND.StringLiteral:
                 return f"foreign import {tokens[index + 1][1]} (offset {offset})"
         elif kind == _KIND.Directive:
-            name = _DIRECTIVE_NAME.match(raw)
+            name = DIRECTIVE_NAME.match(raw)
             name = name.group(0) if name else raw
             if name == "`define" and index + 1 < len(tokens):
                 defined.add("`" + tokens[index + 1][1])
@@ -246,12 +245,6 @@ def _screen_icarus_view(text: str) -> str | None:
     if '"""' in text:
         return f"triple-quoted string (offset {text.index(chr(34) * 3)})"
     return None
-
-
-def _needs_expansion(text: str) -> bool:
-    return any(m.group(0) not in _PASSED_THROUGH for m in _DIRECTIVE_NAME.finditer(text)) or "`" in re.sub(
-        _DIRECTIVE_NAME, "", text
-    )
 
 
 def _expand(text: str) -> str:

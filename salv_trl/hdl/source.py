@@ -101,8 +101,18 @@ def _blank_includes(text: str) -> tuple[str, list[str]]:
     return _INCLUDE.sub(blank, text), warnings
 
 
-# Directives that take no macro and expand to nothing: a text with no other backtick has no macro expansion.
-_PLAIN_DIRECTIVE = re.compile(r"`(?:timescale|default_nettype|resetall|celldefine|endcelldefine)\b")
+# Directives the preprocessor passes through unchanged, taking no macro.
+PLAIN_DIRECTIVES = frozenset({"`timescale", "`default_nettype", "`resetall", "`celldefine", "`endcelldefine"})
+DIRECTIVE_NAME = re.compile(r"`[A-Za-z_][A-Za-z0-9_$]*")
+
+
+def uses_macros(text: str) -> bool:
+    """Whether `text` has a backtick that starts no plain directive (a macro, an include, a conditional...):
+    a text without one preprocesses to itself."""
+    names = DIRECTIVE_NAME.finditer(text)
+    return any(m.group(0) not in PLAIN_DIRECTIVES for m in names) or "`" in DIRECTIVE_NAME.sub("", text)
+
+
 _DEFINE = re.compile(r"`define[ \t]+(\w+)(\([^)\n]*\))?((?:\\\n|[^\n])*)")
 _MACRO_TOKEN = re.compile(r"`(\w+)[ \t]*(\()?|\(|\)|\w+|[^\s\w`()]")
 _MAX_EXPANSION = 2_000_000  # tokens: pyslang expands macros without a limit, so a "macro bomb" never ends
@@ -216,8 +226,7 @@ def load_source(text: str) -> Source:
         raise VerilogInputError(
             f"Verilog text is nested too deeply to parse {str(error) or ''}".strip()
         ) from None
-    macros = "`" in _PLAIN_DIRECTIVE.sub("", clean)
-    return Source(text, tree, warnings, macros, _shift=shift, _byte_starts=byte_starts)
+    return Source(text, tree, warnings, uses_macros(clean), _shift=shift, _byte_starts=byte_starts)
 
 
 @contextmanager

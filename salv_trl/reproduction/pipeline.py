@@ -440,9 +440,17 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
     verify(cfg, rollouts, logs / "verify.log")
     lap("verify")
     stats = {"rollouts": rollout_stats(rollouts)}
-    for variant in VARIANTS:
-        make_pairs(cfg, rollouts, work / f"pairs-{variant}", variant, sft, seed, logs / "pairs.log")
-        stats[variant] = pair_stats(work / f"pairs-{variant}", sft, len(train))
+    # The pair sets, the DPO runs and the test-set sampling of the models are independent processes: `jobs` of
+    # them at a time (one per core).
+    jobs = cfg.get("jobs", 1)
+
+    def pairs_of(variant: str) -> dict:
+        folder, log_file = work / f"pairs-{variant}", logs / f"pairs-{variant}.log"
+        make_pairs(cfg, rollouts, folder, variant, sft, seed, log_file)
+        return pair_stats(folder, sft, len(train))
+
+    with ThreadPoolExecutor(jobs) as pool:
+        stats.update(zip(VARIANTS, pool.map(pairs_of, VARIANTS), strict=True))
     lap("pairs")
 
     trained = [v for v in VARIANTS if stats[v]["pairs"]]
@@ -450,9 +458,6 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
         if variant not in trained:
             log(f"seed {seed}: no {variant} pairs (the SFT model's rollouts give no contrast), not trained")
 
-    # The DPO runs and the test-set sampling of the models are independent one-thread processes: `jobs` of
-    # them at a time (one per core).
-    jobs = cfg.get("jobs", 1)
     choice = choose_dpo_settings(cfg, out, work, seed, sft, grid, logs) if "module" in trained else {}
     lap("grid")
     settings = choice.get("settings", {})
