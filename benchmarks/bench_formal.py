@@ -12,8 +12,7 @@ the simulator), and the script prints, per benchmark, on the mutated output:
 - how many mutated outputs each method leaves untested / unknown;
 
 then seconds per candidate of `random` (1000 vectors), `formal` and `both`, measured side by side in this run
-over the same candidates and workers; and, for the sequential references, how many outputs random stimulus
-moves at several reset rates (the `reset_every` setting's default comes from this table).
+over the same candidates and workers. (The reset rate's default is measured by `bench_reset.py`.)
 
     python benchmarks/bench_formal.py [--every 1] [--workers 2] [--timeout 6]
 """
@@ -29,17 +28,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import reference_designs  # noqa: E402
+from conftest import simulatable_designs  # noqa: E402
 
 from salv_trl.hdl.formal import DEFAULT_DEPTH  # noqa: E402
 from salv_trl.hdl.mutate import mutants  # noqa: E402
-from salv_trl.hdl.parse import parse  # noqa: E402
 from salv_trl.hdl.source import VerilogInputError  # noqa: E402
-from salv_trl.hdl.testbench import RESET_EVERY, plan_stimulus  # noqa: E402
+from salv_trl.hdl.testbench import RESET_EVERY  # noqa: E402
 from salv_trl.hdl.verify import Proof, Status, VerifyJob, verify_many  # noqa: E402
-
-UNSIMULATABLE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytimer"}  # Icarus "sorry"
-RESET_RATES = (16, 64, 256, 1024, 0)
 
 
 def suite(name: str) -> str:
@@ -48,7 +43,7 @@ def suite(name: str) -> str:
 
 def mutant_jobs(every: int) -> tuple[list[VerifyJob], list[tuple[str, str]]]:
     jobs, where = [], []
-    designs = [d for d in reference_designs() if d.name not in UNSIMULATABLE][::every]
+    designs = simulatable_designs()[::every]
     for design in designs:
         try:
             found = mutants(design.text, design.top, per_output=1)
@@ -87,7 +82,7 @@ def rates(where, random, formal) -> dict[str, Counter]:
 def self_equivalence(workers: int, timeout: float) -> tuple[Counter, Counter]:
     """Per suite and result, the outputs of every reference checked formally against itself; and why the
     unknown ones are unknown."""
-    designs = [d for d in reference_designs() if d.name not in UNSIMULATABLE]
+    designs = simulatable_designs()
     jobs = [VerifyJob(d.text, d.text, top=d.top, vectors=20, method="formal") for d in designs]
     verdicts = verify_many(jobs, workers=workers, progress=False, timeout=timeout)
     results, reasons = Counter(), Counter()
@@ -97,30 +92,6 @@ def self_equivalence(workers: int, timeout: float) -> tuple[Counter, Counter]:
             if signal.proof == Proof.unknown:
                 reasons[signal.reason.split(":")[0][:70]] += 1
     return results, reasons
-
-
-def coverage_by_reset_rate(workers: int, timeout: float) -> dict[int, Counter]:
-    sequential = []
-    for design in reference_designs():
-        if design.name in UNSIMULATABLE:
-            continue
-        try:
-            interface = parse(design.text, prefer_top=design.top).interface
-        except VerilogInputError:
-            continue
-        plan = plan_stimulus([p.name for p in interface.inputs], interface.edge_events)
-        if plan.resets:
-            sequential.append(design)
-    moved: dict[int, Counter] = {}
-    for rate in RESET_RATES:
-        jobs = [VerifyJob(d.text, d.text, top=d.top, reset_every=rate) for d in sequential]
-        counts = Counter()
-        for verdict in verify_many(jobs, workers=workers, progress=False, timeout=timeout):
-            for signal in verdict.signals.values():
-                counts["outputs"] += 1
-                counts["moved"] += bool(signal.activity)
-        moved[rate] = counts
-    return moved
 
 
 def main() -> None:
@@ -180,13 +151,6 @@ def main() -> None:
     print("unknown, by reason:")
     for reason, count in reasons.most_common():
         print(f"  {count:>4}  {reason}")
-
-    print(
-        "\nsequential references (with a reset): outputs random stimulus moves, 1000 cycles, by reset rate:"
-    )
-    print("| reset_every | outputs | moved |\n|---|---|---|")
-    for rate, counts in coverage_by_reset_rate(args.workers, args.timeout).items():
-        print(f"| {rate or 'never'} | {counts['outputs']} | {counts['moved']} |")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from conftest import reference_designs  # noqa: E402
+from conftest import simulatable_designs  # noqa: E402
 
 from salv_trl.hdl.mutate import mutants  # noqa: E402
 from salv_trl.hdl.parse import parse  # noqa: E402
@@ -41,17 +41,13 @@ from salv_trl.hdl.slicing import slice_signals  # noqa: E402
 from salv_trl.hdl.source import VerilogInputError  # noqa: E402
 from salv_trl.hdl.verify import Judgement, Status, VerifyJob, judge_many, verify_many  # noqa: E402
 
-UNSIMULATABLE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytimer"}
-
 
 def candidate_jobs(designs: int, per_reference: int, vectors: int) -> list[VerifyJob]:
     """`per_reference` distinct candidates per task, as a sampler gives a fixed number of completions per
     prompt: the reference itself and its single-output mutants, for the first `designs` references (spread
     over the suites) that have that many distinct mutants."""
     eligible = []
-    for design in reference_designs():
-        if design.name in UNSIMULATABLE:
-            continue
+    for design in simulatable_designs():
         texts = list(
             dict.fromkeys([design.text] + [m.text for m in mutants(design.text, design.top, per_output=4)])
         )
@@ -167,7 +163,7 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=8, help="rollouts per Ray task (with --ray)")
     parser.add_argument("--repeats", type=int, default=5, help="rounds of the three routes, taking turns")
     args = parser.parse_args()
-    if not reference_designs():
+    if not simulatable_designs():
         sys.exit("benchmark references not found (../shared/benchmarks)")
     jobs = candidate_jobs(args.designs, args.per_reference, args.vectors)
     if args.ray is not None:

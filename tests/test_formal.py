@@ -6,7 +6,7 @@ import time
 from collections import Counter
 
 import pytest
-from conftest import BENCHMARKS, reference_designs, requires_benchmarks
+from conftest import BENCHMARKS, requires_benchmarks, simulatable_designs
 
 from salv_trl.hdl.formal import FormalError, formal_problem, prove_outputs
 from salv_trl.hdl.mutate import mutants
@@ -25,7 +25,6 @@ COUNTER = """module m(input clk, input rst, input en, output reg [3:0] q, output
 endmodule"""
 CALENDAR = BENCHMARKS / "RTLLM-v2.0" / "Miscellaneous" / "Others" / "calendar" / "verified_calendar.v"
 ALU = BENCHMARKS / "RTLLM-v2.0" / "Miscellaneous" / "RISC-V" / "alu" / "verified_alu.v"
-UNSIMULATABLE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytimer"}  # Icarus "sorry"
 
 
 def proofs(verdict: ModuleVerdict) -> dict[str, str | None]:
@@ -152,7 +151,7 @@ def test_undriven_alu_outputs_are_untested_and_named():
 
 @requires_benchmarks
 def test_every_reference_is_formally_equivalent_to_itself_or_unknown_with_a_reason(capsys):
-    designs = [d for d in reference_designs() if d.name not in UNSIMULATABLE]
+    designs = simulatable_designs()
     jobs = [VerifyJob(d.text, d.text, top=d.top, vectors=20, method="formal") for d in designs]
     verdicts = verify_many(jobs, workers=2, progress=False, timeout=6)
     counts: Counter = Counter()
@@ -174,7 +173,7 @@ def test_every_reference_is_formally_equivalent_to_itself_or_unknown_with_a_reas
 
 @requires_benchmarks
 def test_single_output_mutants_are_refuted_on_exactly_the_mutated_output():
-    designs = [d for d in reference_designs() if d.name not in UNSIMULATABLE][::12]
+    designs = simulatable_designs()[::12]
     jobs, mutated = [], []
     for design in designs:
         for mutant in mutants(design.text, design.top, per_output=1):

@@ -5,15 +5,14 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import reference_designs, requires_benchmarks
+from conftest import ICARUS_CANNOT_SIMULATE, reference_designs, requires_benchmarks
 
 from salv_trl.hdl.parse import parse
 from salv_trl.hdl.slicing import slice_signals
 
 # References that Icarus Verilog 11 cannot compile on their own: the slice can't be simulated either.
 ICARUS_LIMITATIONS = {
-    "ve2/Prob151_review2015_fsm": "Icarus 11: 'sorry: This cast operation is not yet supported'",
-    "ve2/Prob156_review2015_fancytimer": "Icarus 11: 'sorry: This cast operation is not yet supported'",
+    name: "Icarus 11: 'sorry: This cast operation is not yet supported'" for name in ICARUS_CANNOT_SIMULATE
 }
 
 

@@ -7,12 +7,14 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from salv_trl.hdl.testbench import TestbenchOutputError, parse_given_output, plan_stimulus
 from salv_trl.hdl.verify import ModuleVerdict, Status, VerifyJob, verify, verify_many
+from salv_trl.synthetic import ResetSpec, generate_tasks
 
 ADDER = "module m(input [7:0] a, b, output [7:0] s, output c); assign s = a + b; assign c = a < b; endmodule"
 WRONG_S = ADDER.replace("a + b", "a - b")
@@ -84,6 +86,27 @@ def test_clock_and_reset_inference():
 def test_sequential_designs_and_wrong_reset_polarity(design, wrong_polarity):
     assert all(_ok(verify(design, design, vectors=200)).values())
     assert not all(_ok(verify(wrong_polarity, design, vectors=200)).values())
+
+
+def test_a_register_reset_with_the_other_timing_is_wrong_whatever_the_run_length():
+    """Asynchronous resets where the task asks for synchronous ones (and back) differ only when reset comes
+    while a register holds a value. At one random pulse in 256 cycles, 200-cycle runs (the tiny
+    reproduction's) called a quarter of such registers correct; the middle cycle's pulse and one in 64 catch
+    them (`benchmarks/bench_reset.py` measures the rate)."""
+    tasks = [task for task in generate_tasks(60, split="test", seed=11) if task.reset is not None][:20]
+    jobs, registers = [], []
+    for task in tasks:
+        flipped = replace(task, reset=ResetSpec(task.reset.active_low, not task.reset.asynchronous))
+        for vectors in (200, 1000):
+            jobs.append(VerifyJob(flipped.reference, task.reference, top="top_module", vectors=vectors))
+            registers.append([name for name, out in task.named_outputs if out.registered])
+    missed = [
+        (job.vectors, name)
+        for job, names, verdict in zip(jobs, registers, verify_many(jobs, progress=False), strict=True)
+        for name in names
+        if not verdict.signals[name].wrong
+    ]
+    assert sum(map(len, registers)) >= 40 and not missed
 
 
 def test_candidate_renamed_top_and_extra_modules():

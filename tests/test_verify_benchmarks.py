@@ -6,7 +6,7 @@ Run with `-s` to see the printed figures.
 
 from __future__ import annotations
 
-from conftest import reference_designs, requires_benchmarks
+from conftest import ICARUS_CANNOT_SIMULATE, reference_designs, requires_benchmarks
 
 from salv_trl.hdl.mutate import mutants
 from salv_trl.hdl.parse import parse
@@ -14,8 +14,6 @@ from salv_trl.hdl.verify import Status, VerifyJob, verify_many
 
 pytestmark = requires_benchmarks
 
-# References that Icarus Verilog 11 cannot simulate: "sorry: This cast operation is not yet supported".
-ICARUS_CANNOT_SIMULATE = {"ve2/Prob151_review2015_fsm", "ve2/Prob156_review2015_fancytimer"}
 # VerilogEval v2 references that fail their own testbench under Icarus 11 (see DESIGN.md): the two above, and
 # Prob099 whose testbench connects ports (Y2, Y4) that its reference does not declare.
 VE2_OWN_TESTBENCH_FAILS = ICARUS_CANNOT_SIMULATE | {"ve2/Prob099_m2014_q6c"}

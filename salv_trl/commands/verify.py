@@ -48,8 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--reset-every",
         type=int,
         default=RESET_EVERY,
-        help="random route: a reset pulse on about one cycle in this many, a power of two; 0: only at the "
-        "start (default: %(default)s)",
+        help="random route: a reset pulse in the middle cycle and on about one cycle in this many, a power "
+        "of two; 0: only at the start (default: %(default)s)",
     )
     parser.add_argument(
         "--depth",

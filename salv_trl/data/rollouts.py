@@ -86,7 +86,8 @@ class VerifySettings:
         simulator (`str`, defaults to `"icarus"`): `"icarus"` or `"verilator"`.
         timeout (`float`, defaults to `10.0`): Wall-clock seconds per simulator step and formal tool run.
         method (`str`, defaults to `"random"`): `"random"`, `"formal"` or `"both"` (formal refines random).
-        reset_every (`int`, defaults to `RESET_EVERY`): A random reset pulse on about one cycle in this many.
+        reset_every (`int`, defaults to `RESET_EVERY`): A reset pulse in the middle cycle and on about one
+            cycle in this many (0: only at the start).
         depth (`int`, defaults to `DEFAULT_DEPTH`): Formal: cycles of bounded model checking.
     """
 

@@ -12,8 +12,10 @@ nothing), an X/Z in the candidate where the reference is known is a mismatch.
 - Sequential designs: clocks are the inputs used in edge events whose names look like clocks (else all
   edge-event inputs that are not resets); resets are inputs named like resets (`rst`, `reset`, `areset`,
   `clr`, ...), active low when named so (`rst_n`, `resetn`, `nrst`, ...) or used with `negedge`, asynchronous
-  when used in an edge event. Reset is held for the first two cycles and asserted again at random moments
-  (on about one cycle in `reset_every`, default 256; 0: never after the first two). Each cycle: falling edge
+  when used in an edge event. Reset is held for the first two cycles, asserted again in the middle cycle (so
+  that every run checks what a reset does to registers that hold values: asynchronous against synchronous,
+  the reset values), and at random moments (on about one cycle in `reset_every`, default 64; 0: never after
+  the first two cycles, the middle one included). Each cycle: falling edge
   at t, inputs change at t+2, compare at t+4, rising edge at t+5, compare at t+9 (the points just before each
   clock edge, where VerilogEval's testbenches sample); `2 * vectors` samples.
 
@@ -66,7 +68,7 @@ __all__ = [
 _CLOCK_NAME = re.compile(r"clk|clock|^ck$|_ck$", re.IGNORECASE)
 _RESET_NAME = re.compile(r"rst|reset|^clr|clear|^ar$", re.IGNORECASE)
 _ACTIVE_LOW = re.compile(r"(_n|_b|_l|n|b)$|^n_?(rst|reset)|^(rst|reset)n", re.IGNORECASE)
-RESET_EVERY = 256  # a reset pulse on about one cycle in this many: measured in benchmarks/bench_formal.py
+RESET_EVERY = 64  # a reset pulse on about one cycle in this many: measured in benchmarks/bench_reset.py
 _CONSTANT_EVERY = 4  # a data input takes one of the reference's constants on about one vector in this many
 _LITERAL = re.compile(r"\b(\d+)?\s*'[sS]?([bBoOdDhH])\s*([0-9a-fA-F_]+)\b|(?<![\w'$.])(\d+)\b")
 _RADIX = {"b": 2, "o": 8, "d": 10, "h": 16}
@@ -230,8 +232,8 @@ def random_testbench(
         vectors: input vectors (combinational) or clock cycles (sequential).
         seed: seed of the stimulus; the same seed gives the same stimulus whatever the candidates.
         constants: values (e.g. [`reference_constants`]) that data inputs take on about one vector in four.
-        reset_every: a random reset pulse on about one cycle in this many (a power of two; 0: only the first
-            two cycles). Rarer pulses let deep counters reach their upper states.
+        reset_every: a random reset pulse on about one cycle in this many, besides the middle cycle's (a power
+            of two; 0: only the first two cycles). Rarer pulses let deep counters reach their upper states.
         directed: instead of random values, the inputs (data and resets) of each cycle, name -> value;
             `vectors` is then their number, and reset is asserted in cycle 0 whatever is given.
     """
@@ -298,10 +300,14 @@ def random_testbench(
             body += [f"    in_{r.name} = {r.active};" for r in plan.resets]
             body.append("  end")
         elif plan.resets:
-            # Hold reset for two cycles, then pulse it at random moments; the draw happens every cycle so the
-            # stimulus does not depend on the reset outcome.
+            # Hold reset for two cycles, pulse it in the middle cycle (a run of 200 cycles at one pulse in 256
+            # would often never reset a register holding a value: found by the tiny reproduction, where
+            # asynchronous resets for synchronous ones passed) and at random moments; the draw happens every
+            # cycle so the stimulus does not depend on the reset outcome.
             pulse = (
-                f"($random(seed_var) & {reset_every - 1}) == 0" if reset_every else "$random(seed_var) & 0"
+                f"cycle == {vectors // 2} || ($random(seed_var) & {reset_every - 1}) == 0"
+                if reset_every
+                else "$random(seed_var) & 0"
             )
             body.append(f"  if (cycle < 2 || {pulse}) begin")
             body += [f"    in_{r.name} = {r.active};" for r in plan.resets]

@@ -312,8 +312,8 @@ def verify(
         simulator: `"icarus"` (default) or `"verilator"`.
         method: `"random"` (simulation), `"formal"` (outputs judged by formal alone) or `"both"` (formal
             refines the random verdicts).
-        reset_every: random route: a reset pulse on about one cycle in this many (a power of two; 0: never
-            after the first two cycles).
+        reset_every: random route: a reset pulse in the middle cycle and on about one cycle in this many (a
+            power of two; 0: never after the first two cycles).
         depth: formal: cycles of bounded model checking when no unbounded proof is found.
         timeout: wall-clock seconds for each simulator step (compile, run) and each formal tool run.
 

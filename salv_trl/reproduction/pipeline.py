@@ -444,13 +444,15 @@ def run_seed(cfg: dict, seed: int, out: Path) -> dict:
     # them at a time (one per core).
     jobs = cfg.get("jobs", 1)
 
-    def pairs_of(variant: str) -> dict:
+    def pairs_of(variant: str) -> None:
         folder, log_file = work / f"pairs-{variant}", logs / f"pairs-{variant}.log"
         make_pairs(cfg, rollouts, folder, variant, sft, seed, log_file)
-        return pair_stats(folder, sft, len(train))
 
     with ThreadPoolExecutor(jobs) as pool:
-        stats.update(zip(VARIANTS, pool.map(pairs_of, VARIANTS), strict=True))
+        list(pool.map(pairs_of, VARIANTS))
+    # Read here, not in the threads: importing transformers from two threads at once fails (its lazy module).
+    for variant in VARIANTS:
+        stats[variant] = pair_stats(work / f"pairs-{variant}", sft, len(train))
     lap("pairs")
 
     trained = [v for v in VARIANTS if stats[v]["pairs"]]
