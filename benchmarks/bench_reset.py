@@ -8,8 +8,14 @@ the middle one), at 200 vectors (the data pipeline's tiny reproduction) and 1000
   the other reset timing (asynchronous for synchronous and back), a bug a small model makes often; the truth
   is the formal check's per output (`method="formal"`: a counterexample replayed in the simulator); the
   figure is the share of outputs with a counterexample that random co-simulation calls correct;
+- **benchmark bugs missed**: the single-output mutants of the benchmark references with a reset
+  (`bench_formal.py`'s), with a formal counterexample on the mutated output: the share random co-simulation
+  calls correct. A frequent reset keeps counters from their upper states, where such bugs may hide while
+  the output still moves;
 - **outputs moved**: the benchmark references with a reset judged against themselves; how many of their
   outputs the stimulus moves at all (an output that never moves is untested).
+
+A random run that does not simulate (time-out, harness error) counts as missing its outputs.
 
     python benchmarks/bench_reset.py [--tasks 150] [--workers 2] [--timeout 6]
 """
@@ -24,12 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from bench_formal import mutant_jobs  # noqa: E402
 from conftest import simulatable_designs  # noqa: E402
 
 from salv_trl.hdl.parse import parse  # noqa: E402
 from salv_trl.hdl.source import VerilogInputError  # noqa: E402
 from salv_trl.hdl.testbench import RESET_EVERY, plan_stimulus  # noqa: E402
-from salv_trl.hdl.verify import Proof, VerifyJob, verify_many  # noqa: E402
+from salv_trl.hdl.verify import ModuleVerdict, Proof, VerifyJob, verify_many  # noqa: E402
 from salv_trl.synthetic import ResetSpec, generate_tasks  # noqa: E402
 
 RESET_RATES = (16, 32, 64, 128, 256, 1024)
@@ -62,6 +69,30 @@ def sequential_references() -> list[VerifyJob]:
     return jobs
 
 
+def counterexamples(outputs: list[list[str]], formal: list[ModuleVerdict]) -> list[list[str]]:
+    """Of each candidate's `outputs`, those with a formal counterexample (replayed in the simulator)."""
+    return [
+        [
+            name
+            for name in names
+            if verdict.signals.get(name) and verdict.signals[name].proof == Proof.counterexample
+        ]
+        for names, verdict in zip(outputs, formal, strict=True)
+    ]
+
+
+def missed(wrong: list[list[str]], random: list[ModuleVerdict]) -> str:
+    """How many of the `wrong` outputs random co-simulation does not show wrong (called correct, or not
+    simulated at all), of how many."""
+    count = sum(
+        not (name in verdict.signals and verdict.signals[name].wrong)
+        for names, verdict in zip(wrong, random, strict=True)
+        for name in names
+    )
+    total = sum(map(len, wrong))
+    return f"{count} of {total} ({100 * count / max(1, total):.1f}%)"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -72,43 +103,45 @@ def main() -> None:
     args = parser.parse_args()
     judge = dict(workers=args.workers, progress=False, timeout=args.timeout)
 
-    mutants, registers = reset_timing_mutants(args.tasks)
-    formal = verify_many([replace(job, method="formal") for job in mutants], **judge)
-    wrong = [
-        [
-            name
-            for name in names
-            if verdict.signals.get(name) and verdict.signals[name].proof == Proof.counterexample
-        ]
-        for names, verdict in zip(registers, formal, strict=True)
-    ]
     references = sequential_references()
+    flipped, registers = reset_timing_mutants(args.tasks)
+    texts = {job.reference for job in references}
+    bench_jobs, where = mutant_jobs(1)
+    bench = [
+        (job, [output]) for job, (_, output) in zip(bench_jobs, where, strict=True) if job.reference in texts
+    ]
+    candidates = {
+        "reset": (flipped, registers),
+        "bench": ([job for job, _ in bench], [outputs for _, outputs in bench]),
+    }
+    wrong = {
+        kind: counterexamples(outputs, verify_many([replace(j, method="formal") for j in jobs], **judge))
+        for kind, (jobs, outputs) in candidates.items()
+    }
     print(
-        f"{len(mutants)} synthetic tasks with the other reset timing: {sum(map(len, registers))} registered "
-        f"outputs, {sum(map(len, wrong))} with a formal counterexample; {len(references)} benchmark "
-        f"references with a reset (self-check); default reset_every {RESET_EVERY}"
+        f"{len(flipped)} synthetic tasks with the other reset timing: {sum(map(len, registers))} registered "
+        f"outputs, {sum(map(len, wrong['reset']))} with a formal counterexample; {len(bench)} single-output "
+        f"mutants of the {len(references)} benchmark references with a reset, "
+        f"{sum(map(len, wrong['bench']))} with a formal counterexample; default reset_every {RESET_EVERY}"
     )
-    print("| vectors | reset_every | reset bugs missed by random | outputs moved (benchmarks) |")
-    print("|---|---|---|---|")
+    print(
+        "| vectors | reset_every | reset bugs missed | benchmark bugs missed | outputs moved (benchmarks) |"
+    )
+    print("|---|---|---|---|---|")
     for vectors in VECTORS:
         for rate in RESET_RATES:
-            random = verify_many([replace(j, vectors=vectors, reset_every=rate) for j in mutants], **judge)
-            missed = sum(
-                verdict.signals[name].correct
-                for names, verdict in zip(wrong, random, strict=True)
-                for name in names
-                if name in verdict.signals
-            )
+            settings = dict(vectors=vectors, reset_every=rate)
+            random = {
+                kind: verify_many([replace(j, **settings) for j in jobs], **judge)
+                for kind, (jobs, _) in candidates.items()
+            }
             moved = Counter()
-            for verdict in verify_many(
-                [replace(j, vectors=vectors, reset_every=rate) for j in references], **judge
-            ):
+            for verdict in verify_many([replace(j, **settings) for j in references], **judge):
                 moved["outputs"] += len(verdict.signals)
                 moved["moved"] += sum(bool(s.activity) for s in verdict.signals.values())
-            total = sum(map(len, wrong))
             print(
-                f"| {vectors} | {rate} | {missed} of {total} ({100 * missed / max(1, total):.1f}%) |"
-                f" {moved['moved']} of {moved['outputs']} |"
+                f"| {vectors} | {rate} | {missed(wrong['reset'], random['reset'])} |"
+                f" {missed(wrong['bench'], random['bench'])} | {moved['moved']} of {moved['outputs']} |"
             )
 
 

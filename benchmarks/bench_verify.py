@@ -187,7 +187,11 @@ def main() -> None:
             rounds[name].append(time.perf_counter() - start)
             os.environ.pop(UNSAFE_ENV, None)
     same = [
-        len({repr((run[i].verdict.to_dict(), run[i].slices)) for run in runs}) == 1 for i in range(len(jobs))
+        all(
+            run[i].verdict.to_dict() == runs[0][i].verdict.to_dict() and run[i].slices == runs[0][i].slices
+            for run in runs
+        )
+        for i in range(len(jobs))
     ]
     timings = {name: statistics.median(seconds) for name, seconds in rounds.items()}
     print(
@@ -197,14 +201,18 @@ def main() -> None:
     )
     for name, seconds in timings.items():
         print(f"  {name:<44} {seconds:7.2f} s  {len(jobs) / seconds:8.1f} candidates/s")
-    overhead = (timings[batched_name] - timings[unsafe]) / len(jobs)
+    # Paired within a round: the two routes of one round ran back to back.
+    overheads = [(b - u) / len(jobs) for b, u in zip(rounds[batched_name], rounds[unsafe], strict=True)]
     per_round = [s / b for s, b in zip(rounds[single_name], rounds[batched_name], strict=True)]
     print(
         f"  speed-up of the batched engine: {timings[single_name] / timings[batched_name]:.2f}x"
         f" (rounds: {min(per_round):.2f}x to {max(per_round):.2f}x)"
         f"   identical verdicts and slices (all routes and rounds): {sum(same)}/{len(jobs)}"
     )
-    print(f"  isolation overhead: {1000 * overhead:.1f} ms per candidate (batched, {args.workers} workers)")
+    print(
+        f"  isolation overhead: {1000 * statistics.median(overheads):.1f} ms per candidate (batched,"
+        f" {args.workers} workers; rounds: {1000 * min(overheads):.1f} to {1000 * max(overheads):.1f} ms)"
+    )
     print("Where the time goes (CPU time per candidate, one worker in this process):")
     for name in (single_name, batched_name):
         flow, flow_args = routes[name]

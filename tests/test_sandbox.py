@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,21 +142,32 @@ def test_one_sandbox_cannot_reach_another_through_proc():
         assert b"forged" not in out
 
 
-def test_leftovers_of_a_killed_process_are_removed_at_the_next_start(tmp_path):
+def test_leftovers_of_a_killed_process_are_removed_at_the_next_start(monkeypatch):
+    # A root of their own beside the usual one (which the sandbox's uid can reach): in the shared one any
+    # other salv-trl process may clean first.
+    sandbox.require_isolation()  # probed once, in this process's usual folder
+    root = sandbox._root().with_name(f"salv-trl-test-{os.getpid()}-{time.time_ns()}")
     code = (
-        "import os, signal; from salv_trl.hdl.sandbox import Sandbox; "
-        "box = Sandbox({'a.v': 'x'}); print(box.path, flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+        "import os, signal, pathlib; from salv_trl.hdl import sandbox; "
+        f"sandbox._root = lambda: pathlib.Path({str(root)!r}); "
+        "box = sandbox.Sandbox({'a.v': 'x'}); print(box.path, flush=True); "
+        "os.kill(os.getpid(), signal.SIGKILL)"
     )
-    env = {**os.environ, "TMPDIR": str(tmp_path)}
-    # This process's folder exists first (its own first use cleans too), and a live sandbox of it is never
-    # taken for a leftover.
-    with Sandbox():
-        killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-        left = Path(killed.stdout.strip())
-        assert killed.returncode == -signal.SIGKILL and left.is_dir()  # SIGKILL leaves the folder behind
-        removed = clean_leftovers(left.parents[1])
-        assert left.parent in removed and not left.exists()
-        assert not clean_leftovers(left.parents[1])
+    monkeypatch.setattr(sandbox, "_root", lambda: root)
+    monkeypatch.setattr(sandbox, "_owned", None)
+    try:
+        # This process's folder exists first (its own first use cleans too), and a live sandbox of it is
+        # never taken for a leftover.
+        with Sandbox():
+            killed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            left = Path(killed.stdout.strip())
+            assert killed.returncode == -signal.SIGKILL and left.is_dir()  # SIGKILL leaves the folder behind
+            assert left.parents[1] == root
+            removed = clean_leftovers(root)
+            assert removed == [left.parent] and not left.exists()
+            assert not clean_leftovers(root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_no_isolation_is_refused_unless_the_user_opts_out(monkeypatch):

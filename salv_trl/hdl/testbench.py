@@ -302,8 +302,8 @@ def random_testbench(
         elif plan.resets:
             # Hold reset for two cycles, pulse it in the middle cycle (a run of 200 cycles at one pulse in 256
             # would often never reset a register holding a value: found by the tiny reproduction, where
-            # asynchronous resets for synchronous ones passed) and at random moments; the draw happens every
-            # cycle so the stimulus does not depend on the reset outcome.
+            # asynchronous resets for synchronous ones passed) and at random moments. Whether a cycle draws
+            # (`||` may skip it) depends only on the cycle's number: the same stimulus for every candidate.
             pulse = (
                 f"cycle == {vectors // 2} || ($random(seed_var) & {reset_every - 1}) == 0"
                 if reset_every

@@ -27,8 +27,8 @@ cards under the output folder, prints a line per stage and per SFT/DPO measureme
 python recipes/tiny/reproduce.py --config recipes/tiny/config_quick.yaml   # one seed
 python recipes/tiny/reproduce.py --config recipes/tiny/config_full.yaml    # 3 seeds, 400/200 tasks, grid
 ```
-Finished stages are skipped when the command is run again with the same output folder. The DPO runs and the
-test-set sampling of the models run `jobs` (config) one-thread processes at a time.
+Finished stages are skipped when the command is run again with the same output folder. The pair sets, the DPO
+runs and the test-set sampling of the models run `jobs` (config) one-thread processes at a time.
 """
 
 from __future__ import annotations
