@@ -283,6 +283,16 @@ def test_verify_re_run_with_other_settings_re_verifies(tmp_path, tasks_file, cap
     assert again == first  # everything judged again with vectors 20, as the first run did
     assert not (folder / ".work").exists()
 
+    # verdicts stored before the settings recorded the stimulus's rules (older rules) are judged again
+    def older(row: dict) -> dict:
+        stored = {k: v for k, v in json.loads(row["verify_settings"]).items() if k != "stimulus"}
+        verdict = dict(row["verdict"], detail="older stimulus")
+        return {"verify_settings": json.dumps(stored), "verdict": verdict}
+
+    hub.save_config(load_config(folder, "rollouts").map(older), folder, "rollouts")
+    assert VerifySettings.from_json(older(first[0])["verify_settings"]) != VerifySettings(vectors=20)
+    assert verify_stage(folder, VerifySettings(vectors=20), workers=1, progress=False).to_list() == first
+
 
 def test_file_route_reads_a_model_answer_as_the_dataset_route_does(tmp_path, capsys):
     (tmp_path / "ref.v").write_text(REFERENCE)

@@ -17,7 +17,7 @@ from datasets import Features, List, Value
 
 from ..hdl.extract import extract_code
 from ..hdl.formal import DEFAULT_DEPTH
-from ..hdl.testbench import RESET_EVERY
+from ..hdl.testbench import RESET_EVERY, STIMULUS
 from ..hdl.verify import Judgement, ModuleVerdict, Status, VerifyJob, judge_many
 
 __all__ = [
@@ -77,7 +77,8 @@ class VerifySettings:
     """How rollouts are judged; see [`salv_trl.hdl.verify.verify`]. Part of every verdict: each verified row
     stores the settings it was judged with ([`to_json`]), the card states them, and `salv-trl verify` judges
     again the rows whose settings differ from the requested ones. A new setting is one more field here: rows
-    stored without it read as its default ([`from_json`]), so adding one re-judges nothing.
+    stored without it read as its default ([`from_json`]), so adding one re-judges nothing; `stimulus` is the
+    exception, as what changes the stimulus must re-judge.
 
     Args:
         vectors (`int`, defaults to `1000`): Random input vectors (or clock cycles) per candidate, as in the
@@ -89,6 +90,9 @@ class VerifySettings:
         reset_every (`int`, defaults to `RESET_EVERY`): A reset pulse in the middle cycle and on about one
             cycle in this many (0: only at the start).
         depth (`int`, defaults to `DEFAULT_DEPTH`): Formal: cycles of bounded model checking.
+        stimulus (`int`, defaults to `STIMULUS`): The version of the random testbench's rules that made the
+            verdicts: recorded, not chosen (the verifier runs the current rules), so that rows judged by older
+            rules differ from the requested settings and are judged again. Records without it read 1.
     """
 
     vectors: int = 1000
@@ -98,6 +102,7 @@ class VerifySettings:
     method: str = "random"
     reset_every: int = RESET_EVERY
     depth: int = DEFAULT_DEPTH
+    stimulus: int = STIMULUS
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -111,7 +116,7 @@ class VerifySettings:
         """Settings read back from [`to_dict`], the fields it lacks at their defaults; `None` when there is no
         record or it names a setting this version does not know (its verdicts cannot be trusted to match)."""
         try:
-            return cls(**data) if data else None
+            return cls(**{"stimulus": 1, **data}) if data else None
         except TypeError:
             return None
 

@@ -69,6 +69,9 @@ _CLOCK_NAME = re.compile(r"clk|clock|^ck$|_ck$", re.IGNORECASE)
 _RESET_NAME = re.compile(r"rst|reset|^clr|clear|^ar$", re.IGNORECASE)
 _ACTIVE_LOW = re.compile(r"(_n|_b|_l|n|b)$|^n_?(rst|reset)|^(rst|reset)n", re.IGNORECASE)
 RESET_EVERY = 64  # a reset pulse on about one cycle in this many: measured in benchmarks/bench_reset.py
+# The random stimulus's rules, by version: a verdict records the one that made it (2: reset also pulses in
+# the middle cycle). Raise it with any change to what the random testbench drives.
+STIMULUS = 2
 _CONSTANT_EVERY = 4  # a data input takes one of the reference's constants on about one vector in this many
 _LITERAL = re.compile(r"\b(\d+)?\s*'[sS]?([bBoOdDhH])\s*([0-9a-fA-F_]+)\b|(?<![\w'$.])(\d+)\b")
 _RADIX = {"b": 2, "o": 8, "d": 10, "h": 16}
