@@ -94,13 +94,17 @@ def self_equivalence(workers: int, timeout: float) -> tuple[Counter, Counter]:
     return results, reasons
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--every", type=int, default=1, help="use every N-th reference (default: all)")
+def judge_arguments(doc: str) -> argparse.ArgumentParser:
+    """A parser with the options every formal-side benchmark takes (`--workers`, `--timeout`)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=6.0, help="seconds per simulator step / tool run")
+    return parser
+
+
+def main() -> None:
+    parser = judge_arguments(__doc__)
+    parser.add_argument("--every", type=int, default=1, help="use every N-th reference (default: all)")
     args = parser.parse_args()
 
     jobs, where = mutant_jobs(args.every)

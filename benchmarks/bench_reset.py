@@ -22,7 +22,6 @@ A random run that does not simulate (time-out, harness error) counts as missing 
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections import Counter
 from dataclasses import replace
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from bench_formal import mutant_jobs  # noqa: E402
+from bench_formal import judge_arguments, mutant_jobs  # noqa: E402
 from conftest import simulatable_designs  # noqa: E402
 
 from salv_trl.hdl.parse import parse  # noqa: E402
@@ -94,12 +93,8 @@ def missed(wrong: list[list[str]], random: list[ModuleVerdict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = judge_arguments(__doc__)
     parser.add_argument("--tasks", type=int, default=150, help="synthetic tasks with registers")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=6.0, help="seconds per simulator step / tool run")
     args = parser.parse_args()
     judge = dict(workers=args.workers, progress=False, timeout=args.timeout)
 

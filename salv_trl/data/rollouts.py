@@ -113,8 +113,9 @@ class VerifySettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> VerifySettings | None:
-        """Settings read back from [`to_dict`], the fields it lacks at their defaults; `None` when there is no
-        record or it names a setting this version does not know (its verdicts cannot be trusted to match)."""
+        """Settings read back from [`to_dict`], the fields it lacks at their defaults (`stimulus` at 1: a
+        record without it was made by the first rules); `None` when there is no record or it names a setting
+        this version does not know (its verdicts cannot be trusted to match)."""
         try:
             return cls(**{"stimulus": 1, **data}) if data else None
         except TypeError:

@@ -109,6 +109,8 @@ DIRECTIVE_NAME = re.compile(r"`[A-Za-z_][A-Za-z0-9_$]*")
 def uses_macros(text: str) -> bool:
     """Whether `text` has a backtick that starts no plain directive (a macro, an include, a conditional...):
     a text without one preprocesses to itself."""
+    if "`" not in text:  # most texts: no scan at all
+        return False
     names = DIRECTIVE_NAME.finditer(text)
     return any(m.group(0) not in PLAIN_DIRECTIVES for m in names) or "`" in DIRECTIVE_NAME.sub("", text)
 
